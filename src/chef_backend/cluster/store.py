@@ -1,0 +1,243 @@
+"""The cluster's shared state in etcd, through etcd's JSON gateway (etcd3gw).
+
+Key layout under `/chef-backend/`:
+
+    cluster                 {"cluster_id", "fingerprint", "created_at"}   written once by create-cluster
+    nodes/<guid>            {"guid", "name", "address", ...}              one per member, permanent
+    leader                  {"guid", "address", "name", "since"}          bound to the leader's lease
+    status/<guid>           what the node's leader manager last posted     bound to that node's lease
+    sync                    {"members": [...], "quorum": k}               the leader's synchronous set
+    control/failover        "on" | "off"                                   cluster-wide automatic failover
+    control/blocked_leaders [guid, ...]                                    nodes with failover turned off
+    control/switchover      {"from", "to"}                                 a requested promote/demote
+    history                 [{"at", "guid", "reason"}, ...]               leadership changes, newest last
+
+Every value is JSON. Reads are linearizable (etcd's default), so a decision never rests on a
+stale view of the leader key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import etcd3gw
+from etcd3gw import exceptions as etcd_exc
+from etcd3gw.utils import _increment_last_byte
+
+PREFIX = "/chef-backend/"
+CLUSTER = PREFIX + "cluster"
+LEADER = PREFIX + "leader"
+NODES = PREFIX + "nodes/"
+STATUS = PREFIX + "status/"
+SYNC = PREFIX + "sync"
+CONTROL_FAILOVER = PREFIX + "control/failover"
+CONTROL_BLOCKED = PREFIX + "control/blocked_leaders"
+CONTROL_SWITCHOVER = PREFIX + "control/switchover"
+HISTORY = PREFIX + "history"
+
+StoreError = etcd_exc.Etcd3Exception
+
+
+def describe(exc: Exception) -> str:
+    """etcd's own words for a failed request (the gateway's JSON "message"), else the exception."""
+    detail = getattr(exc, "detail_text", None)
+    if detail:
+        try:
+            doc = json.loads(detail)
+            return str(doc.get("message") or doc.get("error") or detail).strip()
+        except ValueError:
+            return str(detail).strip()[:200]
+    return str(exc) or exc.__class__.__name__
+
+
+def _b64(data: str | bytes) -> str:
+    raw = data.encode() if isinstance(data, str) else data
+    return base64.b64encode(raw).decode()
+
+
+def _unb64(data: str) -> bytes:
+    return base64.b64decode(data)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A key's JSON value and its etcd metadata."""
+
+    key: str
+    value: Any
+    mod_revision: int
+    create_revision: int
+    lease: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything under the prefix, read at one revision."""
+
+    revision: int
+    entries: dict[str, Entry]
+
+    def get(self, key: str) -> Entry | None:
+        return self.entries.get(key)
+
+    def value(self, key: str, default: Any = None) -> Any:
+        entry = self.entries.get(key)
+        return default if entry is None else entry.value
+
+    def under(self, prefix: str) -> dict[str, Entry]:
+        """Entries below `prefix`, keyed by the rest of the key (e.g. the GUID)."""
+        return {k[len(prefix) :]: e for k, e in self.entries.items() if k.startswith(prefix)}
+
+
+class Store:
+    """A client for the cluster state that tries each etcd endpoint in turn."""
+
+    def __init__(self, endpoints: list[str], timeout: float = 3.0) -> None:
+        if not endpoints:
+            raise ValueError("no etcd endpoints")
+        self.endpoints = list(endpoints)
+        self.timeout = timeout
+        self._clients = [self._client(url) for url in self.endpoints]
+
+    def _client(self, url: str) -> etcd3gw.Etcd3Client:
+        scheme, rest = url.split("://", 1)
+        host, port = rest.rsplit(":", 1)
+        return etcd3gw.Etcd3Client(
+            host=host.strip("[]"), port=int(port), protocol=scheme, timeout=self.timeout, api_path="/v3/"
+        )
+
+    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        last: Exception | None = None
+        for i, client in enumerate(self._clients):
+            try:
+                result = client.post(client.get_url(path), json=body)
+            except (etcd_exc.ConnectionFailedError, etcd_exc.ConnectionTimeoutError) as exc:
+                last = exc
+                continue
+            if i:  # remember the endpoint that answered
+                self._clients.insert(0, self._clients.pop(i))
+                self.endpoints.insert(0, self.endpoints.pop(i))
+            return result
+        assert last is not None
+        raise last
+
+    # -- key/value -----------------------------------------------------------------------------
+    @staticmethod
+    def _entry(kv: dict[str, Any]) -> Entry:
+        raw = _unb64(kv.get("value", ""))
+        try:
+            value = json.loads(raw) if raw else None
+        except ValueError:
+            value = raw.decode(errors="replace")
+        return Entry(
+            key=_unb64(kv["key"]).decode(),
+            value=value,
+            mod_revision=int(kv.get("mod_revision", 0)),
+            create_revision=int(kv.get("create_revision", 0)),
+            lease=int(kv.get("lease", 0)),
+        )
+
+    def snapshot(self) -> Snapshot:
+        """Read every key under the prefix in one linearizable request."""
+        result = self._call(
+            "/kv/range", {"key": _b64(PREFIX), "range_end": _b64(_increment_last_byte(PREFIX.encode()))}
+        )
+        entries = {e.key: e for e in (self._entry(kv) for kv in result.get("kvs", []))}
+        return Snapshot(int(result["header"]["revision"]), entries)
+
+    def get(self, key: str) -> Entry | None:
+        result = self._call("/kv/range", {"key": _b64(key)})
+        kvs = result.get("kvs", [])
+        return self._entry(kvs[0]) if kvs else None
+
+    def put(self, key: str, value: Any, lease: int | None = None) -> None:
+        body: dict[str, Any] = {"key": _b64(key), "value": _b64(json.dumps(value))}
+        if lease:
+            body["lease"] = str(lease)
+        self._call("/kv/put", body)
+
+    def delete(self, key: str) -> None:
+        self._call("/kv/deleterange", {"key": _b64(key)})
+
+    def txn(
+        self, compare: list[dict[str, Any]], success: list[dict[str, Any]], failure: list[dict[str, Any]] | None = None
+    ) -> bool:
+        result = self._call("/kv/txn", {"compare": compare, "success": success, "failure": failure or []})
+        return bool(result.get("succeeded", False))
+
+    @staticmethod
+    def op_put(key: str, value: Any, lease: int | None = None) -> dict[str, Any]:
+        req: dict[str, Any] = {"key": _b64(key), "value": _b64(json.dumps(value))}
+        if lease:
+            req["lease"] = str(lease)
+        return {"request_put": req}
+
+    @staticmethod
+    def op_delete(key: str) -> dict[str, Any]:
+        return {"request_delete_range": {"key": _b64(key)}}
+
+    @staticmethod
+    def cmp_absent(key: str) -> dict[str, Any]:
+        return {"key": _b64(key), "result": "EQUAL", "target": "CREATE", "create_revision": "0"}
+
+    @staticmethod
+    def cmp_lease(key: str, lease: int) -> dict[str, Any]:
+        return {"key": _b64(key), "result": "EQUAL", "target": "LEASE", "lease": str(lease)}
+
+    @staticmethod
+    def cmp_mod(key: str, mod_revision: int) -> dict[str, Any]:
+        return {"key": _b64(key), "result": "EQUAL", "target": "MOD", "mod_revision": str(mod_revision)}
+
+    def create(self, key: str, value: Any, lease: int | None = None) -> bool:
+        """Create `key` only if it does not exist (the election's atomic step)."""
+        return self.txn([self.cmp_absent(key)], [self.op_put(key, value, lease)])
+
+    def delete_if_lease(self, key: str, lease: int) -> bool:
+        """Delete `key` only while it is still bound to `lease` (release what we hold, nothing else)."""
+        return self.txn([self.cmp_lease(key, lease)], [self.op_delete(key)])
+
+    # -- leases --------------------------------------------------------------------------------
+    def grant(self, ttl: int) -> int:
+        result = self._call("/lease/grant", {"TTL": str(ttl), "ID": "0"})
+        return int(result["ID"])
+
+    def keepalive(self, lease: int) -> int:
+        """Renew a lease; return its TTL, 0 when it has already expired."""
+        result = self._call("/lease/keepalive", {"ID": str(lease)})
+        return int(result.get("result", {}).get("TTL", 0))
+
+    def revoke(self, lease: int) -> None:
+        try:
+            self._call("/lease/revoke", {"ID": str(lease)})
+        except etcd_exc.Etcd3Exception as exc:
+            if "not found" not in str(exc):
+                raise
+
+    # -- membership ----------------------------------------------------------------------------
+    def members(self) -> list[dict[str, Any]]:
+        return list(self._call("/cluster/member/list", {}).get("members", []))
+
+    def member_add(self, peer_url: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Add a voting member. etcd refuses while the newest member has been connected for less
+        than five seconds ("unhealthy cluster"), so that refusal is retried until `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                result = self._call("/cluster/member/add", {"peerURLs": [peer_url]})
+                return dict(result["member"])
+            except etcd_exc.Etcd3Exception as exc:
+                if "unhealthy" not in describe(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(1.0)
+
+    def member_remove(self, member_id: str) -> None:
+        self._call("/cluster/member/remove", {"ID": member_id})
+
+    def health(self) -> bool:
+        """True when the first endpoint's member is part of a cluster with a raft leader."""
+        result = self._call("/maintenance/status", {})
+        return int(result.get("leader", 0)) != 0

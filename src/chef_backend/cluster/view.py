@@ -1,0 +1,128 @@
+"""The whole cluster as `status` and `cluster-status` show it, read from etcd."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from chef_backend.cluster import store as keys
+from chef_backend.cluster.store import Snapshot, Store
+
+
+@dataclass
+class NodeView:
+    guid: str
+    name: str
+    address: str
+    joined_at: float
+    http_port: int
+    status: dict[str, Any] | None = None
+
+    @property
+    def role(self) -> str:
+        if self.status is None:
+            return "offline"
+        return str(self.status.get("role", "waiting_for_leader"))
+
+    @property
+    def pg_state(self) -> str:
+        """leader, synced, syncing, unsynced or offline (the PG column and counts)."""
+        st = self.status
+        if st is None or not st.get("pg", {}).get("running"):
+            return "offline"
+        if any(r.startswith("unsynced") for r in st.get("ineligible", [])):
+            return "unsynced"
+        if self.role == "leader" and not st["pg"].get("in_recovery", True):
+            return "leader"
+        behind = any("behind the leader" in r for r in st.get("ineligible", []))
+        if self.role == "follower" and st["pg"].get("streaming") and not behind:
+            return "synced"
+        return "syncing"
+
+    @property
+    def eligible(self) -> bool:
+        return bool(self.status and self.status.get("eligible"))
+
+    @property
+    def reasons(self) -> list[str]:
+        if self.status is None:
+            return ["no status posted (node down or its leader manager stopped)"]
+        return list(self.status.get("ineligible", []))
+
+
+@dataclass
+class ClusterView:
+    nodes: list[NodeView]
+    leader: dict[str, Any] | None
+    cluster: dict[str, Any] | None
+    etcd_members: list[dict[str, Any]] = field(default_factory=list)
+    etcd_healthy: dict[str, bool] = field(default_factory=dict)
+    sync: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    failover: str = "on"
+    blocked: list[str] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, store: Store, with_etcd_health: bool = True) -> ClusterView:
+        snap = store.snapshot()
+        view = cls.from_snapshot(snap)
+        if with_etcd_health:
+            view.etcd_members = store.members()
+            view.etcd_healthy = etcd_health(view.etcd_members)
+        return view
+
+    @classmethod
+    def from_snapshot(cls, snap: Snapshot) -> ClusterView:
+        statuses = {g: e.value for g, e in snap.under(keys.STATUS).items()}
+        nodes = []
+        for guid, entry in snap.under(keys.NODES).items():
+            reg = entry.value
+            nodes.append(
+                NodeView(
+                    guid,
+                    reg.get("name", guid),
+                    reg.get("address", ""),
+                    float(reg.get("joined_at", 0)),
+                    int(reg.get("http_port", 7331)),
+                    statuses.get(guid),
+                )
+            )
+        nodes.sort(key=lambda n: (n.joined_at, n.guid))
+        return cls(
+            nodes=nodes,
+            leader=snap.value(keys.LEADER),
+            cluster=snap.value(keys.CLUSTER),
+            sync=snap.value(keys.SYNC),
+            history=snap.value(keys.HISTORY) or [],
+            failover=snap.value(keys.CONTROL_FAILOVER, "on"),
+            blocked=snap.value(keys.CONTROL_BLOCKED) or [],
+        )
+
+    def node(self, name_or_address: str) -> NodeView | None:
+        for n in self.nodes:
+            if name_or_address in (n.guid, n.name, n.address):
+                return n
+        return None
+
+
+def etcd_health(members: list[dict[str, Any]], timeout: float = 1.5) -> dict[str, bool]:
+    """Each etcd member's own /health answer, asked in parallel."""
+
+    def check(member: dict[str, Any]) -> tuple[str, bool]:
+        name = member.get("name") or member.get("ID", "?")
+        urls = member.get("clientURLs") or []
+        if not urls:
+            return name, False
+        try:
+            with urllib.request.urlopen(urls[0] + "/health", timeout=timeout) as resp:
+                return name, json.loads(resp.read()).get("health") == "true"
+        except (OSError, ValueError):
+            return name, False
+
+    if not members:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(members)) as pool:
+        return dict(pool.map(check, members))

@@ -1,0 +1,62 @@
+"""What every ctl command needs: this node's paths, settings, identity, and the cluster store."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from chef_backend.cluster.identity import NodeIdentity
+from chef_backend.cluster.store import Store
+from chef_backend.config.settings import Settings, load
+from chef_backend.leader.config import ManagerConfig
+from chef_backend.paths import NodePaths
+from chef_backend.secrets import Secrets
+from chef_backend.services import etcd
+
+
+class CtlError(Exception):
+    """A refusal or failure; str() is the one line the operator sees."""
+
+
+@dataclass
+class Context:
+    paths: NodePaths
+    settings: Settings
+
+    @classmethod
+    def load(cls) -> Context:
+        paths = NodePaths.current()
+        return cls(paths, load(paths.config_file))
+
+    @property
+    def identity(self) -> NodeIdentity | None:
+        return NodeIdentity.load(self.paths)
+
+    def require_identity(self) -> NodeIdentity:
+        ident = self.identity
+        if ident is None:
+            raise CtlError("this node is not part of a cluster yet: run create-cluster or join-cluster first")
+        return ident
+
+    def secrets(self) -> Secrets:
+        return Secrets.load(self.paths.secrets_file)
+
+    def store(self, timeout: float = 3.0) -> Store:
+        """A store over the local member first, then every other member this node knows of."""
+        endpoints = [etcd.client_url(self.settings)]
+        try:
+            endpoints += [e for e in ManagerConfig.load(self.paths.leaderl_config).etcd_endpoints if e not in endpoints]
+        except (OSError, ValueError, KeyError):
+            pass
+        return Store(endpoints, timeout=timeout)
+
+
+def confirm(question: str, assume_yes: bool) -> None:
+    """Ask before a change; --yes answers for the operator; no terminal and no --yes refuses."""
+    if assume_yes:
+        return
+    if not sys.stdin.isatty():
+        raise CtlError(f"{question} Pass --yes to confirm when not running interactively.")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise CtlError("cancelled; nothing was changed")

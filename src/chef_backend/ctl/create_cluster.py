@@ -1,0 +1,128 @@
+"""`chef-backend-ctl create-cluster`: bootstrap a new cluster whose first leader is this node."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import time
+import uuid
+
+from chef_backend.cluster import store as keys
+from chef_backend.cluster.identity import NodeIdentity
+from chef_backend.cluster.store import StoreError, describe
+from chef_backend.ctl import preflight, waits
+from chef_backend.ctl.context import Context, CtlError, confirm
+from chef_backend.reconfigure import ensure_users, grant_pg_control, render_node
+from chef_backend.secrets import Secrets
+from chef_backend.services import etcd, postgresql
+from chef_backend.supervision.runit import Supervisor
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("create-cluster", help="create a new cluster with this node as its first leader")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--etcd-wait-time", type=int, default=30, metavar="SECS", help="how long to wait for etcd")
+    p.add_argument(
+        "--elasticsearch-wait-time",
+        type=int,
+        default=30,
+        metavar="SECS",
+        help="accepted for compatibility (no search service yet)",
+    )
+    p.set_defaults(func=run)
+
+
+def check_not_member(ctx: Context) -> None:
+    """Refuse to create or join when this node already holds a cluster's data."""
+    ident = ctx.identity
+    if ident is not None:
+        raise CtlError(
+            f"this node is already a member of cluster {ident.cluster_id} as {ident.guid}; "
+            "run chef-backend-ctl cleanse first to start over"
+        )
+    layout = postgresql.PgLayout.of(ctx.settings, ctx.paths)
+    for leftover in (layout.data, ctx.paths.etcd_data / "member"):
+        if leftover.exists() and any(leftover.iterdir()):
+            raise CtlError(f"{leftover} holds data from an earlier install; run chef-backend-ctl cleanse first")
+
+
+def common_preflight(ctx: Context) -> str:
+    """Checks shared by create and join; returns the publish address."""
+    address = ctx.settings.publish_address
+    preflight.check_address_is_local(address)
+    s = ctx.settings
+    http_addr = s["leaderl.http_address"]
+    preflight.check_ports_free(
+        address,
+        {"postgresql": s["postgresql.port"], "etcd client": s["etcd.client_port"], "etcd peer": s["etcd.peer_port"]},
+    )
+    preflight.check_ports_free(http_addr, {"leaderl http": s["leaderl.http_port"]})
+    preflight.check_disk([ctx.paths.var, ctx.paths.log], s["leaderl.health_check.disk_min_space_mb"])
+    return address
+
+
+def run(args: argparse.Namespace) -> int:
+    ctx = Context.load()
+    check_not_member(ctx)
+    address = common_preflight(ctx)
+    confirm(f"Create a new chef-backend cluster with this node ({address}) as its leader?", args.yes)
+
+    generated = not ctx.paths.secrets_file.exists()
+    secrets = Secrets.generate() if generated else ctx.secrets()
+    settings = ctx.settings
+    identity = NodeIdentity.new(uuid.uuid4().hex, settings.node_name, address)
+    try:
+        if generated:
+            ensure_users(settings)
+            secrets.save(ctx.paths.secrets_file, settings["leaderl.runsv_group"])
+        render_node(
+            settings,
+            secrets,
+            identity,
+            ctx.paths,
+            etcd_initial={identity.guid: etcd.peer_url(settings)},
+            etcd_state="new",
+            etcd_endpoints=[],
+        )
+        layout = postgresql.PgLayout.of(settings, ctx.paths)
+        print("Initialising PostgreSQL ...", flush=True)
+        postgresql.initdb(settings, layout, secrets)
+        supervisor = Supervisor(ctx.paths)
+        supervisor.ensure_running()
+        grant_pg_control(settings, ctx.paths)
+        print("Starting etcd ...", flush=True)
+        store = ctx.store()
+        waits.etcd_healthy(store, args.etcd_wait_time)
+        store.put(
+            keys.CLUSTER,
+            {"cluster_id": identity.cluster_id, "fingerprint": secrets.fingerprint, "created_at": time.time()},
+        )
+        store.put(
+            keys.NODES + identity.guid,
+            identity.registration(settings["leaderl.http_port"], settings["postgresql.port"]),
+        )
+        identity.save(ctx.paths)
+        print("Starting the leader manager ...", flush=True)
+        supervisor.sv("up", "leaderl")
+        waits.leader_ready(settings, timeout=90)
+    except (CtlError, StoreError, OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        rollback(ctx, remove_secrets=generated)
+        raise CtlError(f"create-cluster failed and was rolled back: {describe(exc)}") from None
+    print(f"Cluster {identity.cluster_id} created; this node ({identity.guid}) is its leader.")
+    print(f"Copy {ctx.paths.secrets_file} to each other backend and run there:")
+    print(f"  chef-backend-ctl join-cluster {address} -s /path/to/chef-backend-secrets.json")
+    return 0
+
+
+def rollback(ctx: Context, remove_secrets: bool) -> None:
+    """Undo a failed create or join on this node: stop everything, remove what was written."""
+    supervisor = Supervisor(ctx.paths)
+    for name in ("leaderl", "postgresql", "etcd"):
+        if name in supervisor.installed():
+            supervisor.sv("force-stop", name, wait=20)
+    supervisor.shutdown()
+    for path in (ctx.paths.var, ctx.paths.sv_dir, ctx.paths.service_dir):
+        shutil.rmtree(path, ignore_errors=True)
+    if remove_secrets:
+        ctx.paths.secrets_file.unlink(missing_ok=True)

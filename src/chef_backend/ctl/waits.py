@@ -1,0 +1,68 @@
+"""Waiting, with a deadline, for the cluster to reach a state."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+from chef_backend.cluster.store import Store, StoreError
+from chef_backend.cluster.view import ClusterView
+from chef_backend.config.settings import Settings
+from chef_backend.ctl.context import CtlError
+
+
+def etcd_healthy(store: Store, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            if store.health():
+                return
+        except (StoreError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.3)
+    raise CtlError(f"etcd did not become healthy within {timeout:.0f}s {last}; see chef-backend-ctl tail etcd")
+
+
+def leader_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def leader_ready(settings: Settings, timeout: float) -> None:
+    """Wait until this node's /leader answers 200."""
+    url = f"http://{settings.http_address}:{settings['leaderl.http_port']}/leader"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if leader_status(url) == 200:
+            return
+        time.sleep(0.3)
+    raise CtlError(f"this node did not become leader within {timeout:.0f}s; see chef-backend-ctl tail leaderl")
+
+
+def node_synced(store: Store, guid: str, timeout: float) -> None:
+    """Wait until the node reports itself a follower streaming from the leader."""
+    deadline = time.monotonic() + timeout
+    state = "unknown"
+    while time.monotonic() < deadline:
+        try:
+            view = ClusterView.from_snapshot(store.snapshot())
+        except (StoreError, OSError):
+            time.sleep(0.5)
+            continue
+        node = next((n for n in view.nodes if n.guid == guid), None)
+        if node is not None:
+            state = node.pg_state
+            if state == "synced":
+                return
+        time.sleep(0.3)
+    raise CtlError(
+        f"this node did not finish syncing within {timeout:.0f}s (PostgreSQL {state}); "
+        "see chef-backend-ctl tail leaderl"
+    )

@@ -1,0 +1,196 @@
+"""Where failover is decided: what this node should do next, as a pure function of what it sees.
+
+`decide(observation)` returns the node's role, whether `/leader` may answer 200, and the actions
+to take. Everything here is deterministic and free of I/O so that every case (two candidates at
+once, a leader that loses etcd, a follower behind, a node back with diverged data, all nodes
+restarting) is covered by table tests in tests/unit/test_decide.py.
+
+Safety rules
+------------
+1. One writable leader. A node accepts writes only while it holds the leader key, which is
+   bound to its etcd lease and taken by a create-if-absent transaction. A node that finds itself
+   primary without the key is fenced (PostgreSQL stopped) before anything else. The daemon also
+   fences on its own clock before the lease can expire on etcd's side (see daemon.py).
+2. No lost acknowledged commit. In synchronous mode every commit is acknowledged by the leader
+   and by `quorum` of the published synchronous set S. A candidate needs current positions from
+   |S| - quorum + 1 members of S (any such group holds every acknowledged commit) and must be at
+   least as far as each of them. Before a position counts it must be *detached*: its WAL
+   receiver stopped, so it can no longer grow behind our back and the old leader, if it is still
+   alive, can no longer get commits acknowledged through it.
+3. Data that may have diverged is never served. A former leader that sees another leader is
+   rewound (or re-copied) before it follows; see actions.py.
+"""
+
+from __future__ import annotations
+
+from chef_backend.leader.state import (
+    Action,
+    Decision,
+    Kind,
+    Observation,
+    Role,
+    SyncSet,
+)
+
+# How long equally advanced candidates defer to the last leader (or to a smaller GUID) before
+# racing anyway; the create-if-absent transaction makes a race harmless, this only avoids churn.
+TIE_GRACE_SECONDS = 3.0
+
+
+def decide(obs: Observation, required_active_followers: int = 0) -> Decision:
+    """The next step for this node."""
+    if not obs.etcd_ok:
+        return _without_etcd(obs)
+    if obs.leader is not None and obs.leader.guid == obs.me:
+        return _as_leader(obs, required_active_followers)
+    if obs.leader is not None:
+        return _as_follower(obs)
+    return _leaderless(obs)
+
+
+def _without_etcd(obs: Observation) -> Decision:
+    if not obs.pg.running:
+        actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
+        return Decision(Role.WAITING, False, (*actions, Action(Kind.START_PG)),
+                        "etcd unreachable; starting PostgreSQL detached (read-only)")
+    if not obs.pg.in_recovery:
+        if obs.lease_ok:
+            # Our lease is still alive on etcd's side by our conservative clock: keep serving;
+            # the daemon fences the moment that stops being true.
+            return Decision(Role.LEADER, True, (), "etcd unreachable; leading until the lease deadline")
+        return Decision(Role.WAITING, False, (Action(Kind.FENCE),), "etcd unreachable and lease lost: fenced")
+    return Decision(Role.WAITING, False, (), "etcd unreachable")
+
+
+def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
+    if not obs.lease_ok:
+        return Decision(Role.WAITING, False, (Action(Kind.FENCE),), "leader lease could not be renewed")
+    if obs.unhealthy:
+        reason = "stepping down: " + "; ".join(obs.unhealthy)
+        return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.FENCE)), reason)
+    if not obs.pg.running:
+        return Decision(Role.PROMOTING, False, (Action(Kind.START_PG),), "starting PostgreSQL to lead")
+    if obs.pg.in_recovery:
+        actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
+        return Decision(Role.PROMOTING, False, (*actions, Action(Kind.PROMOTE)), "promoting PostgreSQL")
+    actions: tuple[Action, ...] = ()
+    wanted = desired_sync_set(obs)
+    if wanted != obs.sync:
+        actions = (Action(Kind.SET_SYNC, sync=wanted),)
+    active = len(obs.pg.standbys)
+    if active < required_active_followers:
+        return Decision(
+            Role.LEADER,
+            False,
+            actions,
+            f"waiting for {required_active_followers} active followers ({active} streaming)",
+        )
+    return Decision(Role.LEADER, True, actions, "leader")
+
+
+def desired_sync_set(obs: Observation) -> SyncSet:
+    """The synchronous set the leader should publish.
+
+    Members join once they stream from us (so a joining node's base backup never blocks
+    commits) and leave only when they leave the cluster. The quorum is a majority-style
+    `max(1, (n-1)//2)` of the n members, capped by the set's size: 1 of 2 followers on three
+    nodes, 2 of 4 on five.
+    """
+    if not obs.synchronous:
+        return SyncSet()
+    followers = set(obs.members) - {obs.me}
+    members = tuple(sorted((set(obs.sync.members) | set(obs.pg.standbys)) & followers))
+    if not members:
+        return SyncSet()
+    quorum = min(max(1, (len(obs.members) - 1) // 2), len(members))
+    return SyncSet(members, quorum)
+
+
+def _as_follower(obs: Observation) -> Decision:
+    assert obs.leader is not None
+    leader = obs.leader
+    if (obs.pg.running and not obs.pg.in_recovery) or obs.was_leader:
+        # A former leader may hold WAL the new leader never had: rewind before serving anything.
+        return Decision(
+            Role.FOLLOWER, False, (Action(Kind.REJOIN, leader.address),), f"re-syncing from new leader {leader.guid}"
+        )
+    if not obs.pg.running:
+        return Decision(
+            Role.FOLLOWER,
+            False,
+            (Action(Kind.FOLLOW, leader.address), Action(Kind.START_PG)),
+            "starting PostgreSQL as a follower",
+        )
+    if obs.detached or obs.pg.upstream != leader.address:
+        return Decision(Role.FOLLOWER, False, (Action(Kind.FOLLOW, leader.address),), f"following {leader.guid}")
+    return Decision(Role.FOLLOWER, False, (), f"following {leader.guid}")
+
+
+def _leaderless(obs: Observation) -> Decision:
+    primary = obs.pg.running and not obs.pg.in_recovery
+    if not obs.pg.running:
+        # A read-only, detached standby is harmless and lets the node report its position.
+        actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
+        return Decision(
+            Role.WAITING,
+            False,
+            (*actions, Action(Kind.START_PG)),
+            "no leader: starting PostgreSQL detached to report its position",
+        )
+    if not primary and not obs.detached:
+        # Stop streaming first: our position must be final before it is compared, and the old
+        # leader (if it still runs) must not get commits acknowledged through us.
+        return Decision(Role.WAITING, False, (Action(Kind.FOLLOW, None),), "no leader: detaching")
+    why_not = candidacy(obs)
+    if why_not is None:
+        return Decision(Role.PROMOTING, False, (Action(Kind.ACQUIRE),), "no leader: taking leadership")
+    if primary:
+        return Decision(Role.WAITING, False, (Action(Kind.FENCE),), f"primary without leadership: {why_not}")
+    return Decision(Role.WAITING, False, (), f"no leader; not a candidate: {why_not}")
+
+
+def candidacy(obs: Observation) -> str | None:
+    """None if this node may take leadership now, else why not."""
+    if obs.ineligible:
+        return "; ".join(obs.ineligible)
+    if not obs.pg.running:
+        return "PostgreSQL is not running"
+    if not obs.lease_ok:
+        return "no etcd lease"
+    bootstrap = obs.last_leader is None
+    was_last = obs.last_leader == obs.me
+    if not obs.failover_enabled and not (bootstrap or was_last):
+        return "automatic failover is disabled"
+
+    me_pos = obs.pg.position
+    fresh = {g: p for g, p in obs.peers.items() if p.fresh}
+    if obs.synchronous:
+        # The last leader holds every commit it acknowledged, and no later leader existed.
+        if not was_last:
+            sync = obs.sync
+            if not sync.members:
+                if not bootstrap:
+                    return "no synchronous standby was ever confirmed; only the last leader may lead"
+            elif obs.me not in sync.members:
+                return "not in the synchronous set"
+            else:
+                reporters = {g for g in sync.members if g == obs.me or (g in fresh and fresh[g].detached)}
+                needed = len(sync.members) - sync.quorum + 1
+                if len(reporters) < needed:
+                    return f"waiting for {needed} of the synchronous set to report (have {len(reporters)})"
+        compared = fresh
+    else:
+        majority = len(obs.members) // 2 + 1
+        if len(fresh) + 1 < majority:
+            return f"waiting for a majority to report ({len(fresh) + 1} of {len(obs.members)})"
+        compared = {g: p for g, p in fresh.items() if p.eligible}
+
+    for guid, peer in sorted(compared.items()):
+        if peer.position > me_pos:
+            return f"behind {guid} ({me_pos} < {peer.position})"
+    if obs.leaderless_seconds < TIE_GRACE_SECONDS:
+        for guid, peer in sorted(fresh.items()):
+            if peer.eligible and peer.position == me_pos and guid != obs.me:
+                if guid == obs.last_leader or (not was_last and guid < obs.me):
+                    return f"deferring to equally advanced {guid}"
+    return None

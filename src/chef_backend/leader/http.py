@@ -1,0 +1,163 @@
+"""The leader manager's HTTP endpoint on port 7331.
+
+`GET /leader` answers 200 only on the ready leader whose lease is still alive by this node's own
+clock, and 503 everywhere else; HAProxy on each frontend routes to the node answering 200. The
+answer comes from memory (never from etcd or PostgreSQL), so it stays fast whatever those do.
+`GET /status` returns this node's last status as JSON (the ctl uses it, e.g. to measure clock
+drift). One asyncio loop on its own thread serves every connection; h11 parses HTTP/1.1 and
+bounds request sizes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import h11
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 16 * 1024
+IDLE_TIMEOUT_SECONDS = 60.0
+MAX_CONNECTIONS = 4096
+
+
+@dataclass
+class Published:
+    """What the endpoint serves; written by the control loop, read by the HTTP thread."""
+
+    ready: bool = False
+    lease_deadline: float = 0.0  # time.monotonic() after which the lease may be gone
+    status: dict[str, Any] = field(default_factory=dict)
+
+    def is_leader(self) -> bool:
+        return self.ready and time.monotonic() < self.lease_deadline
+
+
+class HttpServer:
+    def __init__(self, published: Published, host: str, port: int) -> None:
+        self.published = published
+        self.host, self.port = host, port
+        self._connections = 0
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        """Serve on a daemon thread; raises if the port cannot be bound."""
+        threading.Thread(target=self._thread, name="http", daemon=True).start()
+        self._started.wait(10)
+        if self._error is not None:
+            raise self._error
+
+    def _thread(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._started.set()
+
+    async def _serve(self) -> None:
+        server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True, backlog=1024)
+        self._started.set()
+        async with server:
+            await server.serve_forever()
+
+    def _route(self, method: bytes, target: bytes) -> tuple[int, bytes, bytes]:
+        path = target.split(b"?", 1)[0]
+        if method not in (b"GET", b"HEAD"):
+            return 405, b"text/plain", b"method not allowed\n"
+        if path == b"/leader":
+            if self.published.is_leader():
+                return 200, b"text/plain", b"leader\n"
+            return 503, b"text/plain", b"not leader\n"
+        if path == b"/status":
+            doc = dict(self.published.status, time=time.time(), leader=self.published.is_leader())
+            return 200, b"application/json", json.dumps(doc).encode()
+        return 404, b"text/plain", b"not found\n"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._connections >= MAX_CONNECTIONS:
+            writer.close()
+            return
+        self._connections += 1
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
+        try:
+            await self._converse(conn, reader, writer.write, writer)
+        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._connections -= 1
+            writer.close()
+
+    async def _converse(
+        self,
+        conn: h11.Connection,
+        reader: asyncio.StreamReader,
+        send: Callable[[bytes], None],
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                await self._error_response(conn, writer, exc.error_status_hint)
+                return
+            if event is h11.NEED_DATA:
+                data = await asyncio.wait_for(reader.read(8192), IDLE_TIMEOUT_SECONDS)
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Request):
+                status, ctype, body = self._route(event.method, event.target)
+                # Drain (and bound) any request body before answering.
+                while True:
+                    nxt = conn.next_event()
+                    if nxt is h11.NEED_DATA:
+                        data = await asyncio.wait_for(reader.read(8192), IDLE_TIMEOUT_SECONDS)
+                        conn.receive_data(data)
+                        continue
+                    if isinstance(nxt, h11.EndOfMessage):
+                        break
+                    if isinstance(nxt, h11.Data) and len(nxt.data) > MAX_REQUEST_BYTES:
+                        await self._error_response(conn, writer, 413)
+                        return
+                headers = [
+                    (b"content-type", ctype),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
+                ]
+                send(conn.send(h11.Response(status_code=status, headers=headers)))
+                send(conn.send(h11.Data(data=body)) if event.method != b"HEAD" else b"")
+                send(conn.send(h11.EndOfMessage()))
+                await writer.drain()
+            elif isinstance(event, h11.ConnectionClosed):
+                return
+            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                return
+            if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                conn.start_next_cycle()
+
+    @staticmethod
+    async def _error_response(conn: h11.Connection, writer: asyncio.StreamWriter, status: int) -> None:
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        body = f"bad request ({status})\n".encode()
+        try:
+            writer.write(
+                conn.send(
+                    h11.Response(
+                        status_code=status,
+                        headers=[(b"content-length", str(len(body)).encode()), (b"connection", b"close")],
+                    )
+                )
+            )
+            writer.write(conn.send(h11.Data(data=body)))
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
+        except h11.LocalProtocolError:
+            pass

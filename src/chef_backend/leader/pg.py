@@ -1,0 +1,115 @@
+"""The leader manager's view of, and hold on, the local PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from chef_backend.config.settings import Settings
+from chef_backend.leader.state import PgState, Position
+from chef_backend.services import postgresql
+
+log = logging.getLogger(__name__)
+
+_STATE_SQL = """
+SELECT pg_is_in_recovery(),
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() - '0/0' END,
+       CASE WHEN pg_is_in_recovery() THEN NULL
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+       pg_last_wal_receive_lsn() - '0/0',
+       pg_last_wal_replay_lsn() - '0/0',
+       (SELECT timeline_id FROM pg_control_checkpoint()),
+       (SELECT min_recovery_end_timeline FROM pg_control_recovery()),
+       (SELECT status FROM pg_stat_wal_receiver),
+       (SELECT sender_host FROM pg_stat_wal_receiver),
+       (SELECT received_tli FROM pg_stat_wal_receiver),
+       (SELECT coalesce(array_agg(application_name), '{}') FROM pg_stat_replication WHERE state = 'streaming')
+"""
+
+
+class LocalPg:
+    """One reusable superuser connection to this node's PostgreSQL."""
+
+    def __init__(self, settings: Settings, password: str) -> None:
+        self.settings = settings
+        self._dsn = postgresql.conninfo(
+            settings, settings.publish_address, password, timeout_s=max(1, settings["leaderl.db_timeout"] // 1000)
+        )
+        self._conn: psycopg.Connection | None = None
+        self._last_tli = 0  # timeline last seen streaming, kept once the receiver stops
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self._dsn, autocommit=True)
+            timeout_ms = self.settings["leaderl.db_timeout"]
+            self._conn.execute(f"SET statement_timeout = {int(timeout_ms)}")
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def observe(self) -> PgState:
+        """Query the server's role and WAL position; raises psycopg.Error when unreachable."""
+        try:
+            row = self._connection().execute(_STATE_SQL).fetchone()
+        except psycopg.Error:
+            self.close()
+            raise
+        assert row is not None
+        (
+            in_recovery,
+            cur_lsn,
+            cur_tli,
+            recv_lsn,
+            replay_lsn,
+            ckpt_tli,
+            minrec_tli,
+            wr_status,
+            sender,
+            recv_tli,
+            standbys,
+        ) = row
+        if in_recovery:
+            if recv_tli:
+                self._last_tli = max(self._last_tli, int(recv_tli))
+            tli = max(int(ckpt_tli or 0), int(minrec_tli or 0), self._last_tli)
+            lsn = max(int(recv_lsn or 0), int(replay_lsn or 0))
+        else:
+            tli, lsn = int(cur_tli), int(cur_lsn)
+            self._last_tli = tli
+        return PgState(
+            running=True,
+            in_recovery=bool(in_recovery),
+            position=Position(tli, lsn),
+            upstream=sender,
+            streaming=wr_status == "streaming",
+            standbys=tuple(standbys or ()),
+        )
+
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        cur = self._connection().execute(sql, params)
+        return cur.fetchall() if cur.description else []
+
+    def promote(self) -> None:
+        self.execute("SELECT pg_promote(true, 60)")
+        log.info("PostgreSQL promoted")
+
+    def reload(self) -> None:
+        self.execute("SELECT pg_reload_conf()")
+
+    def ensure_slots(self, guids: list[str]) -> None:
+        """Keep one physical slot per other member on the primary, and none for removed ones."""
+        wanted = {postgresql.slot_name(g) for g in guids}
+        rows = self.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical'")
+        have = {str(r[0]) for r in rows}
+        for slot in sorted(wanted - have):
+            self.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+            log.info("created replication slot %s", slot)
+        for slot in sorted(s for s in have - wanted if s.startswith("cb_")):
+            active = self.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+            if active and not active[0][0]:
+                self.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+                log.info("dropped replication slot %s of a removed member", slot)

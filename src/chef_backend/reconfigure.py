@@ -1,0 +1,114 @@
+"""Render every file a node runs from: chef-backend.rb + secrets + identity → services.
+
+Used by create-cluster, join-cluster and reconfigure. Idempotent: running it again with the same
+inputs changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from importlib import metadata
+
+from chef_backend import __version__, fsutil
+from chef_backend.cluster.identity import NodeIdentity
+from chef_backend.config.settings import Settings
+from chef_backend.leader.config import ManagerConfig
+from chef_backend.paths import NodePaths
+from chef_backend.secrets import Secrets
+from chef_backend.services import etcd, leaderl, postgresql
+from chef_backend.ssl import ensure_certificate
+from chef_backend.supervision.runit import Supervisor
+
+
+def ensure_users(settings: Settings) -> None:
+    """Service users of the seed's table: PostgreSQL and leaderl as chef_pgsql, etcd as chef-backend."""
+    for user in {settings["postgresql.username"], settings["leaderl.username"], etcd.USER}:
+        fsutil.ensure_user(user)
+    fsutil.ensure_user(settings["leaderl.runsv_group"])
+
+
+def render_node(
+    settings: Settings,
+    secrets: Secrets,
+    identity: NodeIdentity,
+    paths: NodePaths,
+    etcd_initial: dict[str, str] | None = None,
+    etcd_state: str = "existing",
+    etcd_endpoints: list[str] | None = None,
+) -> None:
+    """Write every configuration file and runit service of this node."""
+    ensure_users(settings)
+    pg_user = settings["postgresql.username"]
+    for d in (paths.etc, paths.var, paths.log, paths.opt):
+        fsutil.make_dir(d, mode=0o755)
+    fsutil.make_dir(paths.leaderl_data.parent, settings["leaderl.username"], 0o750)
+    fsutil.make_dir(paths.leaderl_data, settings["leaderl.username"], 0o700)
+
+    cert = ensure_certificate(settings, pg_user)
+    layout = postgresql.PgLayout.of(settings, paths)
+    postgresql.write_config(settings, layout, cert, identity.guid)
+
+    if etcd_initial is None:
+        previous = json.loads(paths.etcd_config.read_text())
+        etcd_initial = dict(item.split("=", 1) for item in previous["initial-cluster"].split(","))
+        etcd_state = previous["initial-cluster-state"]
+    etcd.write_config(settings, paths, secrets, identity.guid, etcd_initial, etcd_state)
+
+    if etcd_endpoints is None:
+        try:
+            etcd_endpoints = ManagerConfig.load(paths.leaderl_config).etcd_endpoints  # type: ignore[assignment]
+        except FileNotFoundError:
+            etcd_endpoints = []
+    local = etcd.client_url(settings)
+    endpoints = [local, *(e for e in (etcd_endpoints or []) if e != local)]
+    ManagerConfig(settings, secrets, identity, tuple(endpoints)).save(
+        paths.leaderl_config, settings["leaderl.username"]
+    )
+
+    supervisor = Supervisor(paths)
+    specs = [
+        etcd.service_spec(settings, paths),
+        postgresql.service_spec(settings, layout),
+        leaderl.service_spec(settings, paths),
+    ]
+    for spec in specs:
+        if settings.service_enabled(spec.name):
+            supervisor.install(spec)
+        else:
+            supervisor.remove(spec.name)
+    write_manifest(settings, paths)
+
+
+def grant_pg_control(settings: Settings, paths: NodePaths) -> None:
+    """Let the leader manager (not root) drive the postgresql service through `sv`."""
+    user = settings["leaderl.username"]
+    supervise = paths.sv_dir / "postgresql" / "supervise"
+    fsutil.chown(supervise, user)
+    for item in supervise.iterdir():
+        fsutil.chown(item, user)
+
+
+def _dpkg_version(package: str) -> str | None:
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True)
+    return out.stdout.strip() or None
+
+
+def write_manifest(settings: Settings, paths: NodePaths) -> None:
+    """version-manifest.json: the versions of everything this node runs."""
+    layout = postgresql.PgLayout.of(settings, paths)
+    software = {
+        "chef-backend": __version__,
+        "python": platform.python_version(),
+        "postgresql": postgresql.server_version(layout),
+        "etcd": etcd.version(settings),
+        "runit": _dpkg_version("runit"),
+    }
+    for dist in ("psycopg", "etcd3gw", "h11", "cryptography"):
+        try:
+            software[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            software[dist] = None
+    doc = {"name": "chef-backend", "version": __version__, "software": software}
+    fsutil.write_file(paths.manifest_file, json.dumps(doc, indent=2) + "\n")

@@ -1,0 +1,89 @@
+"""etcd on a backend node: its configuration file and runit service.
+
+The member name is the node's 32-hex GUID, and its first peer URL is on the publish address, which
+is what Chef frontends read from `GET /v2/members` (hence `enable-v2`). The cluster token is a
+secret, so it is passed in a 0600 config file rather than on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from chef_backend import fsutil
+from chef_backend.config.settings import Settings
+from chef_backend.paths import NodePaths
+from chef_backend.secrets import Secrets
+from chef_backend.supervision.runit import CHPST, ServiceSpec
+
+USER = "chef-backend"
+
+
+def peer_url(settings: Settings, address: str | None = None) -> str:
+    return f"http://{_host(address or settings.publish_address)}:{settings['etcd.peer_port']}"
+
+
+def client_url(settings: Settings, address: str | None = None) -> str:
+    return f"http://{_host(address or settings.publish_address)}:{settings['etcd.client_port']}"
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def write_config(
+    settings: Settings,
+    paths: NodePaths,
+    secrets: Secrets,
+    guid: str,
+    initial_cluster: dict[str, str],
+    state: str,
+) -> None:
+    """Render etcd.conf.yml (JSON is valid YAML) for a new (`state='new'`) or joining member."""
+    config = {
+        "name": guid,
+        "data-dir": str(paths.etcd_data),
+        "listen-client-urls": client_url(settings),
+        "advertise-client-urls": client_url(settings),
+        "listen-peer-urls": peer_url(settings),
+        "initial-advertise-peer-urls": peer_url(settings),
+        "initial-cluster": ",".join(f"{name}={url}" for name, url in initial_cluster.items()),
+        "initial-cluster-state": state,
+        "initial-cluster-token": secrets.etcd_initial_cluster_token,
+        "heartbeat-interval": settings["etcd.heartbeat_interval"],
+        "election-timeout": settings["etcd.election_timeout"],
+        "snapshot-count": settings["etcd.snapshot_count"],
+        "strict-reconfig-check": True,
+        "enable-v2": True,
+        "enable-grpc-gateway": True,  # the JSON gateway we talk to; off by default with a config file
+        "logger": "zap",
+        "log-outputs": ["stderr"],
+    }
+    fsutil.make_dir(paths.etcd_config.parent, USER, 0o750)
+    fsutil.make_dir(paths.etcd_data, USER, 0o700)
+    fsutil.write_file(paths.etcd_config, json.dumps(config, indent=2) + "\n", mode=0o600, owner=USER, group=USER)
+
+
+def service_spec(settings: Settings, paths: NodePaths) -> ServiceSpec:
+    run = (
+        "#!/bin/sh\n"
+        "exec 2>&1\n"
+        f"exec {CHPST} -e ./env -u {USER}:{USER} "
+        f"ionice -c {settings['etcd.ionice.class']} -n {settings['etcd.ionice.level']} "
+        f"{settings['etcd.binary']} --config-file {paths.etcd_config}\n"
+    )
+    return ServiceSpec(
+        name="etcd",
+        run_script=run,
+        log_dir=settings.path("etcd.log_directory") or Path("/dev/null"),
+        log_user=USER,
+        file_maxbytes=settings["etcd.log_rotation.file_maxbytes"],
+        num_to_keep=settings["etcd.log_rotation.num_to_keep"],
+        environment=settings["etcd.environment"],
+    )
+
+
+def version(settings: Settings) -> str:
+    out = subprocess.run([settings["etcd.binary"], "--version"], capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()[0].split()[-1]

@@ -1,0 +1,77 @@
+"""The node's TLS certificate (PostgreSQL's `hostssl` replication uses it).
+
+Generated from the `ssl.*` settings unless the operator points `ssl.certificate` and
+`ssl.certificate_key` at their own files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from chef_backend import fsutil
+from chef_backend.config.settings import ConfigError, Settings
+
+
+@dataclass(frozen=True)
+class CertPaths:
+    certificate: Path
+    key: Path
+
+
+def ensure_certificate(settings: Settings, owner: str) -> CertPaths:
+    """Return the certificate to use, generating a self-signed one on first use."""
+    given_cert, given_key = settings.path("ssl.certificate"), settings.path("ssl.certificate_key")
+    if given_cert or given_key:
+        if not (given_cert and given_key):
+            raise ConfigError("set both ssl.certificate and ssl.certificate_key, or neither")
+        for p in (given_cert, given_key):
+            if not p.is_file():
+                raise ConfigError(f"ssl file {p} does not exist")
+        return CertPaths(given_cert, given_key)
+
+    data_dir = settings.path("ssl.data_dir")
+    assert data_dir is not None
+    name = settings.node_name
+    paths = CertPaths(data_dir / f"{name}.crt", data_dir / f"{name}.key")
+    if paths.certificate.exists() and paths.key.exists():
+        return paths
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=settings["ssl.key_length"])
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, settings["ssl.country_name"]),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, settings["ssl.company_name"]),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, settings["ssl.organizational_unit_name"]),
+            x509.NameAttribute(NameOID.COMMON_NAME, name[:64]),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    alt_names: list[x509.GeneralName] = [x509.DNSName(name)]
+    if settings["publish_address"]:
+        alt_names.append(x509.IPAddress(ipaddress.ip_address(settings["publish_address"])))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=settings["ssl.duration"]))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    fsutil.make_dir(data_dir, mode=0o755)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    fsutil.write_file(paths.key, key_pem, mode=0o600, owner=owner, group=owner)
+    fsutil.write_file(paths.certificate, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    return paths
