@@ -168,11 +168,11 @@ def run(args: argparse.Namespace) -> int:
     address, write_rb = choose_address(ctx, args.publish_address, args.yes)
     if write_rb:
         ctx.settings.values["publish_address"] = address
-    common_preflight(ctx)
-
+    preflight.check_address_is_local(address)
     s = ctx.settings
     store, snap = read_cluster(args.peer, s["etcd.client_port"])
     leader = check_membership(snap, address, args.peer, secrets)
+    common_preflight(ctx)
     check_passwords(ctx, leader["address"], secrets)
     peers = {
         e.value.get("name", g): f"http://{e.value['address']}:{e.value.get('http_port', 7331)}/status"

@@ -150,7 +150,7 @@ def node_json(view: ClusterView, n: NodeView) -> dict[str, Any]:
         "guid": n.guid,
         "role": n.role,
         "pg": n.pg_state,
-        "es": "not_running",
+        "es": "disabled",
         "eligible": n.eligible,
         "ineligible_reasons": n.reasons if not n.eligible else [],
         "following": (st.get("pg") or {}).get("upstream"),
@@ -179,7 +179,8 @@ def run_cluster_status(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for n in view.nodes:
-        rows.append((n.name, n.address, n.guid, n.role, n.pg_state, "not_running", "yes" if n.eligible else "no"))
+        pg = "follower" if n.pg_state == "synced" else n.pg_state  # the original's PG column
+        rows.append((n.name, n.address, n.guid, n.role, pg, "disabled", "yes" if n.eligible else "no"))
     print_table(["Name", "IP", "GUID", "Role", "PG", "ES", "Eligible"], rows)
     notes = [f"  {n.name} ({n.address}): {'; '.join(n.reasons)}" for n in view.nodes if not n.eligible]
     if notes:

@@ -1,0 +1,227 @@
+"""Real backend nodes on one host: each with its own CHEF_BACKEND_ROOT and loopback address."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+BASE = Path(os.environ.get("CHEF_BACKEND_TEST_BASE", "/tmp/chef-backend-tests"))
+CTL = os.environ.get("CHEF_BACKEND_CTL", "/usr/local/bin/chef-backend-ctl")
+
+DEFAULT_CONFIG = """\
+postgresql.shared_buffers = '64MB'
+postgresql.max_connections = 60
+leaderl.leader_ttl_seconds = 10
+leaderl.health_check.disk_min_space_mb = 10
+"""
+
+
+def _proc_children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def node_pids(root: Path) -> set[int]:
+    """Every process of a node: its runsvdir's whole tree, plus strays naming the root."""
+    pids: set[int] = set()
+    marker = str(root).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline:
+            pids.add(int(entry.name))
+    tree = _proc_children()
+    stack = list(pids)
+    while stack:
+        for child in tree.get(stack.pop(), []):
+            if child not in pids:
+                pids.add(child)
+                stack.append(child)
+    pids.discard(os.getpid())
+    return pids
+
+
+def kill_node(root: Path, sig: int = signal.SIGKILL) -> None:
+    """kill -9 every process of a node (a node crash), and wait until they are gone."""
+    for _ in range(50):
+        pids = node_pids(root)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    raise RuntimeError(f"processes of {root} survived SIGKILL: {node_pids(root)}")
+
+
+@dataclass
+class Node:
+    index: int
+    base: Path
+    extra_config: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"backend-{self.index}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.{10 + self.index}"
+
+    @property
+    def root(self) -> Path:
+        return self.base / f"n{self.index}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "etc/chef-backend/chef-backend.rb"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.root / "etc/chef-backend/chef-backend-secrets.json"
+
+    def write_config(self, publish: bool = True) -> None:
+        self.config_file.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"fqdn '{self.name}'", f"leaderl.http_address = '{self.address}'"]
+        if publish:
+            lines.insert(0, f"publish_address '{self.address}'")
+        self.config_file.write_text("\n".join(lines) + "\n" + DEFAULT_CONFIG + self.extra_config)
+
+    def ctl(self, *args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, CHEF_BACKEND_ROOT=str(self.root))
+        result = subprocess.run([CTL, *args], env=env, text=True, capture_output=True, timeout=timeout,
+                                stdin=subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            raise AssertionError(f"chef-backend-ctl {' '.join(args)} on {self.name} failed "
+                                 f"({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def leader_code(self) -> int:
+        try:
+            with urllib.request.urlopen(f"http://{self.address}:7331/leader", timeout=2) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    def status_doc(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://{self.address}:7331/status", timeout=2) as resp:
+            return json.loads(resp.read())
+
+    def password(self) -> str:
+        return json.loads(self.secrets_file.read_text())["postgresql"]["db_superuser_password"]
+
+    def connect(self, password: str, timeout: int = 3) -> psycopg.Connection:
+        return psycopg.connect(host=self.address, port=5432, user="chef_pgsql", password=password,
+                               dbname="postgres", connect_timeout=timeout, autocommit=True)
+
+    def processes(self) -> set[int]:
+        return node_pids(self.root)
+
+    def crash(self) -> None:
+        kill_node(self.root)
+
+
+@dataclass
+class Cluster:
+    base: Path
+    nodes: list[Node] = field(default_factory=list)
+
+    @classmethod
+    def fresh(cls, name: str, size: int = 3, extra_config: str = "") -> Cluster:
+        base = BASE / name
+        cleanup(base)
+        base.mkdir(parents=True)
+        os.chmod(BASE, 0o755)
+        cluster = cls(base, [Node(i, base, extra_config) for i in range(1, size + 1)])
+        for node in cluster.nodes:
+            node.write_config()
+        return cluster
+
+    def create(self) -> None:
+        first = self.nodes[0]
+        first.ctl("create-cluster", "--yes")
+        shutil.copy(first.secrets_file, self.base / "secrets.json")
+        for node in self.nodes[1:]:
+            node.ctl("join-cluster", first.address, "-s", str(self.base / "secrets.json"), "--yes")
+
+    @property
+    def secrets_copy(self) -> Path:
+        return self.base / "secrets.json"
+
+    def password(self) -> str:
+        return self.nodes[0].password()
+
+    def cluster_status(self, via: Node | None = None) -> dict[str, Any]:
+        node = via or self.nodes[0]
+        return json.loads(node.ctl("cluster-status", "--json").stdout)
+
+    def leaders(self) -> list[Node]:
+        return [n for n in self.nodes if n.leader_code() == 200]
+
+    def wait_for(self, predicate, timeout: float, what: str, interval: float = 0.2) -> Any:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                last = predicate()
+            except Exception as exc:  # a node may be down meanwhile
+                last = exc
+            if last and not isinstance(last, Exception):
+                return last
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+    def wait_leader(self, timeout: float = 60) -> Node:
+        return self.wait_for(lambda: (ls := self.leaders()) and len(ls) == 1 and ls[0], timeout, "one leader")
+
+    def wait_healthy(self, timeout: float = 90) -> dict[str, Any]:
+        """One leader and every other node a synced follower."""
+
+        def healthy() -> dict[str, Any] | None:
+            live = [n for n in self.nodes if n.processes()]
+            doc = self.cluster_status(live[0])
+            pg = sorted(n["pg"] for n in doc["nodes"])
+            want = sorted(["leader"] + ["synced"] * (len(self.nodes) - 1))
+            return doc if pg == want else None
+
+        return self.wait_for(healthy, timeout, "a healthy cluster")
+
+    def teardown(self) -> None:
+        cleanup(self.base)
+
+
+def cleanup(base: Path) -> None:
+    """Remove a test cluster, killing whatever an earlier (perhaps crashed) run left behind."""
+    if base.exists():
+        for root in sorted(base.glob("n*")):
+            kill_node(root)
+        kill_node(base)
+        shutil.rmtree(base, ignore_errors=True)

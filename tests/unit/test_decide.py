@@ -1,0 +1,296 @@
+"""Table tests of the failover decision (chef_backend.leader.decide)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from chef_backend.leader.decide import TIE_GRACE_SECONDS, decide, desired_sync_set
+from chef_backend.leader.state import (
+    Action,
+    Kind,
+    LeaderKey,
+    Observation,
+    Peer,
+    PgState,
+    Position,
+    Role,
+    SyncSet,
+)
+
+A, B, C = "a" * 32, "b" * 32, "c" * 32
+ADDR = {A: "10.0.0.1", B: "10.0.0.2", C: "10.0.0.3"}
+
+
+def standby(lsn: int = 100, tl: int = 1, upstream: str | None = None) -> PgState:
+    return PgState(running=True, in_recovery=True, position=Position(tl, lsn), upstream=upstream,
+                   streaming=upstream is not None)
+
+
+def primary(lsn: int = 100, tl: int = 1, standbys: tuple[str, ...] = ()) -> PgState:
+    return PgState(running=True, in_recovery=False, position=Position(tl, lsn), standbys=standbys)
+
+
+def peer(guid: str, lsn: int = 100, tl: int = 1, eligible: bool = True, detached: bool = True,
+         fresh: bool = True) -> Peer:
+    return Peer(guid, ADDR[guid], "waiting_for_leader", eligible, Position(tl, lsn), detached, fresh)
+
+
+def obs(**kw: object) -> Observation:
+    base = Observation(
+        me=A, etcd_ok=True, lease_ok=True, leader=None, pg=standby(), ineligible=(), unhealthy=(),
+        members=(A, B, C), peers={}, sync=SyncSet((A, B), 1), synchronous=True, last_leader=C,
+        failover_enabled=True, was_leader=False, leaderless_seconds=10.0, detached=True,
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def kinds(decision) -> list[Kind]:
+    return [a.kind for a in decision.actions]
+
+
+# --- bootstrap and the leader's own path -------------------------------------------------------------
+
+def test_bootstrap_single_node_takes_leadership() -> None:
+    d = decide(obs(members=(A,), sync=SyncSet(), last_leader=None))
+    assert kinds(d) == [Kind.ACQUIRE] and d.role is Role.PROMOTING and not d.ready
+
+
+def test_bootstrap_starts_postgresql_detached_first() -> None:
+    d = decide(obs(members=(A,), sync=SyncSet(), last_leader=None, pg=PgState(running=False), detached=False))
+    assert kinds(d) == [Kind.FOLLOW, Kind.START_PG] and d.actions[0].target is None
+
+
+def test_key_holder_in_recovery_promotes() -> None:
+    d = decide(obs(leader=LeaderKey(A, ADDR[A])))
+    assert kinds(d) == [Kind.PROMOTE] and d.role is Role.PROMOTING and not d.ready
+
+
+def test_key_holder_still_streaming_detaches_before_promoting() -> None:
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), detached=False))
+    assert kinds(d) == [Kind.FOLLOW, Kind.PROMOTE] and d.actions[0].target is None
+
+
+def test_healthy_primary_leader_is_ready() -> None:
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B, C)), sync=SyncSet((B, C), 1)))
+    assert d.ready and d.role is Role.LEADER and d.actions == ()
+
+
+def test_leader_publishes_new_sync_member_once_it_streams() -> None:
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B, C)), sync=SyncSet((B,), 1)))
+    assert d.ready
+    assert d.actions == (Action(Kind.SET_SYNC, sync=SyncSet((B, C), 1)),)
+
+
+def test_required_active_followers_keeps_new_leader_at_503() -> None:
+    o = obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B,)), sync=SyncSet((B, C), 1))
+    assert not decide(o, required_active_followers=2).ready
+    assert decide(o, required_active_followers=1).ready
+
+
+def test_unhealthy_leader_steps_down_and_fences() -> None:
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(), unhealthy=("disk full",)))
+    assert kinds(d) == [Kind.RELEASE, Kind.FENCE] and not d.ready
+
+
+def test_leader_whose_postgres_died_restarts_it_without_answering_200() -> None:
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=PgState(running=False)))
+    assert kinds(d) == [Kind.START_PG] and not d.ready
+
+
+# --- losing etcd, leases ------------------------------------------------------------------------------
+
+def test_leader_that_loses_etcd_keeps_leading_until_its_deadline() -> None:
+    d = decide(obs(etcd_ok=False, pg=primary(), leader=None))
+    assert d.ready and d.actions == ()
+
+
+def test_leader_that_loses_etcd_fences_after_its_deadline() -> None:
+    d = decide(obs(etcd_ok=False, lease_ok=False, pg=primary()))
+    assert kinds(d) == [Kind.FENCE] and not d.ready
+
+
+def test_key_holder_whose_lease_lapsed_fences() -> None:
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), lease_ok=False, pg=primary()))
+    assert kinds(d) == [Kind.FENCE] and not d.ready
+
+
+def test_follower_without_etcd_keeps_streaming() -> None:
+    d = decide(obs(etcd_ok=False, pg=standby(upstream=ADDR[B])))
+    assert d.actions == () and not d.ready
+
+
+def test_lease_outliving_ttl_never_lets_a_follower_promote() -> None:
+    # The dead leader's key is still there (etcd extended the lease): followers keep following.
+    d = decide(obs(leader=LeaderKey(B, ADDR[B]), pg=standby(upstream=ADDR[B]), detached=False))
+    assert d.actions == () and d.role is Role.FOLLOWER and not d.ready
+
+
+def test_primary_without_key_that_may_not_lead_is_fenced() -> None:
+    d = decide(obs(pg=primary(), last_leader=B, sync=SyncSet((B, C), 1)))
+    assert kinds(d) == [Kind.FENCE]
+
+
+# --- followers --------------------------------------------------------------------------------------
+
+def test_follower_repoints_to_new_leader() -> None:
+    d = decide(obs(leader=LeaderKey(C, ADDR[C]), pg=standby(upstream=ADDR[B]), detached=False))
+    assert d.actions == (Action(Kind.FOLLOW, ADDR[C]),)
+
+
+def test_detached_follower_reattaches_when_a_leader_appears() -> None:
+    d = decide(obs(leader=LeaderKey(C, ADDR[C]), pg=standby(upstream=None), detached=True))
+    assert d.actions == (Action(Kind.FOLLOW, ADDR[C]),)
+
+
+def test_stopped_follower_starts_following_the_leader() -> None:
+    d = decide(obs(leader=LeaderKey(C, ADDR[C]), pg=PgState(running=False)))
+    assert kinds(d) == [Kind.FOLLOW, Kind.START_PG] and d.actions[0].target == ADDR[C]
+
+
+@pytest.mark.parametrize("pg", [primary(), standby()])
+def test_node_back_with_possibly_diverged_data_rejoins(pg: PgState) -> None:
+    d = decide(obs(leader=LeaderKey(C, ADDR[C]), pg=pg, was_leader=True))
+    assert d.actions == (Action(Kind.REJOIN, ADDR[C]),) and not d.ready
+
+
+def test_primary_seeing_another_leader_rejoins_even_without_marker() -> None:
+    d = decide(obs(leader=LeaderKey(C, ADDR[C]), pg=primary()))
+    assert kinds(d) == [Kind.REJOIN]
+
+
+# --- elections ----------------------------------------------------------------------------------------
+
+def test_leaderless_follower_detaches_before_anything_else() -> None:
+    d = decide(obs(detached=False, pg=standby(upstream=ADDR[C]), peers={B: peer(B)}))
+    assert d.actions == (Action(Kind.FOLLOW, None),) and d.role is Role.WAITING
+
+
+def test_most_advanced_sync_member_takes_over() -> None:
+    d = decide(obs(pg=standby(lsn=200), peers={B: peer(B, lsn=150)}))
+    assert kinds(d) == [Kind.ACQUIRE]
+
+
+def test_follower_behind_another_does_not_take_over() -> None:
+    d = decide(obs(pg=standby(lsn=150), peers={B: peer(B, lsn=200)}))
+    assert d.actions == () and "behind" in d.reason
+
+
+def test_follower_behind_an_ineligible_node_still_does_not_take_over() -> None:
+    # The ineligible node may hold commits acknowledged only by it: waiting is the safe choice.
+    d = decide(obs(pg=standby(lsn=150), peers={B: peer(B, lsn=200, eligible=False)}))
+    assert d.actions == () and "behind" in d.reason
+
+
+def test_later_timeline_wins_over_larger_lsn() -> None:
+    d = decide(obs(pg=standby(lsn=100, tl=3), peers={B: peer(B, lsn=900, tl=2)}))
+    assert kinds(d) == [Kind.ACQUIRE]
+
+
+def test_sync_member_down_blocks_election_until_it_reports() -> None:
+    # ANY 1 of (A, B): a commit may be on B only; A must hear from B first.
+    d = decide(obs(peers={}))
+    assert d.actions == () and "waiting for 2 of the synchronous set" in d.reason
+
+
+def test_position_that_can_still_grow_does_not_count() -> None:
+    d = decide(obs(peers={B: peer(B, detached=False)}))
+    assert d.actions == () and "waiting for 2" in d.reason
+
+
+def test_stale_report_does_not_count() -> None:
+    d = decide(obs(peers={B: peer(B, fresh=False)}))
+    assert d.actions == () and "waiting for 2" in d.reason
+
+
+def test_node_outside_sync_set_never_takes_over() -> None:
+    d = decide(obs(me=C, sync=SyncSet((A, B), 1), last_leader=None, peers={A: peer(A), B: peer(B)}))
+    assert d.actions == () and "not in the synchronous set" in d.reason
+
+
+def test_without_confirmed_sync_standby_only_last_leader_may_lead() -> None:
+    d = decide(obs(sync=SyncSet(), last_leader=B, peers={B: peer(B)}))
+    assert d.actions == () and "only the last leader" in d.reason
+    d = decide(obs(sync=SyncSet(), last_leader=A, peers={B: peer(B)}))
+    assert kinds(d) == [Kind.ACQUIRE]
+
+
+def test_two_candidates_at_once_defer_by_guid_during_grace() -> None:
+    o = obs(last_leader=C, peers={B: peer(B)}, leaderless_seconds=0.5)
+    assert kinds(decide(o)) == [Kind.ACQUIRE]  # A < B: A goes first
+    o_b = obs(me=B, last_leader=C, peers={A: peer(A)}, leaderless_seconds=0.5)
+    assert decide(o_b).actions == () and "deferring" in decide(o_b).reason
+
+
+def test_two_candidates_both_race_after_grace_and_the_transaction_decides() -> None:
+    o_b = obs(me=B, last_leader=C, peers={A: peer(A)}, leaderless_seconds=TIE_GRACE_SECONDS + 1)
+    assert kinds(decide(o_b)) == [Kind.ACQUIRE]
+
+
+def test_all_nodes_restarting_prefer_the_last_leader() -> None:
+    # After a full restart everyone is equal; the last leader goes first, the others wait for it.
+    sync = SyncSet((B, C), 1)
+    last = obs(me=A, last_leader=A, sync=sync, peers={B: peer(B), C: peer(C)}, leaderless_seconds=0.5)
+    assert kinds(decide(last)) == [Kind.ACQUIRE]
+    other = obs(me=B, last_leader=A, sync=sync, peers={A: peer(A), C: peer(C)}, leaderless_seconds=0.5)
+    assert decide(other).actions == () and "deferring" in decide(other).reason
+
+
+def test_last_leader_alone_after_restart_may_lead_without_sync_reports() -> None:
+    d = decide(obs(me=A, last_leader=A, sync=SyncSet((B, C), 1), peers={}))
+    assert kinds(d) == [Kind.ACQUIRE]
+
+
+def test_restart_with_last_leader_gone_needs_both_sync_members() -> None:
+    sync = SyncSet((B, C), 1)
+    d = decide(obs(me=B, last_leader=A, sync=sync, peers={}))
+    assert d.actions == () and "waiting for 2" in d.reason
+    d = decide(obs(me=B, last_leader=A, sync=sync, peers={C: peer(C, lsn=90)}, pg=standby(lsn=100)))
+    assert kinds(d) == [Kind.ACQUIRE]
+
+
+def test_ineligible_node_does_not_run() -> None:
+    d = decide(obs(ineligible=("unsynced: re-sync failed",), peers={B: peer(B)}))
+    assert d.actions == () and "unsynced" in d.reason
+
+
+def test_failover_disabled_blocks_all_but_last_leader() -> None:
+    d = decide(obs(failover_enabled=False, peers={B: peer(B)}))
+    assert d.actions == () and "disabled" in d.reason
+    d = decide(obs(failover_enabled=False, last_leader=A, peers={B: peer(B)}))
+    assert kinds(d) == [Kind.ACQUIRE]
+
+
+def test_async_mode_needs_a_majority_and_ignores_ineligible_positions() -> None:
+    base = obs(synchronous=False, sync=SyncSet())
+    assert "majority" in decide(base).reason
+    d = decide(replace(base, peers={B: peer(B, lsn=500, eligible=False)}))
+    assert kinds(d) == [Kind.ACQUIRE]
+
+
+# --- synchronous set ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("members", "standbys", "published", "expected"),
+    [
+        ((A, B, C), (), SyncSet(), SyncSet()),
+        ((A, B, C), (B,), SyncSet(), SyncSet((B,), 1)),
+        ((A, B, C), (B, C), SyncSet((B,), 1), SyncSet((B, C), 1)),
+        # a member that stops streaming stays in the set (it may hold acknowledged commits)
+        ((A, B, C), (C,), SyncSet((B, C), 1), SyncSet((B, C), 1)),
+        # a removed member leaves it
+        ((A, C), (C,), SyncSet((B, C), 1), SyncSet((C,), 1)),
+        # five nodes: ANY 2 of 4
+        ((A, B, C, "d" * 32, "e" * 32), (B, C, "d" * 32, "e" * 32), SyncSet(),
+         SyncSet((B, C, "d" * 32, "e" * 32), 2)),
+    ],
+)
+def test_desired_sync_set(members, standbys, published, expected) -> None:
+    o = obs(members=members, pg=primary(standbys=standbys), sync=published, leader=LeaderKey(A, ADDR[A]))
+    assert desired_sync_set(o) == expected
+
+
+def test_async_mode_has_no_sync_set() -> None:
+    o = obs(synchronous=False, pg=primary(standbys=(B, C)), leader=LeaderKey(A, ADDR[A]))
+    assert desired_sync_set(o) == SyncSet()

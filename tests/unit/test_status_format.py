@@ -1,0 +1,27 @@
+"""The text shapes support tooling parses (facts §2)."""
+
+from __future__ import annotations
+
+import re
+
+from chef_backend.ctl.status import duration, local_state
+from chef_backend.supervision.runit import ServiceStatus
+
+GATHER_LOGS_RE = re.compile(r"^(\w+)\s+(\w+)\s+\(pid (\w+)\)\s+(\d+d \d+h \d+m \d+s)\s+(.*)$")
+
+
+def test_duration_shape() -> None:
+    assert duration(0) == "0d 0h 0m 0s"
+    assert duration(2 * 86400 + 3 * 3600 + 4 * 60 + 5) == "2d 3h 4m 5s"
+
+
+def test_running_row_matches_support_regex() -> None:
+    row = f"{'postgresql':<12}{local_state(ServiceStatus('postgresql', 'run', 40686, 1, '')):<20}" \
+          f"{duration(45383):<16}leader: 1; offline: 0; syncing: 0; synced: 2"
+    m = GATHER_LOGS_RE.match(row)
+    assert m and m.group(1) == "postgresql" and m.group(3) == "40686"
+    assert m.group(5) == "leader: 1; offline: 0; syncing: 0; synced: 2"
+
+
+def test_down_service_shows_down() -> None:
+    assert local_state(ServiceStatus("etcd", "down", None, 3, "")) == "down"
