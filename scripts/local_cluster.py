@@ -1,0 +1,91 @@
+"""A local three-node cluster on 127.0.0.11-13, each node under /var/lib/chef-backend-local/nodeN.
+
+    local_cluster.py up       create it (or start it again if it exists), then print status
+    local_cluster.py down     stop every node
+    local_cluster.py destroy  stop and delete everything
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+BASE = Path(os.environ.get("CHEF_BACKEND_LOCAL", "/var/lib/chef-backend-local"))
+CTL = "/usr/local/bin/chef-backend-ctl"
+NODES = [(i, f"127.0.0.1{i}") for i in (1, 2, 3)]
+
+
+def ctl(index: int, *args: str, check: bool = True) -> int:
+    env = dict(os.environ, CHEF_BACKEND_ROOT=str(BASE / f"node{index}"))
+    rc = subprocess.run([CTL, *args], env=env).returncode
+    if check and rc != 0:
+        sys.exit(f"chef-backend-ctl {' '.join(args)} failed on node {index}")
+    return rc
+
+
+def write_config(index: int, address: str) -> None:
+    rb = BASE / f"node{index}" / "etc/chef-backend/chef-backend.rb"
+    if rb.exists():
+        return
+    rb.parent.mkdir(parents=True, exist_ok=True)
+    rb.write_text(f"publish_address '{address}'\nfqdn 'backend-{index}'\nleaderl.http_address = '{address}'\n"
+                  "postgresql.shared_buffers = '128MB'\n")
+
+
+def up() -> None:
+    BASE.mkdir(parents=True, exist_ok=True)
+    BASE.chmod(0o755)
+    for index, address in NODES:
+        write_config(index, address)
+    created = (BASE / "node1/var/opt/chef-backend/node.json").exists()
+    if not created:
+        ctl(1, "create-cluster", "--yes")
+        secrets = BASE / "secrets.json"
+        shutil.copy(BASE / "node1/etc/chef-backend/chef-backend-secrets.json", secrets)
+        for index, _ in NODES[1:]:
+            ctl(index, "join-cluster", "127.0.0.11", "-s", str(secrets), "--yes")
+        secrets.unlink()
+    else:
+        for index, _ in NODES:
+            ctl(index, "start")
+    print()
+    ctl(1, "status", check=False)
+    print()
+    ctl(1, "cluster-status", check=False)
+    password = json.loads((BASE / "node1/etc/chef-backend/chef-backend-secrets.json").read_text())
+    pw = password["postgresql"]["db_superuser_password"]
+    print(f"""
+A three-node chef-backend cluster runs on 127.0.0.11, 127.0.0.12 and 127.0.0.13.
+  Leader check:  curl -i http://127.0.0.11:7331/leader      (200 on the leader, 503 elsewhere)
+  PostgreSQL:    PGPASSWORD={pw[:8]}... psql "host=<leader> user=chef_pgsql dbname=postgres"
+                 (full password: {BASE}/node1/etc/chef-backend/chef-backend-secrets.json)
+  Commands:      CHEF_BACKEND_ROOT={BASE}/node1 chef-backend-ctl status | cluster-status | gen-server-config FQDN
+  Stop / remove: {sys.argv[0]} down | destroy
+""")
+
+
+def down() -> None:
+    for index, _ in NODES:
+        if (BASE / f"node{index}").exists():
+            ctl(index, "stop", check=False)
+
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else "up"
+    if command == "up":
+        up()
+    elif command == "down":
+        down()
+    elif command == "destroy":
+        down()
+        shutil.rmtree(BASE, ignore_errors=True)
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
