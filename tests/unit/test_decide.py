@@ -38,10 +38,14 @@ def peer(guid: str, lsn: int = 100, tl: int = 1, eligible: bool = True, detached
 
 
 def obs(**kw: object) -> Observation:
+    if "detached" in kw:  # shorthand: detached, or following whoever the leader key names
+        detached = kw.pop("detached")
+        leader = kw.get("leader")
+        kw["following"] = None if detached else (leader.address if leader else ADDR[C])
     base = Observation(
         me=A, etcd_ok=True, lease_ok=True, leader=None, pg=standby(), ineligible=(), unhealthy=(),
         members=(A, B, C), peers={}, sync=SyncSet((A, B), 1), synchronous=True, last_leader=C,
-        failover_enabled=True, was_leader=False, leaderless_seconds=10.0, detached=True,
+        failover_enabled=True, was_leader=False, leaderless_seconds=10.0, following=None,
     )
     return replace(base, **kw)  # type: ignore[arg-type]
 
@@ -102,7 +106,7 @@ def test_leader_whose_postgres_died_restarts_it_without_answering_200() -> None:
 # --- losing etcd, leases ------------------------------------------------------------------------------
 
 def test_leader_that_loses_etcd_keeps_leading_until_its_deadline() -> None:
-    d = decide(obs(etcd_ok=False, pg=primary(), leader=None))
+    d = decide(obs(etcd_ok=False, pg=primary(standbys=(B,)), sync=SyncSet((B, C), 1), leader=None))
     assert d.ready and d.actions == ()
 
 
@@ -123,7 +127,7 @@ def test_follower_without_etcd_keeps_streaming() -> None:
 
 def test_lease_outliving_ttl_never_lets_a_follower_promote() -> None:
     # The dead leader's key is still there (etcd extended the lease): followers keep following.
-    d = decide(obs(leader=LeaderKey(B, ADDR[B]), pg=standby(upstream=ADDR[B]), detached=False))
+    d = decide(obs(leader=LeaderKey(B, ADDR[B]), pg=standby(upstream=None), detached=False))
     assert d.actions == () and d.role is Role.FOLLOWER and not d.ready
 
 
@@ -135,7 +139,7 @@ def test_primary_without_key_that_may_not_lead_is_fenced() -> None:
 # --- followers --------------------------------------------------------------------------------------
 
 def test_follower_repoints_to_new_leader() -> None:
-    d = decide(obs(leader=LeaderKey(C, ADDR[C]), pg=standby(upstream=ADDR[B]), detached=False))
+    d = decide(obs(leader=LeaderKey(C, ADDR[C]), pg=standby(upstream=ADDR[B]), following=ADDR[B]))
     assert d.actions == (Action(Kind.FOLLOW, ADDR[C]),)
 
 
@@ -294,3 +298,57 @@ def test_desired_sync_set(members, standbys, published, expected) -> None:
 def test_async_mode_has_no_sync_set() -> None:
     o = obs(synchronous=False, pg=primary(standbys=(B, C)), leader=LeaderKey(A, ADDR[A]))
     assert desired_sync_set(o) == SyncSet()
+
+
+# --- readiness and failing over before the lease expires ------------------------------------------
+
+def test_leader_whose_sync_standbys_all_went_quiet_answers_503() -> None:
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=()), sync=SyncSet((B, C), 1)))
+    assert not d.ready and "synchronous standbys stream" in d.reason
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(C,)), sync=SyncSet((B, C), 1)))
+    assert d.ready
+
+
+def test_single_node_leader_needs_no_standby() -> None:
+    d = decide(obs(members=(A,), leader=LeaderKey(A, ADDR[A]), pg=primary(), sync=SyncSet()))
+    assert d.ready
+
+
+def test_new_leader_holds_503_until_the_old_one_is_fenced() -> None:
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B,)), sync=SyncSet((B, C), 1),
+                   hold_ready=True))
+    assert not d.ready and "old leader" in d.reason
+
+
+DEAD = LeaderKey(C, ADDR[C], mod_revision=42, lease=7)
+
+
+def test_suspected_leader_is_taken_over_once_the_sync_set_detached() -> None:
+    d = decide(obs(leader=DEAD, leader_suspected=True, peers={B: peer(B), C: peer(C, lsn=999, detached=False)}))
+    assert d.actions == (Action(Kind.TAKEOVER, leader=DEAD),) and not d.ready
+
+
+def test_suspected_leader_makes_followers_detach_first() -> None:
+    d = decide(obs(leader=DEAD, leader_suspected=True, detached=False, pg=standby(upstream=None)))
+    assert d.actions == (Action(Kind.FOLLOW, None),)
+
+
+def test_no_takeover_while_a_sync_member_still_streams_from_the_old_leader() -> None:
+    d = decide(obs(leader=DEAD, leader_suspected=True, peers={B: peer(B, detached=False)}))
+    assert d.actions == () and "waiting for 2" in d.reason
+
+
+def test_no_takeover_from_behind() -> None:
+    d = decide(obs(leader=DEAD, leader_suspected=True, pg=standby(lsn=100), peers={B: peer(B, lsn=101)}))
+    assert d.actions == () and "behind" in d.reason
+
+
+def test_async_mode_never_takes_over_before_the_lease_expires() -> None:
+    d = decide(obs(leader=DEAD, leader_suspected=True, synchronous=False, sync=SyncSet(),
+                   pg=standby(upstream=None), detached=True, peers={B: peer(B)}))
+    assert kinds(d) == [Kind.FOLLOW] and d.actions[0].target == ADDR[C]
+
+
+def test_unsuspected_leader_is_followed_again_after_a_false_alarm() -> None:
+    d = decide(obs(leader=DEAD, leader_suspected=False, detached=True, pg=standby(upstream=None)))
+    assert d.actions == (Action(Kind.FOLLOW, ADDR[C]),)

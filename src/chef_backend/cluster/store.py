@@ -237,6 +237,14 @@ class Store:
     def member_remove(self, member_id: str) -> None:
         self._call("/cluster/member/remove", {"ID": member_id})
 
+    def status(self) -> dict[str, Any]:
+        """The first endpoint's member status (its ID, the raft leader's ID, ...)."""
+        return self._call("/maintenance/status", {})
+
+    def transfer_leadership(self, member_id: str) -> None:
+        """Ask the raft leader (the first endpoint must be it) to hand leadership to a member."""
+        self._call("/maintenance/transfer-leadership", {"targetID": member_id})
+
     def health(self) -> bool:
         """True when the first endpoint's member is part of a cluster with a raft leader."""
         result = self._call("/maintenance/status", {})

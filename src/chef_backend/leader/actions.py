@@ -6,6 +6,8 @@ import logging
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,10 @@ from chef_backend.supervision.runit import Supervisor
 log = logging.getLogger(__name__)
 
 REJOIN_BACKOFF_SECONDS = 15.0
+# After a takeover the old leader may still answer 200 until it has seen its standbys go quiet
+# (pg.STANDBY_STALE_SECONDS, noticed on its next tick) and its last "ready" has lapsed
+# (daemon.READY_VALIDITY_SECONDS): 2 + 1 + 2.5, plus a margin.
+FENCE_WAIT_SECONDS = 6.5
 HISTORY_LENGTH = 100
 
 
@@ -41,10 +47,6 @@ class Markers:
         """Present while a (re-)sync runs, and kept with the reason when it failed (seed)."""
         return self.data / "unsynced"
 
-    @property
-    def detached(self) -> Path:
-        return self.data / "detached"
-
 
 @dataclass
 class Executor:
@@ -57,11 +59,15 @@ class Executor:
     supervisor: Supervisor
     lease: int = 0
     applied_sync: SyncSet = field(default_factory=SyncSet)
+    hold_until: float = 0.0  # after a takeover: no 200 before this (time.monotonic())
+    hold_probe: str = ""  # the old leader's /leader URL; once it refuses or says 503 the hold ends
+    following: str | None = None  # the host standby.conf streams from; None = detached
     _last_rejoin: float = 0.0
 
     def __post_init__(self) -> None:
         self.layout = postgresql.PgLayout.of(self.settings, self.paths)
         self.markers = Markers(self.paths.leaderl_data)
+        self.following = postgresql.configured_upstream(self.layout)
 
     def run(self, action: Action, reason: str) -> None:
         handler = getattr(self, f"_do_{action.kind.value}")
@@ -80,6 +86,48 @@ class Executor:
             self.record_history(reason)
         else:
             log.info("another node took leadership first")
+
+    def _do_takeover(self, action: Action, reason: str) -> None:
+        old = action.leader
+        assert old is not None
+        record = {
+            "guid": self.guid,
+            "address": self.settings.publish_address,
+            "name": self.settings.node_name,
+            "since": time.time(),
+        }
+        # Only if the key is still the dead leader's, unchanged since we judged it.
+        if not self.store.txn([Store.cmp_mod(keys.LEADER, old.mod_revision)],
+                              [Store.op_put(keys.LEADER, record, lease=self.lease)]):
+            log.info("the leader key changed meanwhile; not taking over")
+            return
+        self.hold_until = time.monotonic() + FENCE_WAIT_SECONDS
+        self.hold_probe = f"http://{old.address}:{self.settings['leaderl.http_port']}/leader"
+        log.warning("took over from %s (%s)", old.guid, reason)
+        try:
+            self.store.revoke(old.lease)  # its holder, if alive, learns at its next renewal
+        except Exception as exc:
+            log.warning("could not revoke the old leader's lease: %s", exc)
+        self.record_history(f"took over from {old.guid}: {reason}")
+
+    def release_hold_if_fenced(self) -> None:
+        """End the post-takeover hold early once the old leader provably cannot answer 200."""
+        if time.monotonic() >= self.hold_until or not self.hold_probe:
+            return
+        try:
+            with urllib.request.urlopen(self.hold_probe, timeout=0.5) as resp:
+                code = resp.status
+        except urllib.error.HTTPError as exc:
+            code = exc.code
+        except ConnectionRefusedError:
+            code = 0
+        except OSError as exc:
+            if not isinstance(getattr(exc, "reason", None), ConnectionRefusedError):
+                return  # no answer (frozen or cut off): wait the hold out
+            code = 0
+        if code != 200:
+            log.info("old leader %s answers %s: serving now", self.hold_probe, code or "connection refused")
+            self.hold_until = 0.0
 
     def record_history(self, reason: str) -> None:
         entry = self.store.get(keys.HISTORY)
@@ -127,10 +175,7 @@ class Executor:
     def _do_follow(self, action: Action, reason: str) -> None:
         content = postgresql.render_standby_conf(self.settings, self.secrets, action.target, self.guid)
         postgresql.write_standby_conf(self.layout, content)
-        if action.target is None:
-            self.markers.detached.touch()
-        else:
-            self.markers.detached.unlink(missing_ok=True)
+        self.following = action.target
         try:
             self.pg.reload()
         except Exception:  # not running yet: it reads standby.conf when it starts

@@ -32,6 +32,9 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,7 @@ import psycopg
 
 from chef_backend import __version__
 from chef_backend.cluster import store as keys
-from chef_backend.cluster.store import Snapshot, Store, StoreError
+from chef_backend.cluster.store import Snapshot, Store, StoreError, describe
 from chef_backend.leader.actions import Executor, Markers, parse_sync_standby_names
 from chef_backend.leader.config import ManagerConfig
 from chef_backend.leader.decide import decide
@@ -64,6 +67,11 @@ from chef_backend.supervision.runit import Supervisor
 log = logging.getLogger("leaderl")
 
 TICK_SECONDS = 1.0
+# A leader whose WAL stream we lost and whose leader manager has not answered for this long is suspect.
+SUSPECT_AFTER_SECONDS = 2.0
+RAFT_CHECK_SECONDS = 5.0
+# How long a tick's "ready" stays valid for /leader: a frozen loop cannot keep answering 200.
+READY_VALIDITY_SECONDS = 2.5
 
 
 def lease_margin(ttl: float) -> float:
@@ -91,8 +99,12 @@ class Manager:
         self.ttl = ttl
         self.deadline = 0.0
         self.pg_failures = 0
+        self.last_pg_failure = 0.0
         self.etcd_failures = 0
         self.leaderless_since: float | None = None
+        self.leader_unreachable_since: float | None = None
+        self.last_raft_check = 0.0
+        self.local_store = Store([config.etcd_endpoints[0]], timeout=self.store.timeout)
         self.leaderless_revision = 0
         self.last_post = 0.0
         self.last_posted: dict[str, Any] = {}
@@ -129,27 +141,33 @@ class Manager:
     # -- observation ---------------------------------------------------------------------------
     def observe_pg(self) -> PgState:
         if self.supervisor.status("postgresql").state != "run":
-            return PgState(running=False)
-        try:
-            state = self.pg.observe()
-        except psycopg.Error as exc:
-            self.pg_failures += 1
-            log.warning(
-                "PostgreSQL check failed (%d in a row): %s",
-                self.pg_failures,
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-            )
-            return PgState(running=False)
-        self.pg_failures = 0
+            state = PgState(running=False)
+        else:
+            try:
+                state = self.pg.observe()
+            except psycopg.Error as exc:
+                log.warning("PostgreSQL check failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip()
+                            else type(exc).__name__)
+                state = PgState(running=False)
+        self.count_pg_health(state.running)
         return state
+
+    def count_pg_health(self, ok: bool) -> None:
+        """Consecutive failed PostgreSQL checks, counted once per health-check interval (seed)."""
+        if ok:
+            self.pg_failures = 0
+            return
+        now = time.monotonic()
+        if now - self.last_pg_failure >= self.settings["leaderl.health_check.interval_seconds"]:
+            self.last_pg_failure = now
+            self.pg_failures += 1
 
     def check_disks(self) -> tuple[str, ...]:
         problems = []
         min_mb = self.settings["leaderl.health_check.disk_min_space_mb"]
         for raw in self.settings["leaderl.health_check.disk_paths"]:
-            path = host_path(raw)
             try:
-                free_mb = shutil.disk_usage(path).free // (1024 * 1024)
+                free_mb = shutil.disk_usage(host_path(raw)).free // (1024 * 1024)
             except OSError as exc:
                 problems.append(f"{raw}: {exc.strerror}")
                 continue
@@ -157,96 +175,148 @@ class Manager:
                 problems.append(f"{raw}: {free_mb} MB free, below {min_mb} MB")
         return tuple(problems)
 
-    def observe(self) -> tuple[Observation, Snapshot | None]:
-        pg = self.observe_pg()
-        snapshot: Snapshot | None = None
-        etcd_ok = True
+    def read_etcd(self) -> Snapshot | None:
         try:
             self.renew_lease()
             snapshot = self.store.snapshot()
-            self.etcd_failures = 0
         except (StoreError, OSError, ValueError) as exc:
-            etcd_ok = False
             self.etcd_failures += 1
-            log.warning("etcd unreachable (%d in a row): %s", self.etcd_failures, exc)
+            log.warning("etcd unreachable (%d in a row): %s", self.etcd_failures, describe(exc))
+            return None
+        self.etcd_failures = 0
+        return snapshot
 
+    def suspect(self, leader: LeaderKey, pg: PgState) -> bool:
+        """Whether the leader looks dead: our WAL receiver lost it *and* its leader manager has not
+        answered HTTP for SUSPECT_AFTER_SECONDS. Either alone is normal (PostgreSQL restarting on
+        the leader; a leader manager that is busy or briefly cut off from us)."""
+        now = time.monotonic()
+        if pg.streaming and pg.upstream == leader.address:
+            self.leader_unreachable_since = None
+            return False
+        url = f"http://{leader.address}:{self.settings['leaderl.http_port']}/status"
+        try:
+            with urllib.request.urlopen(url, timeout=0.5):
+                pass
+            self.leader_unreachable_since = None
+            return False
+        except urllib.error.HTTPError:
+            self.leader_unreachable_since = None
+            return False
+        except OSError:
+            pass
+        if self.leader_unreachable_since is None:
+            self.leader_unreachable_since = now
+        return now - self.leader_unreachable_since >= SUSPECT_AFTER_SECONDS
+
+    def move_etcd_leadership(self) -> None:
+        """Keep etcd's raft leader off the PostgreSQL leader's node, so that losing that node
+        does not also cost an etcd election (etcd.election_timeout, 5 s by default) right when
+        the followers need etcd to fail over."""
+        now = time.monotonic()
+        if now - self.last_raft_check < RAFT_CHECK_SECONDS:
+            return
+        self.last_raft_check = now
+        try:
+            status = self.local_store.status()
+            me = status["header"]["member_id"]
+            if status.get("leader") != me:
+                return
+            others = [m for m in self.local_store.members() if m["ID"] != me and m.get("name")]
+            if others:
+                self.local_store.transfer_leadership(others[0]["ID"])
+                log.info("moved etcd raft leadership to member %s", others[0]["name"])
+        except (StoreError, OSError, KeyError, ValueError) as exc:
+            log.info("could not move etcd raft leadership: %s", describe(exc))
+
+    def health(self) -> tuple[list[str], list[str]]:
+        """(ineligible, unhealthy) reasons from this node's own checks."""
         now = time.monotonic()
         if now - self.last_health >= self.settings["leaderl.health_check.interval_seconds"]:
             self.last_health = now
             self.disk_problems = self.check_disks()
-
-        ineligible: list[str] = []
         unhealthy: list[str] = []
-        max_pg = self.settings["leaderl.health_check.max_pgsql_failures"]
-        if self.pg_failures >= max_pg:
+        if self.pg_failures >= self.settings["leaderl.health_check.max_pgsql_failures"]:
             unhealthy.append(f"PostgreSQL failed {self.pg_failures} checks in a row")
         if self.disk_problems and self.settings["leaderl.health_check.fatal_system_checks"]:
             unhealthy.append("disk: " + "; ".join(self.disk_problems))
-        ineligible.extend(unhealthy)
+        ineligible = list(unhealthy)
         if self.markers.unsynced.exists():
             ineligible.append("unsynced: " + self.markers.unsynced.read_text().strip())
+        return ineligible, unhealthy
+
+    def peers(self, snapshot: Snapshot, leader_present: bool) -> dict[str, Peer]:
+        peers = {}
+        for guid, st in snapshot.under(keys.STATUS).items():
+            if guid == self.me or not isinstance(st.value, dict):
+                continue
+            v = st.value
+            pos = v.get("position", {})
+            peers[guid] = Peer(
+                guid=guid,
+                address=v.get("address", ""),
+                role=v.get("role", ""),
+                eligible=bool(v.get("eligible")),
+                position=Position(int(pos.get("timeline", 0)), int(pos.get("lsn", 0))),
+                detached=bool(v.get("detached")),
+                fresh=leader_present or st.mod_revision > self.leaderless_revision,
+            )
+        return peers
+
+    def observe(self) -> tuple[Observation, Snapshot | None]:
+        pg = self.observe_pg()
+        snapshot = self.read_etcd()
+        now = time.monotonic()
+        ineligible, unhealthy = self.health()
+        base = Observation(
+            me=self.me,
+            etcd_ok=snapshot is not None,
+            lease_ok=self.lease_ok(),
+            leader=None,
+            pg=pg,
+            ineligible=(),
+            unhealthy=tuple(unhealthy),
+            members=(self.me,),
+            synchronous=self.settings["postgresql.synchronous_replication"],
+            was_leader=self.markers.was_leader.exists(),
+            following=self.executor.following,
+            hold_ready=now < self.executor.hold_until,
+        )
+        if snapshot is None:
+            return replace(base, ineligible=tuple(ineligible)), None
 
         leader: LeaderKey | None = None
-        peers: dict[str, Peer] = {}
-        members: tuple[str, ...] = (self.me,)
-        sync = SyncSet()
-        last_leader: str | None = None
-        failover = True
-        if snapshot is not None:
-            entry = snapshot.get(keys.LEADER)
-            if entry and isinstance(entry.value, dict):
-                leader = LeaderKey(entry.value["guid"], entry.value["address"], entry.mod_revision)
-            if leader is None:
-                if self.leaderless_since is None:
-                    self.leaderless_since = now
-                    self.leaderless_revision = snapshot.revision
-            else:
-                self.leaderless_since = None
-            members = tuple(sorted(snapshot.under(keys.NODES))) or (self.me,)
-            for guid, st in snapshot.under(keys.STATUS).items():
-                if guid == self.me or not isinstance(st.value, dict):
-                    continue
-                v = st.value
-                pos = v.get("position", {})
-                peers[guid] = Peer(
-                    guid=guid,
-                    address=v.get("address", ""),
-                    role=v.get("role", ""),
-                    eligible=bool(v.get("eligible")),
-                    position=Position(int(pos.get("timeline", 0)), int(pos.get("lsn", 0))),
-                    detached=bool(v.get("detached")),
-                    fresh=leader is not None or st.mod_revision > self.leaderless_revision,
-                )
-            s = snapshot.value(keys.SYNC) or {}
-            sync = SyncSet(tuple(s.get("members", ())), int(s.get("quorum", 0)))
-            history = snapshot.value(keys.HISTORY) or []
-            last_leader = history[-1]["guid"] if history else None
-            failover = snapshot.value(keys.CONTROL_FAILOVER, "on") != "off"
-            if self.me in (snapshot.value(keys.CONTROL_BLOCKED) or []):
-                ineligible.append("failover is turned off for this node")
-            if leader is not None and leader.guid != self.me and leader.guid in peers and pg.running and pg.in_recovery:
-                behind = peers[leader.guid].position.lsn - pg.position.lsn
-                limit = self.settings["leaderl.health_check.max_bytes_behind_leader"]
-                if behind > limit:
-                    ineligible.append(f"{behind} bytes behind the leader (limit {limit})")
-
-        obs = Observation(
-            me=self.me,
-            etcd_ok=etcd_ok,
-            lease_ok=self.lease_ok(),
+        entry = snapshot.get(keys.LEADER)
+        if entry and isinstance(entry.value, dict):
+            leader = LeaderKey(entry.value["guid"], entry.value["address"], entry.mod_revision, entry.lease)
+        suspected = leader is not None and leader.guid != self.me and self.suspect(leader, pg)
+        if leader is None or suspected:
+            if self.leaderless_since is None:
+                self.leaderless_since = now
+                self.leaderless_revision = snapshot.revision
+        else:
+            self.leaderless_since = None
+        peers = self.peers(snapshot, leader is not None)
+        if self.me in (snapshot.value(keys.CONTROL_BLOCKED) or []):
+            ineligible.append("failover is turned off for this node")
+        if leader is not None and leader.guid in peers and leader.guid != self.me and pg.running and pg.in_recovery:
+            behind = peers[leader.guid].position.lsn - pg.position.lsn
+            limit = self.settings["leaderl.health_check.max_bytes_behind_leader"]
+            if behind > limit:
+                ineligible.append(f"{behind} bytes behind the leader (limit {limit})")
+        sync = snapshot.value(keys.SYNC) or {}
+        history = snapshot.value(keys.HISTORY) or []
+        obs = replace(
+            base,
             leader=leader,
-            pg=pg,
             ineligible=tuple(ineligible),
-            unhealthy=tuple(unhealthy),
-            members=members,
+            members=tuple(sorted(snapshot.under(keys.NODES))) or (self.me,),
             peers=peers,
-            sync=sync,
-            synchronous=self.settings["postgresql.synchronous_replication"],
-            last_leader=last_leader,
-            failover_enabled=failover,
-            was_leader=self.markers.was_leader.exists(),
+            sync=SyncSet(tuple(sync.get("members", ())), int(sync.get("quorum", 0))),
+            last_leader=history[-1]["guid"] if history else None,
+            failover_enabled=snapshot.value(keys.CONTROL_FAILOVER, "on") != "off",
             leaderless_seconds=0.0 if self.leaderless_since is None else now - self.leaderless_since,
-            detached=self.markers.detached.exists(),
+            leader_suspected=suspected,
         )
         return obs, snapshot
 
@@ -298,6 +368,8 @@ class Manager:
 
     # -- loop ----------------------------------------------------------------------------------
     def tick(self) -> Decision:
+        self.executor.release_hold_if_fenced()
+        observed_at = time.monotonic()
         obs, snapshot = self.observe()
         decision = decide(obs, self.settings["leaderl.required_active_followers"])
         for action in decision.actions:
@@ -307,11 +379,13 @@ class Manager:
                 log.error("%s failed: %s", action.kind.value, exc)
                 break
         if decision.role is Role.LEADER and obs.pg.running and not obs.pg.in_recovery and snapshot is not None:
+            self.move_etcd_leadership()
             try:
                 self.pg.ensure_slots([g for g in obs.members if g != self.me])
             except psycopg.Error as exc:
                 log.warning("could not manage replication slots: %s", exc)
-        self.published.ready = decision.ready and obs.lease_ok
+        # "ready" is a fact about the moment we observed, so it only holds for a short while.
+        self.published.ready_until = observed_at + READY_VALIDITY_SECONDS if decision.ready and obs.lease_ok else 0.0
         self.published.lease_deadline = self.deadline
         doc = self.status_doc(obs, decision)
         self.published.status = doc
@@ -353,7 +427,7 @@ class Manager:
 
     def shutdown(self) -> None:
         """Graceful stop: stop answering 200, give leadership away, revoke our lease."""
-        self.published.ready = False
+        self.published.ready_until = 0.0
         if self.published.status.get("role") == Role.LEADER.value:
             # Stop PostgreSQL first (fast shutdown streams all WAL to the followers), then let go
             # of the key: the next leader starts exactly where this one ended, nothing to rewind.

@@ -19,6 +19,17 @@ Safety rules
    alive, can no longer get commits acknowledged through it.
 3. Data that may have diverged is never served. A former leader that sees another leader is
    rewound (or re-copied) before it follows; see actions.py.
+
+Failing over before the lease expires (synchronous mode only)
+-------------------------------------------------------------
+When |S| - quorum + 1 members of S have detached, at most quorum - 1 members still stream from
+the old leader, so it can no longer acknowledge any commit: that group is a fence as strong as
+the lease. Followers detach from a leader only when they *suspect* it: its lease has not been
+renewed for a few seconds and their WAL receiver lost it. The most advanced of them then
+replaces the old key (a transaction on the key's revision) and revokes the old lease; the daemon
+holds its `/leader` at 503 until the old leader, if it still runs, must have seen its standbys go
+quiet and turned 503 itself (see daemon.py, FENCE_WAIT_SECONDS). In asynchronous mode there is no
+such fence, so the followers wait for the lease to expire.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from chef_backend.leader.state import (
     Action,
     Decision,
     Kind,
+    LeaderKey,
     Observation,
     Role,
     SyncSet,
@@ -44,6 +56,8 @@ def decide(obs: Observation, required_active_followers: int = 0) -> Decision:
     if obs.leader is not None and obs.leader.guid == obs.me:
         return _as_leader(obs, required_active_followers)
     if obs.leader is not None:
+        if obs.leader_suspected and obs.synchronous and not obs.was_leader:
+            return _leaderless(obs, takeover=obs.leader)
         return _as_follower(obs)
     return _leaderless(obs)
 
@@ -51,15 +65,36 @@ def decide(obs: Observation, required_active_followers: int = 0) -> Decision:
 def _without_etcd(obs: Observation) -> Decision:
     if not obs.pg.running:
         actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
-        return Decision(Role.WAITING, False, (*actions, Action(Kind.START_PG)),
-                        "etcd unreachable; starting PostgreSQL detached (read-only)")
+        return Decision(
+            Role.WAITING,
+            False,
+            (*actions, Action(Kind.START_PG)),
+            "etcd unreachable; starting PostgreSQL detached (read-only)",
+        )
     if not obs.pg.in_recovery:
         if obs.lease_ok:
             # Our lease is still alive on etcd's side by our conservative clock: keep serving;
             # the daemon fences the moment that stops being true.
-            return Decision(Role.LEADER, True, (), "etcd unreachable; leading until the lease deadline")
+            ready, why = _leader_ready(obs, 0)
+            return Decision(Role.LEADER, ready, (), f"etcd unreachable; leading until the lease deadline ({why})")
         return Decision(Role.WAITING, False, (Action(Kind.FENCE),), "etcd unreachable and lease lost: fenced")
     return Decision(Role.WAITING, False, (), "etcd unreachable")
+
+
+def _leader_ready(obs: Observation, required_active_followers: int) -> tuple[bool, str]:
+    """Whether a primary holding the key may answer 200, and why (not)."""
+    if obs.hold_ready:
+        return False, "waiting for the old leader to be fenced"
+    active = len(obs.pg.standbys)
+    if active < required_active_followers:
+        return False, f"waiting for {required_active_followers} active followers ({active} streaming)"
+    if obs.synchronous and obs.sync.members:
+        streaming = len(set(obs.pg.standbys) & set(obs.sync.members))
+        needed = max(1, obs.sync.quorum)
+        if streaming < needed:
+            # Commits would only hang; and the followers may be electing a new leader.
+            return False, f"only {streaming} of {needed} needed synchronous standbys stream"
+    return True, "leader"
 
 
 def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
@@ -77,15 +112,8 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
     wanted = desired_sync_set(obs)
     if wanted != obs.sync:
         actions = (Action(Kind.SET_SYNC, sync=wanted),)
-    active = len(obs.pg.standbys)
-    if active < required_active_followers:
-        return Decision(
-            Role.LEADER,
-            False,
-            actions,
-            f"waiting for {required_active_followers} active followers ({active} streaming)",
-        )
-    return Decision(Role.LEADER, True, actions, "leader")
+    ready, why = _leader_ready(obs, required_active_followers)
+    return Decision(Role.LEADER, ready, actions, why)
 
 
 def desired_sync_set(obs: Observation) -> SyncSet:
@@ -121,12 +149,14 @@ def _as_follower(obs: Observation) -> Decision:
             (Action(Kind.FOLLOW, leader.address), Action(Kind.START_PG)),
             "starting PostgreSQL as a follower",
         )
-    if obs.detached or obs.pg.upstream != leader.address:
+    if obs.following != leader.address:
         return Decision(Role.FOLLOWER, False, (Action(Kind.FOLLOW, leader.address),), f"following {leader.guid}")
     return Decision(Role.FOLLOWER, False, (), f"following {leader.guid}")
 
 
-def _leaderless(obs: Observation) -> Decision:
+def _leaderless(obs: Observation, takeover: LeaderKey | None = None) -> Decision:
+    """No usable leader: report a final position, and take over if this node is the one."""
+    gone = f"leader {takeover.guid} looks dead" if takeover else "no leader"
     primary = obs.pg.running and not obs.pg.in_recovery
     if not obs.pg.running:
         # A read-only, detached standby is harmless and lets the node report its position.
@@ -135,18 +165,21 @@ def _leaderless(obs: Observation) -> Decision:
             Role.WAITING,
             False,
             (*actions, Action(Kind.START_PG)),
-            "no leader: starting PostgreSQL detached to report its position",
+            f"{gone}: starting PostgreSQL detached to report its position",
         )
     if not primary and not obs.detached:
         # Stop streaming first: our position must be final before it is compared, and the old
         # leader (if it still runs) must not get commits acknowledged through us.
-        return Decision(Role.WAITING, False, (Action(Kind.FOLLOW, None),), "no leader: detaching")
+        return Decision(Role.WAITING, False, (Action(Kind.FOLLOW, None),), f"{gone}: detaching")
     why_not = candidacy(obs)
     if why_not is None:
-        return Decision(Role.PROMOTING, False, (Action(Kind.ACQUIRE),), "no leader: taking leadership")
+        if takeover is not None:
+            action = Action(Kind.TAKEOVER, leader=takeover)
+            return Decision(Role.PROMOTING, False, (action,), f"{gone}: taking over")
+        return Decision(Role.PROMOTING, False, (Action(Kind.ACQUIRE),), f"{gone}: taking leadership")
     if primary:
         return Decision(Role.WAITING, False, (Action(Kind.FENCE),), f"primary without leadership: {why_not}")
-    return Decision(Role.WAITING, False, (), f"no leader; not a candidate: {why_not}")
+    return Decision(Role.WAITING, False, (), f"{gone}; not a candidate: {why_not}")
 
 
 def candidacy(obs: Observation) -> str | None:
@@ -163,7 +196,9 @@ def candidacy(obs: Observation) -> str | None:
         return "automatic failover is disabled"
 
     me_pos = obs.pg.position
-    fresh = {g: p for g, p in obs.peers.items() if p.fresh}
+    # A suspected leader's own (stale) report is no evidence about anything.
+    old = obs.leader.guid if obs.leader is not None else None
+    fresh = {g: p for g, p in obs.peers.items() if p.fresh and g != old}
     if obs.synchronous:
         # The last leader holds every commit it acknowledged, and no later leader existed.
         if not was_last:

@@ -32,12 +32,13 @@ MAX_CONNECTIONS = 4096
 class Published:
     """What the endpoint serves; written by the control loop, read by the HTTP thread."""
 
-    ready: bool = False
+    ready_until: float = 0.0  # time.monotonic() until which the last tick's "ready" holds
     lease_deadline: float = 0.0  # time.monotonic() after which the lease may be gone
     status: dict[str, Any] = field(default_factory=dict)
 
     def is_leader(self) -> bool:
-        return self.ready and time.monotonic() < self.lease_deadline
+        now = time.monotonic()
+        return now < self.ready_until and now < self.lease_deadline
 
 
 class HttpServer:

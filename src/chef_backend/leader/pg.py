@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import psycopg
 
@@ -24,8 +25,13 @@ SELECT pg_is_in_recovery(),
        (SELECT status FROM pg_stat_wal_receiver),
        (SELECT sender_host FROM pg_stat_wal_receiver),
        (SELECT received_tli FROM pg_stat_wal_receiver),
-       (SELECT coalesce(array_agg(application_name), '{}') FROM pg_stat_replication WHERE state = 'streaming')
+       (SELECT coalesce(array_agg(application_name || '=' || coalesce(reply_time::text, '')), '{}')
+          FROM pg_stat_replication WHERE state = 'streaming')
 """
+
+# A standby replies at least every wal_receiver_status_interval (1 s). One whose reply has not
+# changed for this long is treated as gone, whether or not its TCP connection has noticed yet.
+STANDBY_STALE_SECONDS = 2.0
 
 
 class LocalPg:
@@ -38,6 +44,7 @@ class LocalPg:
         )
         self._conn: psycopg.Connection | None = None
         self._last_tli = 0  # timeline last seen streaming, kept once the receiver stops
+        self._replies: dict[str, tuple[str, float]] = {}  # standby -> (last reply_time, when it changed)
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -86,8 +93,20 @@ class LocalPg:
             position=Position(tli, lsn),
             upstream=sender,
             streaming=wr_status == "streaming",
-            standbys=tuple(standbys or ()),
+            standbys=self._fresh_standbys(list(standbys or ())),
         )
+
+    def _fresh_standbys(self, rows: list[str]) -> tuple[str, ...]:
+        """Standbys whose reply changed recently, by this node's monotonic clock (no clock skew)."""
+        now = time.monotonic()
+        seen = {}
+        for row in rows:
+            name, _, reply = row.partition("=")
+            previous = self._replies.get(name)
+            changed_at = now if previous is None or previous[0] != reply else previous[1]
+            seen[name] = (reply, changed_at)
+        self._replies = seen
+        return tuple(sorted(n for n, (_, at) in seen.items() if now - at < STANDBY_STALE_SECONDS))
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         cur = self._connection().execute(sql, params)

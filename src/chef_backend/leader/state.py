@@ -33,7 +33,7 @@ class PgState:
     position: Position = Position()
     upstream: str | None = None  # host the WAL receiver streams from
     streaming: bool = False
-    standbys: tuple[str, ...] = ()  # GUIDs streaming from us (we are primary)
+    standbys: tuple[str, ...] = ()  # GUIDs streaming from us with a recent reply (we are primary)
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class LeaderKey:
     guid: str
     address: str
     mod_revision: int = 0
+    lease: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,21 @@ class Observation:
     failover_enabled: bool = True
     was_leader: bool = False  # this node promoted and has not re-synced since: it may have diverged
     leaderless_seconds: float = 0.0
-    detached: bool = False  # our WAL receiver has been told to stop
+    following: str | None = None  # the host our standby configuration streams from (None: detached)
+    # The leader key exists but its holder looks dead: its lease has not been renewed for a while
+    # and our WAL receiver lost it. Only then may the synchronous set take over before the TTL.
+    leader_suspected: bool = False
+    hold_ready: bool = False  # just took over: wait until the old leader must have stopped answering 200
+
+    @property
+    def detached(self) -> bool:
+        """Our WAL receiver has been told to stop: our position can no longer grow."""
+        return self.following is None
 
 
 class Kind(StrEnum):
     ACQUIRE = "acquire"  # take the leader key (create-if-absent)
+    TAKEOVER = "takeover"  # replace a dead leader's key (compare its revision) and revoke its lease
     PROMOTE = "promote"  # pg_promote()
     RELEASE = "release"  # delete the leader key if it is still ours
     FENCE = "fence"  # stop PostgreSQL now: it must not accept writes
@@ -103,6 +114,7 @@ class Action:
     kind: Kind
     target: str | None = None
     sync: SyncSet | None = None
+    leader: LeaderKey | None = None  # the key a TAKEOVER replaces
 
 
 @dataclass(frozen=True)
@@ -111,3 +123,4 @@ class Decision:
     ready: bool  # answer 200 on /leader
     actions: tuple[Action, ...]
     reason: str
+

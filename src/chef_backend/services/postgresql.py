@@ -14,6 +14,7 @@ yields a writable node without a valid leader lease.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -173,6 +174,16 @@ def render_standby_conf(settings: Settings, secrets: Secrets, leader_host: str |
         f"connect_timeout=5 keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=2"
     )
     return f"primary_conninfo = {_q(conninfo)}\nprimary_slot_name = {_q(slot_name(guid))}\n"
+
+
+def configured_upstream(layout: PgLayout) -> str | None:
+    """The host standby.conf streams from, None when it follows no one (or does not exist)."""
+    try:
+        text = layout.standby_conf.read_text()
+    except OSError:
+        return None
+    m = re.search(r"primary_conninfo = '[^']*\bhost=(\S+)", text)
+    return m.group(1) if m else None
 
 
 def write_standby_conf(layout: PgLayout, content: str) -> bool:

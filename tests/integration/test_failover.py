@@ -1,0 +1,147 @@
+"""Issue 3's acceptance: automatic failover under an insert load through HAProxy, with real
+processes, checking that no acknowledged row is lost and that two nodes never answer 200."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.integration.harness import Cluster, Node
+from tests.integration.workload import HAProxy, LeaderProber, Writer, write_completes
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def env():
+    cluster = Cluster.fresh("failover", extra_config="leaderl.health_check.interval_seconds = 1\n")
+    cluster.create()
+    cluster.wait_healthy()
+    haproxy = HAProxy(cluster.base / "haproxy", "127.0.0.20", [n.address for n in cluster.nodes])
+    haproxy.start()
+    writer = Writer("127.0.0.20", cluster.password())
+    cluster.wait_for(lambda: _try(writer.setup), 30, "HAProxy to route to the leader")
+    writer.start()
+    prober = LeaderProber([f"http://{n.address}:7331/leader" for n in cluster.nodes]).start()
+    yield cluster, writer, prober
+    prober.stop()
+    writer.stop()
+    haproxy.stop()
+    cluster.teardown()
+
+
+def _try(fn) -> bool:
+    try:
+        fn()
+        return True
+    except Exception:
+        return False
+
+
+def assert_nothing_lost(cluster: Cluster, writer: Writer) -> None:
+    """Every acknowledged row is on every node (followers get a few seconds to catch up)."""
+    password = cluster.password()
+    for node in cluster.nodes:
+        def caught_up(node: Node = node) -> bool:
+            with node.connect(password) as conn:
+                return not writer.missing_on(conn)
+        try:
+            cluster.wait_for(caught_up, 20, f"{node.name} to hold every acknowledged row")
+        except AssertionError:
+            with node.connect(password) as conn:
+                missing = writer.missing_on(conn)
+            raise AssertionError(f"{len(missing)} acknowledged rows missing on {node.name}: {missing[:10]}") from None
+
+
+def other_leader(cluster: Cluster, old: Node, timeout: float = 60) -> Node:
+    return cluster.wait_for(
+        lambda: (ls := [n for n in cluster.nodes if n is not old and n.leader_code() == 200]) and ls[0],
+        timeout, "a new leader",
+    )
+
+
+def leaderl_pid(node: Node) -> int:
+    line = node.ctl("status", "--simple", "leaderl").stdout
+    return int(line.split("(pid ")[1].split(")")[0])
+
+
+def test_kill_9_of_the_leader_node(env) -> None:
+    cluster, writer, prober = env
+    writer.wait_acks(30)
+    old = cluster.wait_leader()
+    old.crash()
+    killed_at = time.monotonic()
+    new = other_leader(cluster, old)
+    writer.wait_acks(20, timeout=60)
+    print(f"kill -9 of {old.name}: {new.name} answers 200 after {time.monotonic() - killed_at:.1f}s")
+    old.ctl("start")
+    cluster.wait_healthy(120)
+    assert_nothing_lost(cluster, writer)
+    assert prober.overlaps == []
+
+
+def test_postgresql_killed_on_the_leader(env) -> None:
+    cluster, writer, prober = env
+    old = cluster.wait_healthy() and cluster.wait_leader()
+    writer.wait_acks(30)
+    pid_file = old.root / "var/opt/chef-backend/postgresql/15/data/postmaster.pid"
+    os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+    writer.wait_acks(30, timeout=60)
+    cluster.wait_healthy(90)
+    assert_nothing_lost(cluster, writer)
+    assert len(cluster.leaders()) == 1
+    assert prober.overlaps == []
+
+
+def test_frozen_leader_manager_is_replaced_and_accepts_no_writes(env) -> None:
+    cluster, writer, prober = env
+    old = cluster.wait_healthy() and cluster.wait_leader()
+    writer.wait_acks(30)
+    pid = leaderl_pid(old)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        new = other_leader(cluster, old, timeout=60)
+        assert old.leader_code() != 200
+        # The old primary can no longer acknowledge a commit: its synchronous standbys left it.
+        assert not write_completes(old.address, cluster.password(), within=5)
+        writer.wait_acks(20, timeout=60)
+        assert new.leader_code() == 200
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    cluster.wait_healthy(120)
+    assert cluster.cluster_status()["leader"] != old and old.leader_code() == 503
+    assert_nothing_lost(cluster, writer)
+    assert prober.overlaps == []
+
+
+def test_a_stopped_follower_does_not_stop_writes(env) -> None:
+    cluster, writer, _ = env
+    cluster.wait_healthy()
+    leader = cluster.wait_leader()
+    follower = next(n for n in cluster.nodes if n is not leader)
+    follower.ctl("stop")
+    writer.wait_acks(50, timeout=30)
+    assert leader.leader_code() == 200
+    follower.ctl("start")
+    cluster.wait_healthy(90)
+    assert_nothing_lost(cluster, writer)
+
+
+def test_whole_cluster_restart_in_any_order(env) -> None:
+    cluster, writer, prober = env
+    cluster.wait_healthy()
+    writer.wait_acks(30)
+    leader = cluster.wait_leader()
+    order = [leader] + [n for n in cluster.nodes if n is not leader]  # the leader first
+    for node in order:
+        node.ctl("stop")
+    for node in reversed(order):
+        node.ctl("start")
+    cluster.wait_leader(90)
+    writer.wait_acks(20, timeout=60)
+    cluster.wait_healthy(120)
+    assert_nothing_lost(cluster, writer)
+    assert prober.overlaps == []

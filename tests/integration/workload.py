@@ -1,0 +1,191 @@
+"""A client's view of the cluster: HAProxy routing by /leader, and a writer that records every
+acknowledged insert so that a lost write can be proven afterwards."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+HAPROXY_CFG = """\
+global
+    stats socket {dir}/haproxy.sock mode 600 level admin
+defaults
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    timeout client-fin 1s
+    timeout server-fin 1s
+frontend postgresql
+    bind {bind}:5432
+    mode tcp
+    default_backend chef_backend_postgresql
+backend chef_backend_postgresql
+    mode tcp
+    option httpchk
+    http-check send meth GET uri /leader ver HTTP/1.1 hdr Host localhost:7331
+    default-server inter 1s rise 1 fall 1 on-marked-down shutdown-sessions
+{servers}
+"""
+
+
+class HAProxy:
+    """HAProxy as a Chef frontend runs it, but with the fault suite's 1 s checks."""
+
+    def __init__(self, directory: Path, bind: str, backends: list[str]) -> None:
+        self.dir = directory
+        self.bind = bind
+        self.dir.mkdir(parents=True, exist_ok=True)
+        servers = "\n".join(f"    server be{i} {addr}:5432 check port 7331" for i, addr in enumerate(backends, 1))
+        (self.dir / "haproxy.cfg").write_text(HAPROXY_CFG.format(dir=self.dir, bind=bind, servers=servers))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        self.proc = subprocess.Popen([haproxy, "-db", "-f", str(self.dir / "haproxy.cfg")],
+                                     stdout=(self.dir / "haproxy.log").open("wb"), stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@dataclass
+class Writer:
+    """Inserts ids 1, 2, 3, ... through `host`; an id counts once its COMMIT returned."""
+
+    host: str
+    password: str
+    table: str = "workload"
+    acked: list[int] = field(default_factory=list)
+    errors: int = 0
+    max_gap: float = 0.0  # longest time between two acknowledgements while running
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def setup(self) -> None:
+        with psycopg.connect(self._dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (id bigint PRIMARY KEY)")
+
+    def _dsn(self) -> str:
+        return (f"host={self.host} port=5432 user=chef_pgsql password={self.password} dbname=postgres "
+                f"connect_timeout=2 application_name=workload")
+
+    def start(self) -> Writer:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        next_id = (max(self.acked) + 1) if self.acked else 1
+        last_ack = time.monotonic()
+        conn: psycopg.Connection | None = None
+        while not self._stop.is_set():
+            try:
+                if conn is None:
+                    conn = psycopg.connect(self._dsn(), autocommit=True)
+                    conn.execute("SET statement_timeout = '5s'")
+                conn.execute(f"INSERT INTO {self.table} (id) VALUES (%s) ON CONFLICT DO NOTHING", (next_id,))
+                self.acked.append(next_id)
+                now = time.monotonic()
+                self.max_gap = max(self.max_gap, now - last_ack)
+                last_ack = now
+                next_id += 1
+                time.sleep(0.01)
+            except psycopg.Error:
+                self.errors += 1
+                next_id += 1  # the fate of that id is unknown; never reuse it
+                if conn is not None:
+                    conn.close()
+                conn = None
+                time.sleep(0.1)
+        if conn is not None:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(15)
+
+    def wait_acks(self, count: int, timeout: float = 30) -> None:
+        target = len(self.acked) + count
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < target:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"writes did not resume within {timeout}s ({len(self.acked)} acked)")
+            time.sleep(0.05)
+
+    def missing_on(self, conn: psycopg.Connection) -> list[int]:
+        present = {r[0] for r in conn.execute(f"SELECT id FROM {self.table}").fetchall()}
+        return [i for i in self.acked if i not in present]
+
+
+@dataclass
+class LeaderProber:
+    """Asks every node's /leader every 100 ms and records any moment two answered 200."""
+
+    urls: list[str]
+    overlaps: list[tuple[float, list[str]]] = field(default_factory=list)
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> LeaderProber:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    @staticmethod
+    def _code(url: str) -> int:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(url, timeout=0.5) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            leaders = [u for u in self.urls if self._code(u) == 200]
+            self.samples += 1
+            if len(leaders) > 1:
+                self.overlaps.append((time.time(), leaders))
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+def write_completes(host: str, password: str, within: float) -> bool:
+    """Whether one direct write on `host` is acknowledged within `within` seconds.
+
+    A commit waiting for a synchronous standby that never comes blocks forever (statement_timeout
+    does not apply to that wait, and cancelling it would report success), so the attempt runs
+    on its own thread and is abandoned, never cancelled."""
+    done = threading.Event()
+
+    def attempt() -> None:
+        try:
+            with psycopg.connect(host=host, port=5432, user="chef_pgsql", password=password, dbname="postgres",
+                                 connect_timeout=2, autocommit=True) as conn:
+                conn.execute("CREATE TABLE IF NOT EXISTS direct_probe (id serial PRIMARY KEY)")
+                conn.execute("INSERT INTO direct_probe DEFAULT VALUES")
+                done.set()
+        except psycopg.Error:
+            pass
+
+    threading.Thread(target=attempt, daemon=True).start()
+    return done.wait(within)
