@@ -18,6 +18,7 @@ import psycopg
 
 BASE = Path(os.environ.get("CHEF_BACKEND_TEST_BASE", "/tmp/chef-backend-tests"))
 CTL = os.environ.get("CHEF_BACKEND_CTL", "/usr/local/bin/chef-backend-ctl")
+LOGS = Path(os.environ.get("CHEF_BACKEND_TEST_LOGS", "/tmp/chef-backend-test-logs"))
 
 DEFAULT_CONFIG = """\
 postgresql.shared_buffers = '64MB'
@@ -215,6 +216,13 @@ class Cluster:
         return self.wait_for(healthy, timeout, "a healthy cluster")
 
     def teardown(self) -> None:
+        """Keep every node's logs (for reading after a failure), then remove the cluster."""
+        logs = LOGS / self.base.name
+        shutil.rmtree(logs, ignore_errors=True)
+        for node in self.nodes:
+            src = node.root / "var/log/chef-backend"
+            if src.exists():
+                shutil.copytree(src, logs / node.name, ignore_dangling_symlinks=True)
         cleanup(self.base)
 
 

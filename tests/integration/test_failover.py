@@ -130,6 +130,63 @@ def test_a_stopped_follower_does_not_stop_writes(env) -> None:
     assert_nothing_lost(cluster, writer)
 
 
+def test_promote_and_demote_under_load(env) -> None:
+    cluster, writer, prober = env
+    cluster.wait_healthy()
+    old = cluster.wait_leader()
+    target = next(n for n in cluster.nodes if n is not old)
+    writer.wait_acks(30)
+    gap_before = writer.max_gap
+    writer.max_gap = 0.0
+    result = old.ctl("promote", target.name)
+    assert "is now the leader" in result.stdout
+    writer.wait_acks(30, timeout=30)
+    assert cluster.wait_leader() is target
+    promote_gap = writer.max_gap
+    cluster.wait_healthy(90)
+    writer.max_gap = 0.0
+    target.ctl("demote")
+    writer.wait_acks(30, timeout=30)
+    assert cluster.wait_leader() is not target
+    print(f"write outage: promote {promote_gap:.2f}s, demote {writer.max_gap:.2f}s")
+    writer.max_gap = max(gap_before, promote_gap, writer.max_gap)
+    cluster.wait_healthy(90)
+    assert_nothing_lost(cluster, writer)
+    assert prober.overlaps == []
+
+
+def test_leadership_controls_and_their_refusals(env) -> None:
+    cluster, _, _ = env
+    cluster.wait_healthy()
+    leader = cluster.wait_leader()
+    follower = next(n for n in cluster.nodes if n is not leader)
+    r = leader.ctl("promote", leader.name, check=False)
+    assert r.returncode != 0 and "already the leader" in r.stderr
+    r = leader.ctl("promote", "no-such-node", check=False)
+    assert r.returncode != 0 and "no node 'no-such-node'" in r.stderr
+    r = leader.ctl("force-leader", check=False)
+    assert r.returncode != 0 and "already has a leader" in r.stderr
+    r = leader.ctl("set-cluster-failover", "sideways", check=False)
+    assert r.returncode != 0 and "STATE must be one of" in r.stderr
+
+    leader.ctl("set-cluster-failover", "off")
+    try:
+        r = leader.ctl("promote", follower.name, check=False)
+        assert r.returncode != 0 and "turned off for the cluster" in r.stderr
+    finally:
+        leader.ctl("set-cluster-failover", "on")
+    follower.ctl("set-node-failover", "off")
+    try:
+        r = leader.ctl("promote", follower.name, check=False)
+        assert r.returncode != 0 and f"turned off for {follower.name}" in r.stderr
+        cluster.wait_for(lambda: "failover is turned off for this node" in follower.ctl("cluster-status").stdout,
+                         10, "cluster-status to show the node's failover off")
+    finally:
+        follower.ctl("set-node-failover", "on")
+    history = leader.ctl("history").stdout.splitlines()
+    assert history and all(len(line.split()) >= 3 for line in history)
+
+
 def test_whole_cluster_restart_in_any_order(env) -> None:
     cluster, writer, prober = env
     cluster.wait_healthy()

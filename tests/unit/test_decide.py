@@ -352,3 +352,51 @@ def test_async_mode_never_takes_over_before_the_lease_expires() -> None:
 def test_unsuspected_leader_is_followed_again_after_a_false_alarm() -> None:
     d = decide(obs(leader=DEAD, leader_suspected=False, detached=True, pg=standby(upstream=None)))
     assert d.actions == (Action(Kind.FOLLOW, ADDR[C]),)
+
+
+# --- operator control ---------------------------------------------------------------------------------
+
+def test_switchover_source_hands_the_key_to_an_eligible_heir() -> None:
+    from chef_backend.leader.state import Switchover
+
+    heir = replace(peer(B), lease=99)
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B, C)), sync=SyncSet((B, C), 1),
+                   switchover=Switchover(A, B), peers={B: heir}))
+    assert d.actions == (Action(Kind.HANDOVER, leader=LeaderKey(B, ADDR[B], lease=99)),) and not d.ready
+
+
+def test_switchover_to_an_ineligible_node_is_refused() -> None:
+    from chef_backend.leader.state import Switchover
+
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B,)), sync=SyncSet((B, C), 1),
+                   switchover=Switchover(A, B), peers={B: replace(peer(B, eligible=False), lease=9)}))
+    assert kinds(d) == [Kind.END_SWITCHOVER]
+
+
+def test_heir_promotes_only_from_the_handover_position() -> None:
+    ok = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=standby(lsn=500), handover_position=Position(1, 500)))
+    assert kinds(ok) == [Kind.PROMOTE]
+    short = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=standby(lsn=400), handover_position=Position(1, 500)))
+    assert kinds(short) == [Kind.RELEASE, Kind.END_SWITCHOVER]
+
+
+def test_heir_closes_the_switchover_once_ready() -> None:
+    from chef_backend.leader.state import Switchover
+
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B,)), sync=SyncSet((B, C), 1),
+                   switchover=Switchover(C, A)))
+    assert d.ready and kinds(d) == [Kind.END_SWITCHOVER]
+
+
+def test_others_do_not_race_during_a_switchover() -> None:
+    from chef_backend.leader.state import Switchover
+
+    d = decide(obs(switchover=Switchover(C, B), peers={B: peer(B)}))
+    assert d.actions == () and "switchover to" in d.reason
+
+
+def test_force_leader_skips_the_report_quorum_but_not_basic_health() -> None:
+    d = decide(obs(force_leader=True, peers={}))
+    assert kinds(d) == [Kind.ACQUIRE]
+    d = decide(obs(force_leader=True, ineligible=("unsynced: x",)))
+    assert d.actions == ()

@@ -9,7 +9,8 @@ Key layout under `/chef-backend/`:
     sync                    {"members": [...], "quorum": k}               the leader's synchronous set
     control/failover        "on" | "off"                                   cluster-wide automatic failover
     control/blocked_leaders [guid, ...]                                    nodes with failover turned off
-    control/switchover      {"from", "to"}                                 a requested promote/demote
+    control/switchover      {"source", "target", "at"}                     a requested promote/demote
+    control/force_leader    guid                                           force-leader on that node
     history                 [{"at", "guid", "reason"}, ...]               leadership changes, newest last
 
 Every value is JSON. Reads are linearizable (etcd's default), so a decision never rests on a
@@ -37,6 +38,7 @@ SYNC = PREFIX + "sync"
 CONTROL_FAILOVER = PREFIX + "control/failover"
 CONTROL_BLOCKED = PREFIX + "control/blocked_leaders"
 CONTROL_SWITCHOVER = PREFIX + "control/switchover"
+CONTROL_FORCE = PREFIX + "control/force_leader"
 HISTORY = PREFIX + "history"
 
 StoreError = etcd_exc.Etcd3Exception

@@ -20,6 +20,7 @@ class NodeView:
     joined_at: float
     http_port: int
     status: dict[str, Any] | None = None
+    in_sync_set: bool = True  # in synchronous mode: acknowledges commits (published by the leader)
 
     @property
     def role(self) -> str:
@@ -38,7 +39,7 @@ class NodeView:
         if self.role == "leader" and not st["pg"].get("in_recovery", True):
             return "leader"
         behind = any("behind the leader" in r for r in st.get("ineligible", []))
-        if self.role == "follower" and st["pg"].get("streaming") and not behind:
+        if self.role == "follower" and st["pg"].get("streaming") and not behind and self.in_sync_set:
             return "synced"
         return "syncing"
 
@@ -91,11 +92,15 @@ class ClusterView:
                 )
             )
         nodes.sort(key=lambda n: (n.joined_at, n.guid))
+        sync = snap.value(keys.SYNC)
+        if isinstance(sync, dict) and sync.get("members"):
+            for n in nodes:
+                n.in_sync_set = n.guid in sync["members"]
         return cls(
             nodes=nodes,
             leader=snap.value(keys.LEADER),
             cluster=snap.value(keys.CLUSTER),
-            sync=snap.value(keys.SYNC),
+            sync=sync,
             history=snap.value(keys.HISTORY) or [],
             failover=snap.value(keys.CONTROL_FAILOVER, "on"),
             blocked=snap.value(keys.CONTROL_BLOCKED) or [],

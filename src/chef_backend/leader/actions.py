@@ -15,7 +15,7 @@ from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Store
 from chef_backend.config.settings import Settings
 from chef_backend.leader.pg import LocalPg
-from chef_backend.leader.state import Action, Kind, SyncSet
+from chef_backend.leader.state import Action, Kind, Position, SyncSet
 from chef_backend.paths import NodePaths
 from chef_backend.secrets import Secrets
 from chef_backend.services import postgresql
@@ -84,6 +84,7 @@ class Executor:
         if self.store.create(keys.LEADER, record, lease=self.lease):
             log.warning("took leadership (%s)", reason)
             self.record_history(reason)
+            self.store.delete(keys.CONTROL_FORCE)
         else:
             log.info("another node took leadership first")
 
@@ -110,6 +111,35 @@ class Executor:
             log.warning("could not revoke the old leader's lease: %s", exc)
         self.record_history(f"took over from {old.guid}: {reason}")
 
+    def _do_handover(self, action: Action, reason: str) -> None:
+        """Switchover: a clean (fast) shutdown waits until every streaming standby has flushed all
+        WAL, so the heir holds every commit; only then does the key move to it, bound to its lease."""
+        heir = action.leader
+        assert heir is not None
+        self.stop_pg(immediate=False)
+        position = self._checkpoint_position()
+        record = {
+            "guid": heir.guid,
+            "address": heir.address,
+            "since": time.time(),
+            "handover": {"timeline": position.timeline, "lsn": position.lsn},
+        }
+        if self.store.txn([Store.cmp_lease(keys.LEADER, self.lease)], [Store.op_put(keys.LEADER, record, heir.lease)]):
+            log.warning("handed leadership to %s at %s (%s)", heir.guid, position, reason)
+            self.record_history(f"switchover from {self.guid} to {heir.guid}", guid=heir.guid, address=heir.address)
+        else:
+            log.error("could not hand leadership to %s: the leader key changed", heir.guid)
+
+    def _checkpoint_position(self) -> Position:
+        out = self._pg_user_run([self.layout.bin("pg_controldata"), str(self.layout.data)])
+        fields = dict(line.split(":", 1) for line in out.stdout.splitlines() if ":" in line)
+        hi, lo = fields["Latest checkpoint location"].strip().split("/")
+        return Position(int(fields["Latest checkpoint's TimeLineID"]), (int(hi, 16) << 32) + int(lo, 16))
+
+    def _do_end_switchover(self, action: Action, reason: str) -> None:
+        self.store.delete(keys.CONTROL_SWITCHOVER)
+        log.info("switchover request closed: %s", reason)
+
     def release_hold_if_fenced(self) -> None:
         """End the post-takeover hold early once the old leader provably cannot answer 200."""
         if time.monotonic() >= self.hold_until or not self.hold_probe:
@@ -129,15 +159,15 @@ class Executor:
             log.info("old leader %s answers %s: serving now", self.hold_probe, code or "connection refused")
             self.hold_until = 0.0
 
-    def record_history(self, reason: str) -> None:
+    def record_history(self, reason: str, guid: str | None = None, address: str | None = None) -> None:
+        """Append a leadership change (by default: this node became leader)."""
         entry = self.store.get(keys.HISTORY)
         history = list(entry.value) if entry and isinstance(entry.value, list) else []
         history.append(
             {
                 "at": time.time(),
-                "guid": self.guid,
-                "name": self.settings.node_name,
-                "address": self.settings.publish_address,
+                "guid": guid or self.guid,
+                "address": address or self.settings.publish_address,
                 "reason": reason,
             }
         )

@@ -58,6 +58,7 @@ from chef_backend.leader.state import (
     PgState,
     Position,
     Role,
+    Switchover,
     SyncSet,
 )
 from chef_backend.paths import NodePaths, host_path
@@ -67,6 +68,7 @@ from chef_backend.supervision.runit import Supervisor
 log = logging.getLogger("leaderl")
 
 TICK_SECONDS = 1.0
+URGENT_TICK_SECONDS = 0.25
 # A leader whose WAL stream we lost and whose leader manager has not answered for this long is suspect.
 SUSPECT_AFTER_SECONDS = 2.0
 RAFT_CHECK_SECONDS = 5.0
@@ -111,6 +113,7 @@ class Manager:
         self.last_health = 0.0
         self.disk_problems: tuple[str, ...] = ()
         self.last_reason = ""
+        self.urgent = False
         self.stopping = threading.Event()
         layout = postgresql.PgLayout.of(self.settings, self.paths)
         try:
@@ -260,6 +263,7 @@ class Manager:
                 position=Position(int(pos.get("timeline", 0)), int(pos.get("lsn", 0))),
                 detached=bool(v.get("detached")),
                 fresh=leader_present or st.mod_revision > self.leaderless_revision,
+                lease=st.lease,
             )
         return peers
 
@@ -306,6 +310,9 @@ class Manager:
                 ineligible.append(f"{behind} bytes behind the leader (limit {limit})")
         sync = snapshot.value(keys.SYNC) or {}
         history = snapshot.value(keys.HISTORY) or []
+        request = snapshot.value(keys.CONTROL_SWITCHOVER)
+        switchover = Switchover(request["source"], request["target"]) if isinstance(request, dict) else None
+        handover = (entry.value.get("handover") if entry and leader and leader.guid == self.me else None) or None
         obs = replace(
             base,
             leader=leader,
@@ -317,6 +324,9 @@ class Manager:
             failover_enabled=snapshot.value(keys.CONTROL_FAILOVER, "on") != "off",
             leaderless_seconds=0.0 if self.leaderless_since is None else now - self.leaderless_since,
             leader_suspected=suspected,
+            switchover=switchover,
+            force_leader=snapshot.value(keys.CONTROL_FORCE) == self.me and leader is None,
+            handover_position=Position(handover["timeline"], handover["lsn"]) if handover else None,
         )
         return obs, snapshot
 
@@ -372,6 +382,8 @@ class Manager:
         observed_at = time.monotonic()
         obs, snapshot = self.observe()
         decision = decide(obs, self.settings["leaderl.required_active_followers"])
+        # Tick faster while leadership is moving: every fraction of a second is write outage.
+        self.urgent = obs.switchover is not None or decision.role in (Role.WAITING, Role.PROMOTING)
         for action in decision.actions:
             try:
                 self.executor.run(action, decision.reason)
@@ -409,15 +421,13 @@ class Manager:
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
-                decision = self.tick()
+                self.tick()
             except Exception:
                 log.exception("tick failed")
-                decision = None
             if not self.lease_ok() and self._is_primary():
                 # Belt and braces: whatever the tick did, a primary past its deadline is stopped.
                 self.executor.run(Action(Kind.FENCE), "lease deadline passed")
-            leaderless = decision is not None and decision.role in (Role.WAITING, Role.PROMOTING)
-            pause = (TICK_SECONDS / 2 if leaderless else TICK_SECONDS) - (time.monotonic() - started)
+            pause = (URGENT_TICK_SECONDS if self.urgent else TICK_SECONDS) - (time.monotonic() - started)
             self.stopping.wait(max(0.05, pause))
         self.shutdown()
 

@@ -103,9 +103,22 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
     if obs.unhealthy:
         reason = "stepping down: " + "; ".join(obs.unhealthy)
         return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.FENCE)), reason)
+    switchover = obs.switchover
+    if switchover is not None and switchover.source == obs.me:
+        target = obs.peers.get(switchover.target)
+        if target is None or not target.eligible or not target.lease:
+            return Decision(Role.LEADER, False, (Action(Kind.END_SWITCHOVER),),
+                            f"switchover to {switchover.target} refused: it is not an eligible follower")
+        heir = LeaderKey(target.guid, target.address, lease=target.lease)
+        return Decision(Role.LEADER, False, (Action(Kind.HANDOVER, leader=heir),),
+                        f"switchover: handing leadership to {target.guid}")
     if not obs.pg.running:
         return Decision(Role.PROMOTING, False, (Action(Kind.START_PG),), "starting PostgreSQL to lead")
     if obs.pg.in_recovery:
+        if obs.handover_position is not None and obs.pg.position < obs.handover_position:
+            return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.END_SWITCHOVER)),
+                            f"switchover refused: {obs.pg.position} is short of the old leader's "
+                            f"{obs.handover_position}")
         actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
         return Decision(Role.PROMOTING, False, (*actions, Action(Kind.PROMOTE)), "promoting PostgreSQL")
     actions: tuple[Action, ...] = ()
@@ -113,6 +126,8 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
     if wanted != obs.sync:
         actions = (Action(Kind.SET_SYNC, sync=wanted),)
     ready, why = _leader_ready(obs, required_active_followers)
+    if ready and switchover is not None and switchover.target == obs.me:
+        actions = (*actions, Action(Kind.END_SWITCHOVER))
     return Decision(Role.LEADER, ready, actions, why)
 
 
@@ -190,6 +205,10 @@ def candidacy(obs: Observation) -> str | None:
         return "PostgreSQL is not running"
     if not obs.lease_ok:
         return "no etcd lease"
+    if obs.switchover is not None and obs.switchover.target != obs.me:
+        return f"switchover to {obs.switchover.target} in progress"
+    if obs.force_leader:
+        return None  # the operator's explicit choice (force-leader), made while no leader exists
     bootstrap = obs.last_leader is None
     was_last = obs.last_leader == obs.me
     if not obs.failover_enabled and not (bootstrap or was_last):

@@ -55,6 +55,7 @@ class Peer:
     position: Position
     detached: bool  # its WAL receiver is stopped: its position can no longer grow
     fresh: bool  # posted after this node last saw a leader, so its position is current
+    lease: int = 0  # the lease its status is bound to (a switchover hands the leader key to it)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,14 @@ class SyncSet:
 
     members: tuple[str, ...] = ()
     quorum: int = 0
+
+
+@dataclass(frozen=True)
+class Switchover:
+    """An operator's promote/demote: hand leadership from `source` to `target`."""
+
+    source: str
+    target: str
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,9 @@ class Observation:
     # and our WAL receiver lost it. Only then may the synchronous set take over before the TTL.
     leader_suspected: bool = False
     hold_ready: bool = False  # just took over: wait until the old leader must have stopped answering 200
+    switchover: Switchover | None = None
+    force_leader: bool = False  # the operator's force-leader names this node
+    handover_position: Position | None = None  # in the leader key after a switchover: promote from here on
 
     @property
     def detached(self) -> bool:
@@ -106,6 +118,8 @@ class Kind(StrEnum):
     START_PG = "start_pg"
     FOLLOW = "follow"  # stream from `target` (or from no one, detached, when target is None)
     REJOIN = "rejoin"  # pg_rewind (or a base backup) from `target`, then follow it
+    HANDOVER = "handover"  # switchover: stop PostgreSQL cleanly, give the key to `target`
+    END_SWITCHOVER = "end_switchover"  # delete the switchover request
     SET_SYNC = "set_sync"  # publish/apply the synchronous standby set
 
 
@@ -114,7 +128,7 @@ class Action:
     kind: Kind
     target: str | None = None
     sync: SyncSet | None = None
-    leader: LeaderKey | None = None  # the key a TAKEOVER replaces
+    leader: LeaderKey | None = None  # the key a TAKEOVER replaces; the node a HANDOVER gives it to
 
 
 @dataclass(frozen=True)
