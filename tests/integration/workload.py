@@ -64,7 +64,9 @@ class Writer:
     host: str
     password: str
     table: str = "workload"
+    user: str = "chef_pgsql"
     acked: list[int] = field(default_factory=list)
+    ack_times: list[float] = field(default_factory=list)  # time.monotonic() of each acknowledgement
     errors: int = 0
     max_gap: float = 0.0  # longest time between two acknowledgements while running
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -75,7 +77,7 @@ class Writer:
             conn.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (id bigint PRIMARY KEY)")
 
     def _dsn(self) -> str:
-        return (f"host={self.host} port=5432 user=chef_pgsql password={self.password} dbname=postgres "
+        return (f"host={self.host} port=5432 user={self.user} password={self.password} dbname=postgres "
                 f"connect_timeout=2 application_name=workload")
 
     def start(self) -> Writer:
@@ -95,6 +97,7 @@ class Writer:
                 conn.execute(f"INSERT INTO {self.table} (id) VALUES (%s) ON CONFLICT DO NOTHING", (next_id,))
                 self.acked.append(next_id)
                 now = time.monotonic()
+                self.ack_times.append(now)
                 self.max_gap = max(self.max_gap, now - last_ack)
                 last_ack = now
                 next_id += 1

@@ -66,9 +66,10 @@ def test_bootstrap_starts_postgresql_detached_first() -> None:
     assert kinds(d) == [Kind.FOLLOW, Kind.START_PG] and d.actions[0].target is None
 
 
-def test_key_holder_in_recovery_promotes() -> None:
+def test_key_holder_in_recovery_promotes_with_the_published_sync_set() -> None:
     d = decide(obs(leader=LeaderKey(A, ADDR[A])))
     assert kinds(d) == [Kind.PROMOTE] and d.role is Role.PROMOTING and not d.ready
+    assert d.actions[0].sync == SyncSet((A, B), 1)
 
 
 def test_key_holder_still_streaming_detaches_before_promoting() -> None:
@@ -77,8 +78,17 @@ def test_key_holder_still_streaming_detaches_before_promoting() -> None:
 
 
 def test_healthy_primary_leader_is_ready() -> None:
-    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B, C)), sync=SyncSet((B, C), 1)))
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B, C)), sync=SyncSet((B, C), 1),
+                   applied_sync=SyncSet((B, C), 1)))
     assert d.ready and d.role is Role.LEADER and d.actions == ()
+
+
+def test_leader_applies_the_published_set_when_postgresql_has_another() -> None:
+    # A transition published the union; PostgreSQL must end up with the same set, or a member
+    # left out of synchronous_standby_names could be the only one still up.
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B, C)), sync=SyncSet((B, C), 1),
+                   applied_sync=SyncSet((B,), 1)))
+    assert d.actions == (Action(Kind.SET_SYNC, sync=SyncSet((B, C), 1)),)
 
 
 def test_leader_publishes_new_sync_member_once_it_streams() -> None:
@@ -384,7 +394,7 @@ def test_heir_closes_the_switchover_once_ready() -> None:
     from chef_backend.leader.state import Switchover
 
     d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B,)), sync=SyncSet((B, C), 1),
-                   switchover=Switchover(C, A)))
+                   applied_sync=SyncSet((B, C), 1), switchover=Switchover(C, A)))
     assert d.ready and kinds(d) == [Kind.END_SWITCHOVER]
 
 

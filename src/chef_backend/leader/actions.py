@@ -179,6 +179,7 @@ class Executor:
 
     def _do_promote(self, action: Action, reason: str) -> None:
         self.markers.was_leader.touch()
+        self.apply_sync(action.sync or SyncSet())
         self.pg.promote()
         self.pg.execute("CHECKPOINT")
 

@@ -320,6 +320,7 @@ class Manager:
             members=tuple(sorted(snapshot.under(keys.NODES))) or (self.me,),
             peers=peers,
             sync=SyncSet(tuple(sync.get("members", ())), int(sync.get("quorum", 0))),
+            applied_sync=self.executor.applied_sync,
             last_leader=history[-1]["guid"] if history else None,
             failover_enabled=snapshot.value(keys.CONTROL_FAILOVER, "on") != "off",
             leaderless_seconds=0.0 if self.leaderless_since is None else now - self.leaderless_since,

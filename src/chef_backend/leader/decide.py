@@ -120,10 +120,13 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
                             f"switchover refused: {obs.pg.position} is short of the old leader's "
                             f"{obs.handover_position}")
         actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
-        return Decision(Role.PROMOTING, False, (*actions, Action(Kind.PROMOTE)), "promoting PostgreSQL")
+        # Promote with exactly the published set in force, so that no standby outside it can
+        # acknowledge a commit before the first SET_SYNC.
+        promote = Action(Kind.PROMOTE, sync=obs.sync)
+        return Decision(Role.PROMOTING, False, (*actions, promote), "promoting PostgreSQL")
     actions: tuple[Action, ...] = ()
     wanted = desired_sync_set(obs)
-    if wanted != obs.sync:
+    if wanted != obs.sync or wanted != obs.applied_sync:
         actions = (Action(Kind.SET_SYNC, sync=wanted),)
     ready, why = _leader_ready(obs, required_active_followers)
     if ready and switchover is not None and switchover.target == obs.me:

@@ -88,7 +88,8 @@ class Observation:
     unhealthy: tuple[str, ...]  # reasons a leader must step down; empty when healthy
     members: tuple[str, ...]  # registered GUIDs, this node included
     peers: dict[str, Peer] = field(default_factory=dict)
-    sync: SyncSet = SyncSet()
+    sync: SyncSet = SyncSet()  # as published in etcd
+    applied_sync: SyncSet = SyncSet()  # as PostgreSQL's synchronous_standby_names has it here
     synchronous: bool = True
     last_leader: str | None = None
     failover_enabled: bool = True
