@@ -12,13 +12,12 @@ import json
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from chef_backend.httpcheck import http_status
 from tests.integration.harness import kill_node
-from tests.integration.workload import Writer
+from tests.integration.workload import Writer, outage_after
 
 VENV = Path("/opt/patroni-bench")
 BASE = Path("/tmp/patroni-bench")
@@ -111,13 +110,7 @@ def start_patroni(i: int) -> None:
 
 
 def code(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
+    return http_status(url, 1) or 0
 
 
 def wait(predicate: Callable[[], object], timeout: float, what: str) -> object:
@@ -169,7 +162,7 @@ def kill9_trials(trials: int, emit: Callable[[dict], None]) -> list[dict]:
             assert victim is not None
             fault_at = time.monotonic()
             kill_node(node_dir(victim))
-            outage = _outage(writer, fault_at)
+            outage = outage_after(writer, fault_at, timeout=180)
             start_etcd(victim, new=False)
             start_patroni(victim)
             wait(replicas_streaming, 240, "the killed Patroni node to rejoin")
@@ -197,16 +190,6 @@ def _ok(fn: Callable[[], None]) -> bool:
         return True
     except Exception:
         return False
-
-
-def _outage(writer: Writer, fault_at: float, timeout: float = 180) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        after = [t for t in writer.ack_times[-50:] if t > fault_at]
-        if after:
-            return after[0] - fault_at
-        time.sleep(0.01)
-    return float("inf")
 
 
 def cleanup() -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 
+from chef_backend.httpcheck import http_status
+
 BASE = Path(os.environ.get("CHEF_BACKEND_TEST_BASE", "/tmp/chef-backend-tests"))
 CTL = os.environ.get("CHEF_BACKEND_CTL", "/usr/local/bin/chef-backend-ctl")
 LOGS = Path(os.environ.get("CHEF_BACKEND_TEST_LOGS", "/tmp/chef-backend-test-logs"))
@@ -124,13 +126,7 @@ class Node:
         return result
 
     def leader_code(self) -> int:
-        try:
-            with urllib.request.urlopen(f"http://{self.address}:7331/leader", timeout=2) as resp:
-                return resp.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
-        except OSError:
-            return 0
+        return http_status(f"http://{self.address}:7331/leader", 2) or 0
 
     def status_doc(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://{self.address}:7331/status", timeout=2) as resp:

@@ -22,6 +22,7 @@ def env():
     cluster.wait_healthy()
     haproxy = HAProxy(cluster.base / "haproxy", "127.0.0.20", [n.address for n in cluster.nodes])
     haproxy.start()
+    haproxy.wait_one_up()
     writer = Writer("127.0.0.20", cluster.password())
     cluster.wait_for(lambda: _try(writer.setup), 30, "HAProxy to route to the leader")
     writer.start()

@@ -3,6 +3,7 @@ acknowledged insert so that a lost write can be proven afterwards."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import threading
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+
+from chef_backend.httpcheck import http_status
 
 HAPROXY_CFG = """\
 global
@@ -49,6 +52,33 @@ class HAProxy:
         haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
         self.proc = subprocess.Popen([haproxy, "-db", "-f", str(self.dir / "haproxy.cfg")],
                                      stdout=(self.dir / "haproxy.log").open("wb"), stderr=subprocess.STDOUT)
+
+    def up_servers(self) -> list[str]:
+        """The servers HAProxy currently routes to (it starts with all of them UP)."""
+        import socket
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            sock.connect(str(self.dir / "haproxy.sock"))
+            sock.sendall(b"show stat\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        rows = [line.split(",") for line in data.decode().splitlines() if line and not line.startswith("#")]
+        return [r[1] for r in rows if r[0] == "chef_backend_postgresql" and r[1] != "BACKEND" and r[17] == "UP"]
+
+    def wait_one_up(self, timeout: float = 30) -> str:
+        """Wait, as chef-server-ctl reconfigure does, until exactly one server is UP."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                up = self.up_servers()
+            except OSError:
+                up = []
+            if len(up) == 1:
+                return up[0]
+            time.sleep(0.2)
+        raise AssertionError(f"HAProxy did not settle on one server within {timeout}s")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -145,22 +175,9 @@ class LeaderProber:
         self._thread.start()
         return self
 
-    @staticmethod
-    def _code(url: str) -> int:
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(url, timeout=0.5) as resp:
-                return resp.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
-        except OSError:
-            return 0
-
     def _run(self) -> None:
         while not self._stop.is_set():
-            leaders = [u for u in self.urls if self._code(u) == 200]
+            leaders = [u for u in self.urls if http_status(u, 0.5) == 200]
             self.samples += 1
             if len(leaders) > 1:
                 self.overlaps.append((time.time(), leaders))
@@ -192,3 +209,14 @@ def write_completes(host: str, password: str, within: float) -> bool:
 
     threading.Thread(target=attempt, daemon=True).start()
     return done.wait(within)
+
+
+def outage_after(writer: Writer, fault_at: float, timeout: float = 120) -> float:
+    """The longest pause between two acknowledged inserts around the fault, once writes resumed."""
+    deadline = time.monotonic() + timeout
+    while sum(1 for t in writer.ack_times[-30:] if t > fault_at) < 20:
+        if time.monotonic() > deadline:
+            return float("inf")
+        time.sleep(0.05)
+    times = [t for t in writer.ack_times if t > fault_at - 1.0]
+    return max(b - a for a, b in itertools.pairwise(times))

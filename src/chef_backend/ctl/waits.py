@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 
 from chef_backend.cluster.store import Store, StoreError
 from chef_backend.cluster.view import ClusterView
 from chef_backend.config.settings import Settings
 from chef_backend.ctl.context import CtlError
+from chef_backend.httpcheck import http_status
 
 
 def etcd_healthy(store: Store, timeout: float) -> None:
@@ -25,22 +24,12 @@ def etcd_healthy(store: Store, timeout: float) -> None:
     raise CtlError(f"etcd did not become healthy within {timeout:.0f}s {last}; see chef-backend-ctl tail etcd")
 
 
-def leader_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
-
-
 def leader_ready(settings: Settings, timeout: float) -> None:
     """Wait until this node's /leader answers 200."""
     url = f"http://{settings.http_address}:{settings['leaderl.http_port']}/leader"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if leader_status(url) == 200:
+        if http_status(url, 2) == 200:
             return
         time.sleep(0.3)
     raise CtlError(f"this node did not become leader within {timeout:.0f}s; see chef-backend-ctl tail leaderl")

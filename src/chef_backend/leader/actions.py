@@ -6,14 +6,15 @@ import logging
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psycopg
 
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Store
 from chef_backend.config.settings import Settings
+from chef_backend.httpcheck import http_status
 from chef_backend.leader.pg import LocalPg
 from chef_backend.leader.state import Action, Kind, Position, SyncSet
 from chef_backend.paths import NodePaths
@@ -144,17 +145,9 @@ class Executor:
         """End the post-takeover hold early once the old leader provably cannot answer 200."""
         if time.monotonic() >= self.hold_until or not self.hold_probe:
             return
-        try:
-            with urllib.request.urlopen(self.hold_probe, timeout=0.5) as resp:
-                code = resp.status
-        except urllib.error.HTTPError as exc:
-            code = exc.code
-        except ConnectionRefusedError:
-            code = 0
-        except OSError as exc:
-            if not isinstance(getattr(exc, "reason", None), ConnectionRefusedError):
-                return  # no answer (frozen or cut off): wait the hold out
-            code = 0
+        code = http_status(self.hold_probe, 0.5)
+        if code is None:
+            return  # no answer (frozen or cut off): wait the hold out
         if code != 200:
             log.info("old leader %s answers %s: serving now", self.hold_probe, code or "connection refused")
             self.hold_until = 0.0
@@ -181,7 +174,6 @@ class Executor:
         self.markers.was_leader.touch()
         self.apply_sync(action.sync or SyncSet())
         self.pg.promote()
-        self.pg.execute("CHECKPOINT")
 
     # -- PostgreSQL ----------------------------------------------------------------------------
     def _do_fence(self, action: Action, reason: str) -> None:
@@ -271,6 +263,11 @@ class Executor:
             raise RuntimeError(f"crash recovery failed: {(out.stderr or out.stdout).strip()[-300:]}")
 
     def _rewind(self, leader: str) -> bool:
+        # pg_rewind reads the source's timeline from its control file, which a fresh promotion only
+        # updates at its next checkpoint; without one it could wrongly find nothing to rewind.
+        with psycopg.connect(postgresql.conninfo(self.settings, leader, self.secrets.db_superuser_password, "postgres",
+                                                 5), autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
         source = (
             f"host={leader} port={self.settings['postgresql.port']} "
             f"user={self.settings['postgresql.db_superuser']} dbname=postgres sslmode=prefer connect_timeout=5"

@@ -32,8 +32,6 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ import psycopg
 from chef_backend import __version__
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Snapshot, Store, StoreError, describe
+from chef_backend.httpcheck import REFUSED, http_status
 from chef_backend.leader.actions import Executor, Markers, parse_sync_standby_names
 from chef_backend.leader.config import ManagerConfig
 from chef_backend.leader.decide import decide
@@ -70,7 +69,7 @@ log = logging.getLogger("leaderl")
 TICK_SECONDS = 1.0
 URGENT_TICK_SECONDS = 0.25
 # A leader whose WAL stream we lost and whose leader manager has not answered for this long is suspect.
-SUSPECT_AFTER_SECONDS = 2.0
+SUSPECT_AFTER_SECONDS = 1.5
 RAFT_CHECK_SECONDS = 5.0
 # How long a tick's "ready" stays valid for /leader: a frozen loop cannot keep answering 200.
 READY_VALIDITY_SECONDS = 2.5
@@ -198,16 +197,9 @@ class Manager:
             self.leader_unreachable_since = None
             return False
         url = f"http://{leader.address}:{self.settings['leaderl.http_port']}/status"
-        try:
-            with urllib.request.urlopen(url, timeout=0.5):
-                pass
+        if http_status(url, 0.5) not in (None, REFUSED):
             self.leader_unreachable_since = None
             return False
-        except urllib.error.HTTPError:
-            self.leader_unreachable_since = None
-            return False
-        except OSError:
-            pass
         if self.leader_unreachable_since is None:
             self.leader_unreachable_since = now
         return now - self.leader_unreachable_since >= SUSPECT_AFTER_SECONDS
@@ -384,7 +376,8 @@ class Manager:
         obs, snapshot = self.observe()
         decision = decide(obs, self.settings["leaderl.required_active_followers"])
         # Tick faster while leadership is moving: every fraction of a second is write outage.
-        self.urgent = obs.switchover is not None or decision.role in (Role.WAITING, Role.PROMOTING)
+        self.urgent = (obs.switchover is not None or decision.role in (Role.WAITING, Role.PROMOTING)
+                       or self.leader_unreachable_since is not None)
         for action in decision.actions:
             try:
                 self.executor.run(action, decision.reason)

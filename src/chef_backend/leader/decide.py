@@ -64,13 +64,7 @@ def decide(obs: Observation, required_active_followers: int = 0) -> Decision:
 
 def _without_etcd(obs: Observation) -> Decision:
     if not obs.pg.running:
-        actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
-        return Decision(
-            Role.WAITING,
-            False,
-            (*actions, Action(Kind.START_PG)),
-            "etcd unreachable; starting PostgreSQL detached (read-only)",
-        )
+        return _start_detached(obs, "etcd unreachable; starting PostgreSQL detached (read-only)")
     if not obs.pg.in_recovery:
         if obs.lease_ok:
             # Our lease is still alive on etcd's side by our conservative clock: keep serving;
@@ -79,6 +73,12 @@ def _without_etcd(obs: Observation) -> Decision:
             return Decision(Role.LEADER, ready, (), f"etcd unreachable; leading until the lease deadline ({why})")
         return Decision(Role.WAITING, False, (Action(Kind.FENCE),), "etcd unreachable and lease lost: fenced")
     return Decision(Role.WAITING, False, (), "etcd unreachable")
+
+
+def _start_detached(obs: Observation, reason: str) -> Decision:
+    """A read-only standby that follows no one is harmless, and lets the node report its position."""
+    actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
+    return Decision(Role.WAITING, False, (*actions, Action(Kind.START_PG)), reason)
 
 
 def _leader_ready(obs: Observation, required_active_followers: int) -> tuple[bool, str]:
@@ -177,14 +177,7 @@ def _leaderless(obs: Observation, takeover: LeaderKey | None = None) -> Decision
     gone = f"leader {takeover.guid} looks dead" if takeover else "no leader"
     primary = obs.pg.running and not obs.pg.in_recovery
     if not obs.pg.running:
-        # A read-only, detached standby is harmless and lets the node report its position.
-        actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
-        return Decision(
-            Role.WAITING,
-            False,
-            (*actions, Action(Kind.START_PG)),
-            f"{gone}: starting PostgreSQL detached to report its position",
-        )
+        return _start_detached(obs, f"{gone}: starting PostgreSQL detached to report its position")
     if not primary and not obs.detached:
         # Stop streaming first: our position must be final before it is compared, and the old
         # leader (if it still runs) must not get commits acknowledged through us.
