@@ -41,6 +41,7 @@ import psycopg
 from chef_backend import __version__
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Snapshot, Store, StoreError, describe
+from chef_backend.cluster.view import etcd_health
 from chef_backend.httpcheck import REFUSED, http_status
 from chef_backend.leader.actions import Executor, Markers, parse_sync_standby_names
 from chef_backend.leader.config import ManagerConfig
@@ -70,7 +71,7 @@ TICK_SECONDS = 1.0
 URGENT_TICK_SECONDS = 0.25
 # A leader whose WAL stream we lost and whose leader manager has not answered for this long is suspect.
 SUSPECT_AFTER_SECONDS = 1.5
-RAFT_CHECK_SECONDS = 5.0
+RAFT_CHECK_SECONDS = 15.0
 # How long a tick's "ready" stays valid for /leader: a frozen loop cannot keep answering 200.
 READY_VALIDITY_SECONDS = 2.5
 
@@ -218,7 +219,11 @@ class Manager:
             if status.get("leader") != me:
                 return
             others = [m for m in self.local_store.members() if m["ID"] != me and m.get("name")]
-            if others:
+            healthy = etcd_health(others)
+            # Only to a member that answers, and only while every other member does: raft stops
+            # taking writes while a transfer is pending, so a transfer to a dead member would stall
+            # etcd for an election timeout.
+            if others and all(healthy.get(m["name"]) for m in others):
                 self.local_store.transfer_leadership(others[0]["ID"])
                 log.info("moved etcd raft leadership to member %s", others[0]["name"])
         except (StoreError, OSError, KeyError, ValueError) as exc:
