@@ -107,9 +107,10 @@ def switchover_trial(cluster: Cluster, writer: Writer) -> dict:
     writer.wait_acks(50)
     leader = cluster.wait_leader()
     target = next(n for n in cluster.nodes if n is not leader)
-    fault_at = time.monotonic()
+    writer.max_gap = 0.0
     leader.ctl("promote", target.name)
-    outage = outage_after(writer, fault_at)
+    writer.wait_acks(20, timeout=60)
+    outage = writer.max_gap
     cluster.wait_healthy(120)
     doc = {"bench": "switchover", "system": "chef-backend", "write_outage_s": round(outage, 2),
            "lost_rows": lost_rows(cluster, writer)}

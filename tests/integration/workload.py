@@ -156,8 +156,10 @@ class Writer:
             time.sleep(0.05)
 
     def missing_on(self, conn: psycopg.Connection) -> list[int]:
+        """Acknowledged ids that `conn`'s node lacks (only those acknowledged before the query)."""
+        acked = list(self.acked)
         present = {r[0] for r in conn.execute(f"SELECT id FROM {self.table}").fetchall()}
-        return [i for i in self.acked if i not in present]
+        return [i for i in acked if i not in present]
 
 
 @dataclass

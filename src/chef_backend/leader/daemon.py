@@ -71,7 +71,7 @@ TICK_SECONDS = 1.0
 URGENT_TICK_SECONDS = 0.25
 # A leader whose WAL stream we lost and whose leader manager has not answered for this long is suspect.
 SUSPECT_AFTER_SECONDS = 1.5
-RAFT_CHECK_SECONDS = 15.0
+RAFT_CHECK_SECONDS = 2.0
 # How long a tick's "ready" stays valid for /leader: a frozen loop cannot keep answering 200.
 READY_VALIDITY_SECONDS = 2.5
 
@@ -90,7 +90,9 @@ class Manager:
         self.paths = NodePaths.current()
         timeout = self.settings["leaderl.etcd_pool.http_timeout_ms"] / 1000.0
         ttl = self.settings["leaderl.leader_ttl_seconds"]
-        self.store = Store(list(config.etcd_endpoints), timeout=min(timeout, max(1.0, ttl / 6)))
+        # Short: while etcd elects a raft leader every request hangs until this timeout, and each
+        # hung request delays the whole tick (and so the detection of a dead PostgreSQL leader).
+        self.store = Store(list(config.etcd_endpoints), timeout=min(timeout, 2.0, max(1.0, ttl / 6)))
         self.pg = LocalPg(self.settings, config.secrets.db_superuser_password)
         self.supervisor = Supervisor(self.paths)
         self.executor = Executor(
