@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """A local three-node cluster on 127.0.0.11-13, each node under /var/lib/chef-backend-local/nodeN.
 
     local_cluster.py up       create it (or start it again if it exists), then print status
@@ -7,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -56,13 +56,11 @@ def up() -> None:
     ctl(1, "status", check=False)
     print()
     ctl(1, "cluster-status", check=False)
-    password = json.loads((BASE / "node1/etc/chef-backend/chef-backend-secrets.json").read_text())
-    pw = password["postgresql"]["db_superuser_password"]
     print(f"""
 A three-node chef-backend cluster runs on 127.0.0.11, 127.0.0.12 and 127.0.0.13.
   Leader check:  curl -i http://127.0.0.11:7331/leader      (200 on the leader, 503 elsewhere)
-  PostgreSQL:    PGPASSWORD={pw[:8]}... psql "host=<leader> user=chef_pgsql dbname=postgres"
-                 (full password: {BASE}/node1/etc/chef-backend/chef-backend-secrets.json)
+  PostgreSQL:    psql "host=<leader> user=chef_pgsql dbname=postgres", with the password
+                 postgresql.db_superuser_password of {BASE}/node1/etc/chef-backend/chef-backend-secrets.json
   Commands:      CHEF_BACKEND_ROOT={BASE}/node1 chef-backend-ctl status | cluster-status | gen-server-config FQDN
   Stop / remove: {sys.argv[0]} down | destroy
 """)
