@@ -188,8 +188,8 @@ class Executor:
             self.supervisor.sv("down", "postgresql", wait=0)
             self.supervisor.sv("quit", "postgresql", wait=0)
         else:
-            self.supervisor.sv("down", "postgresql", wait=30)
-        if not self.supervisor.wait_state("postgresql", "down", 10):
+            self.supervisor.sv("down", "postgresql", wait=0)
+        if not self.supervisor.wait_state("postgresql", "down", 30):
             self.supervisor.sv("kill", "postgresql", wait=5)
 
     def _do_start_pg(self, action: Action, reason: str) -> None:

@@ -138,7 +138,8 @@ def render_conf(settings: Settings, layout: PgLayout, cert: CertPaths, guid: str
         "wal_receiver_status_interval": "'1s'",
         "wal_receiver_timeout": "'10s'",
         "wal_sender_timeout": "'10s'",
-        "wal_retrieve_retry_interval": "'1s'",
+        # A follower re-pointed to a new leader reconnects within a quarter second, not five.
+        "wal_retrieve_retry_interval": "'250ms'",
         "recovery_target_timeline": "'latest'",
         "tcp_keepalives_idle": s["postgresql.keepalives_idle"],
         "tcp_keepalives_interval": s["postgresql.keepalives_interval"],

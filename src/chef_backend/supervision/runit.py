@@ -195,5 +195,5 @@ class Supervisor:
         while time.monotonic() < deadline:
             if self.status(name).state == state:
                 return True
-            time.sleep(0.1)
+            time.sleep(0.05)
         return False
