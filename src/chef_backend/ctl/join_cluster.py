@@ -239,7 +239,10 @@ def copy_leader_data(ctx: Context, secrets: Secrets, leader_host: str, guid: str
     ) as conn:
         exists = conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
         if not exists:
-            conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+            try:
+                conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+            except psycopg.errors.DuplicateObject:
+                pass  # the leader's manager created it meanwhile (it makes one per registered node)
     unsynced = ctx.paths.leaderl_data / "unsynced"
     fsutil.write_file(unsynced, f"initial sync from {leader_host} in progress\n", owner=s["leaderl.username"])
     print(f"Copying the leader's data from {leader_host} (pg_basebackup) ...", flush=True)
