@@ -319,6 +319,12 @@ def test_leader_whose_sync_standbys_all_went_quiet_answers_503() -> None:
     assert d.ready
 
 
+def test_just_promoted_leader_serves_while_its_followers_reattach() -> None:
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=()), sync=SyncSet((B, C), 1),
+                   applied_sync=SyncSet((B, C), 1), just_promoted=True))
+    assert d.ready
+
+
 def test_single_node_leader_needs_no_standby() -> None:
     d = decide(obs(members=(A,), leader=LeaderKey(A, ADDR[A]), pg=primary(), sync=SyncSet()))
     assert d.ready

@@ -63,6 +63,7 @@ class Executor:
     hold_until: float = 0.0  # after a takeover: no 200 before this (time.monotonic())
     hold_probe: str = ""  # the old leader's /leader URL; once it refuses or says 503 the hold ends
     following: str | None = None  # the host standby.conf streams from; None = detached
+    promoted_at: float = -1e9  # time.monotonic() of our last promotion
     _last_rejoin: float = 0.0
 
     def __post_init__(self) -> None:
@@ -174,6 +175,7 @@ class Executor:
         self.markers.was_leader.touch()
         self.apply_sync(action.sync or SyncSet())
         self.pg.promote()
+        self.promoted_at = time.monotonic()
 
     # -- PostgreSQL ----------------------------------------------------------------------------
     def _do_fence(self, action: Action, reason: str) -> None:

@@ -72,6 +72,9 @@ URGENT_TICK_SECONDS = 0.25
 # A leader whose WAL stream we lost and whose leader manager has not answered for this long is suspect.
 SUSPECT_AFTER_SECONDS = 1.5
 RAFT_CHECK_SECONDS = 2.0
+# A new leader answers 200 without a streaming synchronous standby for this long after promotion,
+# while its followers re-attach (a leader whose standbys went away answers 503).
+JUST_PROMOTED_SECONDS = 5.0
 # How long a tick's "ready" stays valid for /leader: a frozen loop cannot keep answering 200.
 READY_VALIDITY_SECONDS = 2.5
 
@@ -284,6 +287,7 @@ class Manager:
             was_leader=self.markers.was_leader.exists(),
             following=self.executor.following,
             hold_ready=now < self.executor.hold_until,
+            just_promoted=now - self.executor.promoted_at < JUST_PROMOTED_SECONDS,
         )
         if snapshot is None:
             return replace(base, ineligible=tuple(ineligible)), None

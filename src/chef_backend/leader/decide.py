@@ -88,7 +88,8 @@ def _leader_ready(obs: Observation, required_active_followers: int) -> tuple[boo
     active = len(obs.pg.standbys)
     if active < required_active_followers:
         return False, f"waiting for {required_active_followers} active followers ({active} streaming)"
-    if obs.synchronous and obs.sync.members:
+    if obs.synchronous and obs.sync.members and not obs.just_promoted:
+        # (A new leader's followers are still re-attaching; commits wait for them meanwhile.)
         streaming = len(set(obs.pg.standbys) & set(obs.sync.members))
         needed = max(1, obs.sync.quorum)
         if streaming < needed:

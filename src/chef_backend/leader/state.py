@@ -100,6 +100,7 @@ class Observation:
     # and our WAL receiver lost it. Only then may the synchronous set take over before the TTL.
     leader_suspected: bool = False
     hold_ready: bool = False  # just took over: wait until the old leader must have stopped answering 200
+    just_promoted: bool = False  # promoted moments ago: followers are still re-attaching
     switchover: Switchover | None = None
     force_leader: bool = False  # the operator's force-leader names this node
     handover_position: Position | None = None  # in the leader key after a switchover: promote from here on
