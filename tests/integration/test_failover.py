@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.integration.harness import Cluster, Node
-from tests.integration.workload import HAProxy, LeaderProber, Writer, write_completes
+from tests.integration.workload import HAProxy, LeaderProber, Writer, assert_nothing_lost, write_completes
 
 pytestmark = pytest.mark.integration
 
@@ -40,21 +40,6 @@ def _try(fn) -> bool:
         return True
     except Exception:
         return False
-
-
-def assert_nothing_lost(cluster: Cluster, writer: Writer) -> None:
-    """Every acknowledged row is on every node (followers get a few seconds to catch up)."""
-    password = cluster.password()
-    for node in cluster.nodes:
-        def caught_up(node: Node = node) -> bool:
-            with node.connect(password) as conn:
-                return not writer.missing_on(conn)
-        try:
-            cluster.wait_for(caught_up, 20, f"{node.name} to hold every acknowledged row")
-        except AssertionError:
-            with node.connect(password) as conn:
-                missing = writer.missing_on(conn)
-            raise AssertionError(f"{len(missing)} acknowledged rows missing on {node.name}: {missing[:10]}") from None
 
 
 def other_leader(cluster: Cluster, old: Node, timeout: float = 60) -> Node:

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 
 from chef_backend.httpcheck import http_status
+from tests.integration.harness import Cluster, Node
 
 HAPROXY_CFG = """\
 global
@@ -40,7 +41,8 @@ backend chef_backend_postgresql
 class HAProxy:
     """HAProxy as a Chef frontend runs it, but with the fault suite's 1 s checks."""
 
-    def __init__(self, directory: Path, bind: str, backends: list[str]) -> None:
+    def __init__(self, directory: Path, bind: str, backends: list[str], netns: str | None = None) -> None:
+        self.netns = netns
         self.dir = directory
         self.bind = bind
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -50,7 +52,8 @@ class HAProxy:
 
     def start(self) -> None:
         haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-        self.proc = subprocess.Popen([haproxy, "-db", "-f", str(self.dir / "haproxy.cfg")],
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        self.proc = subprocess.Popen([*prefix, haproxy, "-db", "-f", str(self.dir / "haproxy.cfg")],
                                      stdout=(self.dir / "haproxy.log").open("wb"), stderr=subprocess.STDOUT)
 
     def up_servers(self) -> list[str]:
@@ -222,3 +225,18 @@ def outage_after(writer: Writer, fault_at: float, timeout: float = 120) -> float
         time.sleep(0.05)
     times = [t for t in writer.ack_times if t > fault_at - 1.0]
     return max(b - a for a, b in itertools.pairwise(times))
+
+
+def assert_nothing_lost(cluster: Cluster, writer: Writer) -> None:
+    """Every acknowledged row is on every node (followers get a few seconds to catch up)."""
+    password = cluster.password()
+    for node in cluster.nodes:
+        def caught_up(node: Node = node) -> bool:
+            with node.connect(password) as conn:
+                return not writer.missing_on(conn)
+        try:
+            cluster.wait_for(caught_up, 20, f"{node.name} to hold every acknowledged row")
+        except AssertionError:
+            with node.connect(password) as conn:
+                missing = writer.missing_on(conn)
+            raise AssertionError(f"{len(missing)} acknowledged rows missing on {node.name}: {missing[:10]}") from None

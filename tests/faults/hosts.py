@@ -1,0 +1,142 @@
+"""Test hosts in network namespaces: each backend node and the client on its own host.
+
+    root namespace ── bridge cbf-br0 (10.99.0.1, used only by the test to look at nodes)
+        ├── cbf-n1 (10.99.0.11)   backend nodes: their own network stack, standard ports
+        ├── cbf-n2 (10.99.0.12)
+        ├── cbf-n3 (10.99.0.13)
+        └── cbf-client (10.99.0.20)  HAProxy and the workload
+
+Faults are nftables rules inside a host's namespace. Everything here is created by the suite and
+removed by it, including what a crashed earlier run left.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tests.integration.harness import CTL, Cluster, Node
+
+PREFIX = "cbf"
+BRIDGE = f"{PREFIX}-br0"
+NET = "10.99.0"
+CLIENT_NS = f"{PREFIX}-client"
+CLIENT_ADDR = f"{NET}.20"
+CLONE_NEWNET = 0x40000000
+
+
+def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), check=check, capture_output=True, text=True)
+
+
+def _add_host(ns: str, address: str) -> None:
+    short = ns.removeprefix(f"{PREFIX}-")
+    host_end, bridge_end = f"{PREFIX}-{short}-h", f"{PREFIX}-{short}-b"
+    sh("ip", "netns", "add", ns)
+    sh("ip", "link", "add", host_end, "type", "veth", "peer", "name", bridge_end)
+    sh("ip", "link", "set", host_end, "netns", ns)
+    sh("ip", "netns", "exec", ns, "ip", "link", "set", host_end, "name", "eth0")
+    sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/24", "dev", "eth0")
+    sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
+    sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+    sh("ip", "link", "set", bridge_end, "master", BRIDGE)
+    sh("ip", "link", "set", bridge_end, "up")
+
+
+def teardown_network() -> None:
+    """Remove every namespace and link of the suite (also after a crashed run)."""
+    for ns in sh("ip", "netns", "list", check=False).stdout.split("\n"):
+        name = ns.split(" ")[0]
+        if name.startswith(f"{PREFIX}-"):
+            sh("ip", "netns", "del", name, check=False)
+    sh("ip", "link", "del", BRIDGE, check=False)
+
+
+def setup_network(nodes: int) -> None:
+    teardown_network()
+    sh("ip", "link", "add", BRIDGE, "type", "bridge")
+    sh("ip", "addr", "add", f"{NET}.1/24", "dev", BRIDGE)
+    sh("ip", "link", "set", BRIDGE, "up")
+    for i in range(1, nodes + 1):
+        _add_host(f"{PREFIX}-n{i}", f"{NET}.{10 + i}")
+    _add_host(CLIENT_NS, CLIENT_ADDR)
+
+
+def enter_netns(ns: str) -> None:
+    """Move the calling thread into a network namespace (network namespaces are per thread)."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into {ns}")
+    finally:
+        os.close(fd)
+
+
+def thread_in(ns: str, target: Callable[[], None]) -> threading.Thread:
+    def run() -> None:
+        enter_netns(ns)
+        target()
+
+    return threading.Thread(target=run, daemon=True)
+
+
+@dataclass
+class NsNode(Node):
+    """A backend node on its own host (network namespace)."""
+
+    @property
+    def namespace(self) -> str:
+        return f"{PREFIX}-n{self.index}"
+
+    @property
+    def address(self) -> str:
+        return f"{NET}.{10 + self.index}"
+
+    def ctl(self, *args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, CHEF_BACKEND_ROOT=str(self.root))
+        result = subprocess.run(["ip", "netns", "exec", self.namespace, CTL, *args], env=env, text=True,
+                                capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            raise AssertionError(f"chef-backend-ctl {' '.join(args)} on {self.name} failed "
+                                 f"({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def cut_from(self, *others: NsNode, direction: str = "both") -> None:
+        """Drop packets between this host and `others`: "both" ways, or only "input" (this host
+        can still send to them but hears nothing back)."""
+        addrs = ", ".join(o.address for o in others)
+        chains = [f"  chain input {{ type filter hook input priority -10; policy accept;"
+                  f" ip saddr {{ {addrs} }} drop; }}"]
+        if direction == "both":
+            chains.append(f"  chain output {{ type filter hook output priority -10; policy accept;"
+                          f" ip daddr {{ {addrs} }} drop; }}")
+        self._nft("table inet cbfault {\n" + "\n".join(chains) + "\n}\n")
+
+    def drop_randomly(self, percent: int) -> None:
+        """Drop `percent` % of every packet this host sends or receives (nftables numgen)."""
+        rule = f"numgen random mod 100 < {percent} drop"
+        self._nft("table inet cbfault {\n"
+                  f"  chain input {{ type filter hook input priority -10; policy accept; iifname eth0 {rule}; }}\n"
+                  f"  chain output {{ type filter hook output priority -10; policy accept; oifname eth0 {rule}; }}\n"
+                  "}\n")
+
+    def _nft(self, rules: str) -> None:
+        subprocess.run(["ip", "netns", "exec", self.namespace, "nft", "-f", "-"], input=rules, text=True,
+                       check=True, capture_output=True)
+
+    def heal(self) -> None:
+        sh("ip", "netns", "exec", self.namespace, "nft", "delete", "table", "inet", "cbfault", check=False)
+
+
+def ns_cluster(name: str, size: int = 3, extra_config: str = "") -> Cluster:
+    """A fresh cluster whose nodes live on their own hosts."""
+    cluster = Cluster.fresh(name, size=size, extra_config=extra_config)
+    cluster.nodes = [NsNode(n.index, n.base, n.extra_config) for n in cluster.nodes]
+    for node in cluster.nodes:
+        node.write_config()
+    return cluster
