@@ -53,7 +53,12 @@ def teardown_network() -> None:
         name = ns.split(" ")[0]
         if name.startswith(f"{PREFIX}-"):
             sh("ip", "netns", "del", name, check=False)
-    sh("ip", "link", "del", BRIDGE, check=False)
+    # A namespace that a leftover process still holds keeps existing after `ip netns del`: remove
+    # our links from this side too, so that the next run can create them again.
+    for line in sh("ip", "-o", "link", "show", check=False).stdout.splitlines():
+        name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+        if name.startswith(f"{PREFIX}-"):
+            sh("ip", "link", "del", name, check=False)
 
 
 def setup_network(nodes: int) -> None:

@@ -119,6 +119,7 @@ class Manager:
         self.disk_problems: tuple[str, ...] = ()
         self.last_reason = ""
         self.urgent = False
+        self.last_obs: Observation | None = None
         self.stopping = threading.Event()
         layout = postgresql.PgLayout.of(self.settings, self.paths)
         try:
@@ -269,8 +270,19 @@ class Manager:
             )
         return peers
 
-    def observe(self) -> tuple[Observation, Snapshot | None]:
+    def refresh_ready(self, pg: PgState, observed_at: float) -> None:
+        """Keep a ready leader's 200 going from a fresh look at PostgreSQL alone, before this tick's
+        etcd round trips, which can take seconds while etcd elects a raft leader. Only the standby
+        freshness can change here; the lease deadline is checked on every request anyway."""
+        last = self.last_obs
+        if last is None or time.monotonic() >= self.published.ready_until:
+            return
+        if decide(replace(last, pg=pg), self.settings["leaderl.required_active_followers"]).ready:
+            self.published.ready_until = observed_at + READY_VALIDITY_SECONDS
+
+    def observe(self, observed_at: float) -> tuple[Observation, Snapshot | None]:
         pg = self.observe_pg()
+        self.refresh_ready(pg, observed_at)
         snapshot = self.read_etcd()
         now = time.monotonic()
         ineligible, unhealthy = self.health()
@@ -384,7 +396,8 @@ class Manager:
     def tick(self) -> Decision:
         self.executor.release_hold_if_fenced()
         observed_at = time.monotonic()
-        obs, snapshot = self.observe()
+        obs, snapshot = self.observe(observed_at)
+        self.last_obs = obs
         decision = decide(obs, self.settings["leaderl.required_active_followers"])
         # Tick faster while leadership is moving: every fraction of a second is write outage.
         self.urgent = (obs.switchover is not None or decision.role in (Role.WAITING, Role.PROMOTING)
