@@ -20,7 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.faults.hosts import CLIENT_ADDR, CLIENT_NS, ns_cluster, setup_network, teardown_network, thread_in
+from tests.faults.hosts import (
+    CLIENT_ADDR,
+    CLIENT_NS,
+    FAULT_CONFIG,
+    ns_cluster,
+    setup_network,
+    teardown_network,
+    thread_in,
+)
 from tests.integration.harness import Cluster
 from tests.integration.workload import HAProxy, LeaderProber, Writer
 
@@ -94,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     setup_network(3)
-    cluster = ns_cluster("soak", extra_config="leaderl.health_check.interval_seconds = 1\n")
+    cluster = ns_cluster("soak", extra_config=FAULT_CONFIG)
     haproxy = HAProxy(cluster.base / "haproxy", CLIENT_ADDR, [n.address for n in cluster.nodes], netns=CLIENT_NS)
     results = []
     writer = prober = None

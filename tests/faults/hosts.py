@@ -27,6 +27,12 @@ NET = "10.99.0"
 CLIENT_NS = f"{PREFIX}-client"
 CLIENT_ADDR = f"{NET}.20"
 CLONE_NEWNET = 0x40000000
+# TTL 10 (harness default) needs etcd elections shorter than the lease deadline: see docs/failover.md.
+FAULT_CONFIG = """\
+leaderl.health_check.interval_seconds = 1
+etcd.heartbeat_interval = 250
+etcd.election_timeout = 2500
+"""
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:

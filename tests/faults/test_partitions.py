@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.hosts import CLIENT_ADDR, CLIENT_NS, ns_cluster, setup_network, teardown_network, thread_in
+from tests.faults.hosts import (
+    CLIENT_ADDR,
+    CLIENT_NS,
+    FAULT_CONFIG,
+    ns_cluster,
+    setup_network,
+    teardown_network,
+    thread_in,
+)
 from tests.integration.workload import HAProxy, LeaderProber, Writer, assert_nothing_lost
 
 pytestmark = pytest.mark.faults
@@ -26,7 +34,7 @@ RECOVERY_BOUND_S = 120  # one leader and two synced followers again after the fa
 @pytest.fixture(scope="module")
 def env():
     setup_network(3)
-    cluster = ns_cluster("faults", extra_config="leaderl.health_check.interval_seconds = 1\n")
+    cluster = ns_cluster("faults", extra_config=FAULT_CONFIG)
     haproxy = HAProxy(cluster.base / "haproxy", CLIENT_ADDR, [n.address for n in cluster.nodes], netns=CLIENT_NS)
     writer = prober = None
     try:
