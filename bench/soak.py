@@ -20,17 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.faults.hosts import (
-    CLIENT_ADDR,
-    CLIENT_NS,
-    FAULT_CONFIG,
-    ns_cluster,
-    setup_network,
-    teardown_network,
-    thread_in,
-)
+from tests.faults.hosts import FAULT_CONFIG, client_workload, ns_cluster, setup_network, teardown_network
 from tests.integration.harness import Cluster
-from tests.integration.workload import HAProxy, LeaderProber, Writer
+from tests.integration.workload import LeaderProber, Writer
 
 FAULTS = ("cut_leader", "cut_follower", "asymmetric", "packet_loss", "etcd_outage", "kill_leader", "freeze_manager")
 
@@ -95,6 +87,24 @@ def lost(cluster: Cluster, writer: Writer) -> int:
         return len(writer.missing_on(conn))
 
 
+def run_cycle(cluster: Cluster, writer: Writer, prober: LeaderProber, cycle: int, fault: str) -> dict:
+    """One fault, then wait for full health; report what the client saw."""
+    cluster.wait_healthy(180)
+    writer.wait_acks(20, timeout=60)
+    writer.max_gap = 0.0
+    overlaps_before = len(prober.overlaps)
+    inject(cluster, fault)
+    healed = time.monotonic()
+    cluster.wait_healthy(180)
+    recovery = time.monotonic() - healed
+    writer.wait_acks(20, timeout=120)
+    doc = {"cycle": cycle, "fault": fault, "write_outage_s": round(writer.max_gap, 2),
+           "recovery_s": round(recovery, 2), "lost_writes": lost(cluster, writer),
+           "double_leader_windows": len(prober.overlaps) - overlaps_before}
+    print(json.dumps(doc), flush=True)
+    return doc
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=100)
@@ -103,42 +113,14 @@ def main() -> None:
     rng = random.Random(args.seed)
     setup_network(3)
     cluster = ns_cluster("soak", extra_config=FAULT_CONFIG)
-    haproxy = HAProxy(cluster.base / "haproxy", CLIENT_ADDR, [n.address for n in cluster.nodes], netns=CLIENT_NS)
     results = []
-    writer = prober = None
     try:
         cluster.create()
         cluster.wait_healthy(120)
-        haproxy.start()
-        haproxy.wait_one_up()
-        writer = Writer(CLIENT_ADDR, cluster.password())
-        writer.setup()
-        writer._thread = thread_in(CLIENT_NS, writer._run)
-        writer._thread.start()
-        prober = LeaderProber([f"http://{n.address}:7331/leader" for n in cluster.nodes])
-        prober._thread = thread_in(CLIENT_NS, prober._run)
-        prober._thread.start()
-        for cycle in range(args.cycles):
-            fault = rng.choice(FAULTS)
-            cluster.wait_healthy(180)
-            writer.wait_acks(20, timeout=60)
-            writer.max_gap = 0.0
-            overlaps_before = len(prober.overlaps)
-            inject(cluster, fault)
-            healed = time.monotonic()
-            cluster.wait_healthy(180)
-            recovery = time.monotonic() - healed
-            writer.wait_acks(20, timeout=120)
-            doc = {"cycle": cycle, "fault": fault, "write_outage_s": round(writer.max_gap, 2),
-                   "recovery_s": round(recovery, 2), "lost_writes": lost(cluster, writer),
-                   "double_leader_windows": len(prober.overlaps) - overlaps_before}
-            print(json.dumps(doc), flush=True)
-            results.append(doc)
+        with client_workload(cluster) as (writer, prober):
+            for cycle in range(args.cycles):
+                results.append(run_cycle(cluster, writer, prober, cycle, rng.choice(FAULTS)))
     finally:
-        for stoppable in (prober, writer):
-            if stoppable is not None:
-                stoppable.stop()
-        haproxy.stop()
         cluster.teardown()
         teardown_network()
     print(json.dumps({

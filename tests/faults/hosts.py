@@ -12,21 +12,19 @@ removed by it, including what a crashed earlier run left.
 
 from __future__ import annotations
 
-import ctypes
-import os
+import contextlib
 import subprocess
-import threading
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tests.integration.harness import CTL, Cluster, Node
+from tests.integration.harness import Cluster, Node
+from tests.integration.workload import HAProxy, LeaderProber, Writer
 
 PREFIX = "cbf"
 BRIDGE = f"{PREFIX}-br0"
 NET = "10.99.0"
 CLIENT_NS = f"{PREFIX}-client"
 CLIENT_ADDR = f"{NET}.20"
-CLONE_NEWNET = 0x40000000
 # TTL 10 (harness default) needs etcd elections shorter than the lease deadline: see docs/failover.md.
 FAULT_CONFIG = """\
 leaderl.health_check.interval_seconds = 1
@@ -77,23 +75,24 @@ def setup_network(nodes: int) -> None:
     _add_host(CLIENT_NS, CLIENT_ADDR)
 
 
-def enter_netns(ns: str) -> None:
-    """Move the calling thread into a network namespace (network namespaces are per thread)."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+@contextlib.contextmanager
+def client_workload(cluster: Cluster) -> Iterator[tuple[Writer, LeaderProber]]:
+    """HAProxy, the insert workload and the /leader prober, all on the client host."""
+    haproxy = HAProxy(cluster.base / "haproxy", CLIENT_ADDR, [n.address for n in cluster.nodes], netns=CLIENT_NS)
+    haproxy.start()
+    writer = prober = None
     try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns into {ns}")
+        haproxy.wait_one_up()
+        writer = Writer(CLIENT_ADDR, cluster.password())
+        writer.setup()
+        writer.start(netns=CLIENT_NS)
+        prober = LeaderProber([f"http://{n.address}:7331/leader" for n in cluster.nodes]).start(netns=CLIENT_NS)
+        yield writer, prober
     finally:
-        os.close(fd)
-
-
-def thread_in(ns: str, target: Callable[[], None]) -> threading.Thread:
-    def run() -> None:
-        enter_netns(ns)
-        target()
-
-    return threading.Thread(target=run, daemon=True)
+        for stoppable in (prober, writer):
+            if stoppable is not None:
+                stoppable.stop()
+        haproxy.stop()
 
 
 @dataclass
@@ -108,14 +107,9 @@ class NsNode(Node):
     def address(self) -> str:
         return f"{NET}.{10 + self.index}"
 
-    def ctl(self, *args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ, CHEF_BACKEND_ROOT=str(self.root))
-        result = subprocess.run(["ip", "netns", "exec", self.namespace, CTL, *args], env=env, text=True,
-                                capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        if check and result.returncode != 0:
-            raise AssertionError(f"chef-backend-ctl {' '.join(args)} on {self.name} failed "
-                                 f"({result.returncode}):\n{result.stdout}\n{result.stderr}")
-        return result
+    @property
+    def command_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.namespace]
 
     def cut_from(self, *others: NsNode, direction: str = "both") -> None:
         """Drop packets between this host and `others`: "both" ways, or only "input" (this host

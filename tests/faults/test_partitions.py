@@ -14,16 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.hosts import (
-    CLIENT_ADDR,
-    CLIENT_NS,
-    FAULT_CONFIG,
-    ns_cluster,
-    setup_network,
-    teardown_network,
-    thread_in,
-)
-from tests.integration.workload import HAProxy, LeaderProber, Writer, assert_nothing_lost
+from tests.faults.hosts import FAULT_CONFIG, client_workload, ns_cluster, setup_network, teardown_network
+from tests.integration.workload import assert_nothing_lost
 
 pytestmark = pytest.mark.faults
 
@@ -35,26 +27,12 @@ RECOVERY_BOUND_S = 120  # one leader and two synced followers again after the fa
 def env():
     setup_network(3)
     cluster = ns_cluster("faults", extra_config=FAULT_CONFIG)
-    haproxy = HAProxy(cluster.base / "haproxy", CLIENT_ADDR, [n.address for n in cluster.nodes], netns=CLIENT_NS)
-    writer = prober = None
     try:
         cluster.create()
         cluster.wait_healthy()
-        haproxy.start()
-        haproxy.wait_one_up()
-        writer = Writer(CLIENT_ADDR, cluster.password())
-        writer.setup()
-        writer._thread = thread_in(CLIENT_NS, writer._run)
-        writer._thread.start()
-        prober = LeaderProber([f"http://{n.address}:7331/leader" for n in cluster.nodes])
-        prober._thread = thread_in(CLIENT_NS, prober._run)
-        prober._thread.start()
-        yield cluster, writer, prober
+        with client_workload(cluster) as (writer, prober):
+            yield cluster, writer, prober
     finally:
-        for stoppable in (prober, writer):
-            if stoppable is not None:
-                stoppable.stop()
-        haproxy.stop()
         cluster.teardown()
         teardown_network()
 

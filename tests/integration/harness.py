@@ -116,10 +116,15 @@ class Node:
             lines.insert(0, f"publish_address '{self.address}'")
         self.config_file.write_text("\n".join(lines) + "\n" + DEFAULT_CONFIG + self.extra_config)
 
+    @property
+    def command_prefix(self) -> list[str]:
+        """How to run a command on this node's host (nothing: it is this host)."""
+        return []
+
     def ctl(self, *args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, CHEF_BACKEND_ROOT=str(self.root))
-        result = subprocess.run([CTL, *args], env=env, text=True, capture_output=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run([*self.command_prefix, CTL, *args], env=env, text=True, capture_output=True,
+                                timeout=timeout, stdin=subprocess.DEVNULL)
         if check and result.returncode != 0:
             raise AssertionError(f"chef-backend-ctl {' '.join(args)} on {self.name} failed "
                                  f"({result.returncode}):\n{result.stdout}\n{result.stderr}")

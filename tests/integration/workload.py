@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,35 @@ import psycopg
 
 from chef_backend.httpcheck import http_status
 from tests.integration.harness import Cluster, Node
+
+CLONE_NEWNET = 0x40000000
+
+
+def enter_netns(ns: str) -> None:
+    """Move the calling thread into a network namespace (network namespaces are per thread)."""
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into {ns}")
+    finally:
+        os.close(fd)
+
+
+def _spawn(target: Callable[[], None], netns: str | None) -> threading.Thread:
+    """A daemon thread running `target`, on the client host `netns` when given."""
+
+    def run() -> None:
+        if netns:
+            enter_netns(netns)
+        target()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
 HAPROXY_CFG = """\
 global
@@ -113,9 +143,8 @@ class Writer:
         return (f"host={self.host} port=5432 user={self.user} password={self.password} dbname=postgres "
                 f"connect_timeout=2 application_name=workload")
 
-    def start(self) -> Writer:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+    def start(self, netns: str | None = None) -> Writer:
+        self._thread = _spawn(self._run, netns)
         return self
 
     def _run(self) -> None:
@@ -175,9 +204,8 @@ class LeaderProber:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> LeaderProber:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+    def start(self, netns: str | None = None) -> LeaderProber:
+        self._thread = _spawn(self._run, netns)
         return self
 
     def _run(self) -> None:
