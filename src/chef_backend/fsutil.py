@@ -91,9 +91,3 @@ def ensure_user(name: str) -> None:
         capture_output=True,
     )
 
-
-def add_to_group(user: str, group: str) -> None:
-    """Make `user` a member of `group` (etcd's user reads the group-readable secrets)."""
-    if user in grp.getgrnam(group).gr_mem:
-        return
-    subprocess.run(["usermod", "-a", "-G", group, user], check=True, capture_output=True)

@@ -97,6 +97,3 @@ class NodePaths:
 
     def pg_dir(self, major: int) -> Path:
         return self.var / "postgresql" / str(major)
-
-    def pg_data(self, major: int) -> Path:
-        return self.pg_dir(major) / "data"

@@ -15,7 +15,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +88,7 @@ class HttpServer:
         self._connections += 1
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
         try:
-            await self._converse(conn, reader, writer.write, writer)
+            await self._converse(conn, reader, writer)
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -100,7 +99,6 @@ class HttpServer:
         self,
         conn: h11.Connection,
         reader: asyncio.StreamReader,
-        send: Callable[[bytes], None],
         writer: asyncio.StreamWriter,
     ) -> None:
         while True:
@@ -132,9 +130,10 @@ class HttpServer:
                     (b"content-length", str(len(body)).encode()),
                     (b"cache-control", b"no-store"),
                 ]
-                send(conn.send(h11.Response(status_code=status, headers=headers)))
-                send(conn.send(h11.Data(data=body)) if event.method != b"HEAD" else b"")
-                send(conn.send(h11.EndOfMessage()))
+                writer.write(conn.send(h11.Response(status_code=status, headers=headers)))
+                if event.method != b"HEAD":
+                    writer.write(conn.send(h11.Data(data=body)))
+                writer.write(conn.send(h11.EndOfMessage()))
                 await writer.drain()
             elif isinstance(event, h11.ConnectionClosed):
                 return
