@@ -3,15 +3,14 @@
     sudo /opt/chef-backend/embedded/bin/python bench/soak.py --cycles 100 [--seed S]
 
 Prints one JSON line per cycle and a JSON summary: cycles, lost writes, double-leader windows,
-max write outage, max recovery time. Node logs of the run are kept under
-/tmp/chef-backend-test-logs/soak/.
+max write outage, max recovery time. The run's history (workload and prober logs, each node's
+logs) is kept under /tmp/chef-backend-test-logs/soak/.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import signal
 import sys
@@ -20,11 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.faults.hosts import FAULT_CONFIG, client_workload, ns_cluster, setup_network, teardown_network
+from tests.faults.hosts import FAULT_CONFIG, PG_DISK_MB, client_workload, ns_cluster, setup_network, teardown_network
 from tests.integration.harness import Cluster
 from tests.integration.workload import LeaderProber, Writer
 
-FAULTS = ("cut_leader", "cut_follower", "asymmetric", "packet_loss", "etcd_outage", "kill_leader", "freeze_manager")
+FAULTS = ("cut_leader", "cut_follower", "asymmetric", "loss_and_delay", "etcd_outage", "kill_leader",
+          "freeze_manager", "disk_full")
 
 
 def inject(cluster: Cluster, fault: str) -> None:
@@ -44,47 +44,37 @@ def inject(cluster: Cluster, fault: str) -> None:
         leader.cut_from(*others, direction="input")
         time.sleep(20)
         leader.heal()
-    elif fault == "packet_loss":
+    elif fault == "loss_and_delay":
         leader.drop_randomly(30)
+        leader.delay_output(500)
         time.sleep(10)
         leader.heal()
     elif fault == "etcd_outage":
-        pids = [p for n in cluster.nodes for p in n.processes() if _cmd(p).endswith("/etcd")]
-        _signal(pids, signal.SIGSTOP)
+        for node in cluster.nodes:
+            node.signal("etcd", signal.SIGSTOP)
         time.sleep(30)
-        _signal(pids, signal.SIGCONT)
+        for node in cluster.nodes:
+            node.signal("etcd", signal.SIGCONT)
     elif fault == "kill_leader":
         leader.crash()
         time.sleep(10)
         leader.ctl("start")
     elif fault == "freeze_manager":
-        pids = [p for p in leader.processes() if "chef-backend-leaderl" in _cmd(p, all_args=True)]
-        _signal(pids, signal.SIGSTOP)
+        leader.signal("chef-backend-leaderl", signal.SIGSTOP)
         time.sleep(15)
-        _signal(pids, signal.SIGCONT)
+        leader.signal("chef-backend-leaderl", signal.SIGCONT)
+    elif fault == "disk_full":
+        leader.fill_pg_disk()
+        time.sleep(15)
+        leader.free_pg_disk()
 
 
-def _cmd(pid: int, all_args: bool = False) -> str:
-    try:
-        parts = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return ""
-    return b" ".join(parts).decode(errors="replace") if all_args else parts[0].decode(errors="replace")
-
-
-def _signal(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-
-def lost(cluster: Cluster, writer: Writer) -> int:
-    """Acknowledged rows missing on the leader once every node caught up."""
+def lost(cluster: Cluster, writer: Writer, prober: LeaderProber) -> int:
+    """Acknowledged rows (the workload's and the prober's direct writes) missing on the leader."""
     leader = cluster.wait_leader(120)
     with leader.connect(cluster.password()) as conn:
-        return len(writer.missing_on(conn))
+        present = {r[0] for r in conn.execute("SELECT key FROM direct_probe").fetchall()}
+        return len(writer.missing_on(conn)) + sum(1 for k in prober.acknowledged_direct() if k not in present)
 
 
 def run_cycle(cluster: Cluster, writer: Writer, prober: LeaderProber, cycle: int, fault: str) -> dict:
@@ -92,15 +82,15 @@ def run_cycle(cluster: Cluster, writer: Writer, prober: LeaderProber, cycle: int
     cluster.wait_healthy(180)
     writer.wait_acks(20, timeout=60)
     writer.max_gap = 0.0
-    overlaps_before = len(prober.overlaps)
+    overlaps_before = len(prober.overlaps) + len(prober.write_overlaps())
     inject(cluster, fault)
     healed = time.monotonic()
     cluster.wait_healthy(180)
     recovery = time.monotonic() - healed
     writer.wait_acks(20, timeout=120)
     doc = {"cycle": cycle, "fault": fault, "write_outage_s": round(writer.max_gap, 2),
-           "recovery_s": round(recovery, 2), "lost_writes": lost(cluster, writer),
-           "double_leader_windows": len(prober.overlaps) - overlaps_before}
+           "recovery_s": round(recovery, 2), "lost_writes": lost(cluster, writer, prober),
+           "double_leader_windows": len(prober.overlaps) + len(prober.write_overlaps()) - overlaps_before}
     print(json.dumps(doc), flush=True)
     return doc
 
@@ -112,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     setup_network(3)
-    cluster = ns_cluster("soak", extra_config=FAULT_CONFIG)
+    cluster = ns_cluster("soak", extra_config=FAULT_CONFIG, pg_disk_mb=PG_DISK_MB)
     results = []
     try:
         cluster.create()

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.integration.harness import Cluster, Node
 from tests.integration.workload import HAProxy, LeaderProber, Writer
@@ -25,6 +27,9 @@ BRIDGE = f"{PREFIX}-br0"
 NET = "10.99.0"
 CLIENT_NS = f"{PREFIX}-client"
 CLIENT_ADDR = f"{NET}.20"
+# Each node's PostgreSQL on a filesystem this large, so that a fault can fill it; above
+# wal_keep_size (32 segments), so that only the fault does.
+PG_DISK_MB = 512
 # TTL 10 (harness default) needs etcd elections shorter than the lease deadline: see docs/failover.md.
 FAULT_CONFIG = """\
 leaderl.health_check.interval_seconds = 1
@@ -78,15 +83,16 @@ def setup_network(nodes: int) -> None:
 @contextlib.contextmanager
 def client_workload(cluster: Cluster) -> Iterator[tuple[Writer, LeaderProber]]:
     """HAProxy, the insert workload and the /leader prober, all on the client host."""
-    haproxy = HAProxy(cluster.base / "haproxy", CLIENT_ADDR, [n.address for n in cluster.nodes], netns=CLIENT_NS)
+    haproxy = HAProxy(cluster.logs / "haproxy", CLIENT_ADDR, [n.address for n in cluster.nodes], netns=CLIENT_NS)
     haproxy.start()
     writer = prober = None
     try:
         haproxy.wait_one_up()
-        writer = Writer(CLIENT_ADDR, cluster.password())
+        writer = Writer(CLIENT_ADDR, cluster.password(), log=cluster.logs / "workload.log")
         writer.setup()
         writer.start(netns=CLIENT_NS)
-        prober = LeaderProber([f"http://{n.address}:7331/leader" for n in cluster.nodes]).start(netns=CLIENT_NS)
+        prober = LeaderProber([f"http://{n.address}:7331/leader" for n in cluster.nodes], password=cluster.password(),
+                              log=cluster.logs / "prober.log").start(netns=CLIENT_NS)
         yield writer, prober
     finally:
         for stoppable in (prober, writer):
@@ -98,6 +104,8 @@ def client_workload(cluster: Cluster) -> Iterator[tuple[Writer, LeaderProber]]:
 @dataclass
 class NsNode(Node):
     """A backend node on its own host (network namespace)."""
+
+    delayer: subprocess.Popen[str] | None = field(default=None, repr=False)
 
     @property
     def namespace(self) -> str:
@@ -130,18 +138,53 @@ class NsNode(Node):
                   f"  chain output {{ type filter hook output priority -10; policy accept; oifname eth0 {rule}; }}\n"
                   "}\n")
 
+    def delay_output(self, ms: int) -> None:
+        """Hold every packet this host sends for `ms` ms (an NFQUEUE and a user-space delayer,
+        since this kernel has no netem). Adds to drop_randomly when both are on. The queue rule is
+        iptables' (through nft_compat): this kernel lacks nftables' own queue expression."""
+        self.delayer = subprocess.Popen(
+            [*self.command_prefix, sys.executable, str(Path(__file__).with_name("delay_queue.py")),
+             "--queue", "0", "--ms", str(ms)], stdout=subprocess.PIPE, text=True)
+        assert self.delayer.stdout is not None and self.delayer.stdout.readline().strip() == "ready"
+        sh(*self.command_prefix, "iptables", "-A", "OUTPUT", "-o", "eth0", "-j", "NFQUEUE", "--queue-num", "0",
+           "--queue-bypass")
+
     def _nft(self, rules: str) -> None:
         subprocess.run(["ip", "netns", "exec", self.namespace, "nft", "-f", "-"], input=rules, text=True,
                        check=True, capture_output=True)
 
     def heal(self) -> None:
         sh("ip", "netns", "exec", self.namespace, "nft", "delete", "table", "inet", "cbfault", check=False)
+        if self.delayer is not None:
+            sh(*self.command_prefix, "iptables", "-F", "OUTPUT")
+            self.delayer.terminate()  # after the rules are gone: it releases what it still holds
+            self.delayer.wait(10)
+            self.delayer = None
+
+    @property
+    def pg_disk(self) -> Path:
+        return self.root / "var/opt/chef-backend/postgresql"
+
+    def mount_small_pg_disk(self, size_mb: int) -> None:
+        """Put PostgreSQL's data and WAL on a filesystem of its own, `size_mb` large."""
+        self.pg_disk.mkdir(parents=True, exist_ok=True)
+        sh("mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(self.pg_disk))
+
+    def fill_pg_disk(self) -> None:
+        """Take every free byte of PostgreSQL's filesystem (dd stops at ENOSPC)."""
+        sh("dd", "if=/dev/zero", f"of={self.pg_disk / 'filler'}", "bs=64k", check=False)
+
+    def free_pg_disk(self) -> None:
+        (self.pg_disk / "filler").unlink(missing_ok=True)
 
 
-def ns_cluster(name: str, size: int = 3, extra_config: str = "") -> Cluster:
-    """A fresh cluster whose nodes live on their own hosts."""
+def ns_cluster(name: str, size: int = 3, extra_config: str = "", pg_disk_mb: int | None = None) -> Cluster:
+    """A fresh cluster whose nodes live on their own hosts; with `pg_disk_mb`, each node's
+    PostgreSQL on a small filesystem of its own (removed with the cluster)."""
     cluster = Cluster.fresh(name, size=size, extra_config=extra_config)
     cluster.nodes = [NsNode(n.index, n.base, n.extra_config) for n in cluster.nodes]
     for node in cluster.nodes:
         node.write_config()
+        if pg_disk_mb is not None:
+            node.mount_small_pg_disk(pg_disk_mb)
     return cluster

@@ -147,6 +147,30 @@ class Node:
     def processes(self) -> set[int]:
         return node_pids(self.root)
 
+    def pids_of(self, program: str) -> list[int]:
+        """This node's processes running `program`: the etcd binary, or the chef-backend-leaderl
+        script under its interpreter (not `runsv etcd`)."""
+        pids = []
+        for pid in self.processes():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            names = [arg.rsplit(b"/", 1)[-1] for arg in argv[:2]]
+            if names[0] == program.encode() or (names[0].startswith(b"python") and names[1:] == [program.encode()]):
+                pids.append(pid)
+        return pids
+
+    def signal(self, program: str, sig: int) -> list[int]:
+        """Send `sig` to this node's `program` processes; returns their pids."""
+        pids = self.pids_of(program)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        return pids
+
     def crash(self) -> None:
         kill_node(self.root)
 
@@ -160,6 +184,7 @@ class Cluster:
     def fresh(cls, name: str, size: int = 3, extra_config: str = "") -> Cluster:
         base = BASE / name
         cleanup(base)
+        shutil.rmtree(LOGS / name, ignore_errors=True)
         base.mkdir(parents=True)
         os.chmod(BASE, 0o755)
         cluster = cls(base, [Node(i, base, extra_config) for i in range(1, size + 1)])
@@ -173,6 +198,11 @@ class Cluster:
         shutil.copy(first.secrets_file, self.base / "secrets.json")
         for node in self.nodes[1:]:
             node.ctl("join-cluster", first.address, "-s", str(self.base / "secrets.json"), "--yes")
+
+    @property
+    def logs(self) -> Path:
+        """The run's history: client-side logs as they happen, node logs copied at teardown."""
+        return LOGS / self.base.name
 
     @property
     def secrets_copy(self) -> Path:
@@ -217,13 +247,12 @@ class Cluster:
         return self.wait_for(healthy, timeout, "a healthy cluster")
 
     def teardown(self) -> None:
-        """Keep every node's logs (for reading after a failure), then remove the cluster."""
-        logs = LOGS / self.base.name
-        shutil.rmtree(logs, ignore_errors=True)
+        """Keep every node's logs beside the client's (for reading after a failure), then remove
+        the cluster."""
         for node in self.nodes:
             src = node.root / "var/log/chef-backend"
             if src.exists():
-                shutil.copytree(src, logs / node.name, ignore_dangling_symlinks=True)
+                shutil.copytree(src, self.logs / node.name, ignore_dangling_symlinks=True, dirs_exist_ok=True)
         cleanup(self.base)
 
 
@@ -233,4 +262,13 @@ def cleanup(base: Path) -> None:
         for root in sorted(base.glob("n*")):
             kill_node(root)
         kill_node(base)
+        unmount_under(base)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def unmount_under(base: Path) -> None:
+    """Unmount the small filesystems a test mounted inside `base` (deepest first)."""
+    prefix = f"{base}/"
+    points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)

@@ -3,6 +3,7 @@ acknowledged insert so that a lost write can be proven afterwards."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -132,6 +135,7 @@ class Writer:
     ack_times: list[float] = field(default_factory=list)  # time.monotonic() of each acknowledgement
     errors: int = 0
     max_gap: float = 0.0  # longest time between two acknowledgements while running
+    log: Path | None = None  # history of every attempt, for reading after a failed run
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -151,26 +155,29 @@ class Writer:
         next_id = (max(self.acked) + 1) if self.acked else 1
         last_ack = time.monotonic()
         conn: psycopg.Connection | None = None
-        while not self._stop.is_set():
-            try:
-                if conn is None:
-                    conn = psycopg.connect(self._dsn(), autocommit=True)
-                    conn.execute("SET statement_timeout = '5s'")
-                conn.execute(f"INSERT INTO {self.table} (id) VALUES (%s) ON CONFLICT DO NOTHING", (next_id,))
-                self.acked.append(next_id)
-                now = time.monotonic()
-                self.ack_times.append(now)
-                self.max_gap = max(self.max_gap, now - last_ack)
-                last_ack = now
-                next_id += 1
-                time.sleep(0.01)
-            except psycopg.Error:
-                self.errors += 1
-                next_id += 1  # the fate of that id is unknown; never reuse it
-                if conn is not None:
-                    conn.close()
-                conn = None
-                time.sleep(0.1)
+        with History(self.log) as history:
+            while not self._stop.is_set():
+                try:
+                    if conn is None:
+                        conn = psycopg.connect(self._dsn(), autocommit=True)
+                        conn.execute("SET statement_timeout = '5s'")
+                    conn.execute(f"INSERT INTO {self.table} (id) VALUES (%s) ON CONFLICT DO NOTHING", (next_id,))
+                    self.acked.append(next_id)
+                    now = time.monotonic()
+                    self.ack_times.append(now)
+                    self.max_gap = max(self.max_gap, now - last_ack)
+                    last_ack = now
+                    history.write(f"ack {next_id}")
+                    next_id += 1
+                    time.sleep(0.01)
+                except psycopg.Error as exc:
+                    self.errors += 1
+                    history.write(f"error {next_id} {one_line(exc)}")
+                    next_id += 1  # the fate of that id is unknown; never reuse it
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                    time.sleep(0.1)
         if conn is not None:
             conn.close()
 
@@ -194,32 +201,148 @@ class Writer:
         return [i for i in acked if i not in present]
 
 
-@dataclass
-class LeaderProber:
-    """Asks every node's /leader every 100 ms and records any moment two answered 200."""
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
-    urls: list[str]
-    overlaps: list[tuple[float, list[str]]] = field(default_factory=list)
-    samples: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def start(self, netns: str | None = None) -> LeaderProber:
-        self._thread = _spawn(self._run, netns)
+class History:
+    """Timestamped lines in a file (or nowhere), flushed as they come: a crashed run keeps them."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.file: TextIO | None = None
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> History:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = self.path.open("a", buffering=1)
         return self
 
-    def _run(self) -> None:
+    def write(self, line: str) -> None:
+        if self.file is not None:
+            stamp = time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+            with self.lock:
+                self.file.write(f"{stamp} {line}\n")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+@dataclass
+class DirectWrite:
+    """One write tried directly on a node's PostgreSQL: sent, then acknowledged or refused."""
+
+    host: str
+    key: str
+    sent: float  # time.monotonic()
+    done: float
+    ok: bool
+
+
+@dataclass
+class LeaderProber:
+    """Every 100 ms, asks every node's /leader and, given a password, tries one write directly on
+    every node's PostgreSQL. Records any moment two nodes answered 200, and any two nodes whose
+    windows of accepting writes overlapped."""
+
+    urls: list[str]
+    password: str | None = None
+    log: Path | None = None
+    overlaps: list[tuple[float, list[str]]] = field(default_factory=list)
+    direct: list[DirectWrite] = field(default_factory=list)
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _history: History | None = None
+
+    def start(self, netns: str | None = None) -> LeaderProber:
+        self._history = History(self.log).__enter__()
+        self._threads.append(_spawn(self._probe_leaders, netns))
+        if self.password is not None:
+            for host in (urlsplit(u).hostname or "" for u in self.urls):
+                self._threads.append(_spawn(functools.partial(self._probe_writes, host), netns))
+        return self
+
+    def _probe_leaders(self) -> None:
+        before: list[str] = []
         while not self._stop.is_set():
             leaders = [u for u in self.urls if http_status(u, 0.5) == 200]
             self.samples += 1
             if len(leaders) > 1:
                 self.overlaps.append((time.time(), leaders))
+            if leaders != before:
+                self._note(f"/leader 200 from: {' '.join(urlsplit(u).hostname or u for u in leaders) or 'none'}")
+                before = leaders
             time.sleep(0.1)
+
+    def _probe_writes(self, host: str) -> None:
+        """One outstanding write at a time: a commit waiting for a synchronous standby blocks this
+        thread (the node is not accepting writes meanwhile), and is never cancelled, since a
+        cancelled wait would report the write as committed."""
+        conn: psycopg.Connection | None = None
+        state = ""
+        counter = itertools.count(1)
+        while not self._stop.is_set():
+            key = f"{host}-{next(counter)}"
+            try:
+                if conn is None:
+                    conn = psycopg.connect(host=host, port=5432, user="chef_pgsql", password=self.password,
+                                           dbname="postgres", connect_timeout=1, autocommit=True,
+                                           application_name="direct-probe")
+                    conn.execute("CREATE TABLE IF NOT EXISTS direct_probe (key text PRIMARY KEY)")
+                sent = time.monotonic()
+                conn.execute("INSERT INTO direct_probe (key) VALUES (%s)", (key,))
+                self.direct.append(DirectWrite(host, key, sent, time.monotonic(), ok=True))
+                outcome = "accepts writes"
+            except psycopg.Error as exc:
+                self.direct.append(DirectWrite(host, key, time.monotonic(), time.monotonic(), ok=False))
+                outcome = f"refuses writes: {one_line(exc)}"
+                if conn is not None and (conn.closed or conn.broken):
+                    conn = None
+            if outcome != state:
+                self._note(f"{host} {outcome}")
+                state = outcome
+            time.sleep(0.1)
+
+    def _note(self, line: str) -> None:
+        if self._history is not None:
+            self._history.write(line)
+
+    def write_windows(self) -> list[tuple[str, float, float]]:
+        """(host, from, to) spans during which a node acknowledged every direct write tried on it:
+        from the sending of the first to the acknowledgement of the last, until a refusal."""
+        windows: list[tuple[str, float, float]] = []
+        open_at: dict[str, tuple[float, float]] = {}
+        for w in sorted(self.direct, key=lambda w: w.done):
+            if w.ok:
+                first = open_at.get(w.host, (w.sent, w.done))[0]
+                open_at[w.host] = (first, w.done)
+            elif w.host in open_at:
+                windows.append((w.host, *open_at.pop(w.host)))
+        windows += [(host, *span) for host, span in open_at.items()]
+        return windows
+
+    def write_overlaps(self) -> list[tuple[tuple[str, float, float], tuple[str, float, float]]]:
+        """Pairs of windows in which two different nodes both accepted writes."""
+        return [(a, b) for a, b in itertools.combinations(self.write_windows(), 2)
+                if a[0] != b[0] and a[1] < b[2] and b[1] < a[2]]
+
+    def acknowledged_direct(self) -> list[str]:
+        return [w.key for w in list(self.direct) if w.ok]
+
+    def assert_one_leader(self) -> None:
+        """Never two 200s at once, never two nodes accepting writes at once."""
+        assert self.overlaps == [], f"two nodes answered 200 at once: {self.overlaps[:5]}"
+        assert self.write_overlaps() == [], f"two nodes accepted writes at once: {self.write_overlaps()[:5]}"
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        for thread in self._threads:
+            thread.join(2)  # a write thread blocked on a commit is left behind (daemon)
+        if self._history is not None:
+            self._history.__exit__()
 
 
 def write_completes(host: str, password: str, within: float) -> bool:
@@ -255,16 +378,21 @@ def outage_after(writer: Writer, fault_at: float, timeout: float = 120) -> float
     return max(b - a for a, b in itertools.pairwise(times))
 
 
-def assert_nothing_lost(cluster: Cluster, writer: Writer) -> None:
-    """Every acknowledged row is on every node (followers get a few seconds to catch up)."""
+def assert_nothing_lost(cluster: Cluster, writer: Writer, prober: LeaderProber | None = None) -> None:
+    """Every acknowledged row is on every node (followers get a few seconds to catch up): the
+    writer's, and those the prober's direct writes had acknowledged."""
     password = cluster.password()
+    direct = prober.acknowledged_direct() if prober is not None else []
     for node in cluster.nodes:
-        def caught_up(node: Node = node) -> bool:
+        def missing(node: Node = node) -> list[str]:
             with node.connect(password) as conn:
-                return not writer.missing_on(conn)
+                lost = [str(i) for i in writer.missing_on(conn)]
+                if direct:
+                    present = {r[0] for r in conn.execute("SELECT key FROM direct_probe").fetchall()}
+                    lost += [k for k in direct if k not in present]
+                return lost
         try:
-            cluster.wait_for(caught_up, 20, f"{node.name} to hold every acknowledged row")
+            cluster.wait_for(lambda m=missing: not m(), 20, f"{node.name} to hold every acknowledged row")
         except AssertionError:
-            with node.connect(password) as conn:
-                missing = writer.missing_on(conn)
-            raise AssertionError(f"{len(missing)} acknowledged rows missing on {node.name}: {missing[:10]}") from None
+            lost = missing()
+            raise AssertionError(f"{len(lost)} acknowledged rows missing on {node.name}: {lost[:10]}") from None

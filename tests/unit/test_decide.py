@@ -108,6 +108,23 @@ def test_unhealthy_leader_steps_down_and_fences() -> None:
     assert kinds(d) == [Kind.RELEASE, Kind.FENCE] and not d.ready
 
 
+def test_leader_whose_storage_is_full_steps_down_when_a_follower_can_lead() -> None:
+    full = "PostgreSQL's WAL disk is full (0 MB free)"
+    base = obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B, C)), sync=SyncSet((B, C), 1),
+               applied_sync=SyncSet((B, C), 1), storage_full=full, ineligible=(full,))
+    d = decide(replace(base, peers={B: peer(B, eligible=True), C: peer(C, eligible=False)}))
+    assert kinds(d) == [Kind.RELEASE, Kind.FENCE] and not d.ready and full in d.reason
+    # Nobody else could take writes either: stay (reads keep working), and say why it is stuck.
+    d = decide(replace(base, peers={B: peer(B, eligible=False), C: peer(C, eligible=False)}))
+    assert d.ready and d.role is Role.LEADER
+
+
+def test_node_whose_storage_is_full_never_becomes_a_candidate() -> None:
+    full = "PostgreSQL's data disk is full (3 MB free)"
+    d = decide(obs(ineligible=(full,), storage_full=full, peers={B: peer(B), C: peer(C)}))
+    assert kinds(d) == [] and full in d.reason
+
+
 def test_leader_whose_postgres_died_restarts_it_without_answering_200() -> None:
     d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=PgState(running=False)))
     assert kinds(d) == [Kind.START_PG] and not d.ready

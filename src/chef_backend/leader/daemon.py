@@ -77,6 +77,9 @@ RAFT_CHECK_SECONDS = 2.0
 JUST_PROMOTED_SECONDS = 5.0
 # How long a tick's "ready" stays valid for /leader: a frozen loop cannot keep answering 200.
 READY_VALIDITY_SECONDS = 2.5
+# Below this much free space on PostgreSQL's data or WAL filesystem it cannot start a new WAL
+# segment (16 MB) or extend a table: the node counts as full, whatever disk_min_space_mb says.
+PG_STORAGE_RESERVE_MB = 32
 
 
 def lease_margin(ttl: float) -> float:
@@ -117,6 +120,7 @@ class Manager:
         self.last_posted: dict[str, Any] = {}
         self.last_health = 0.0
         self.disk_problems: tuple[str, ...] = ()
+        self.storage_full: str | None = None
         self.last_reason = ""
         self.urgent = False
         self.last_obs: Observation | None = None
@@ -184,6 +188,18 @@ class Manager:
                 problems.append(f"{raw}: {free_mb} MB free, below {min_mb} MB")
         return tuple(problems)
 
+    def check_pg_storage(self) -> str | None:
+        """Why PostgreSQL's data or WAL filesystem is full (pg_wal may be a link elsewhere)."""
+        layout = self.executor.layout
+        for what, path in (("data", layout.data), ("WAL", layout.data / "pg_wal")):
+            try:
+                free_mb = shutil.disk_usage(path).free // (1024 * 1024)
+            except OSError:
+                continue  # no data directory yet (joining): nothing to fill
+            if free_mb < PG_STORAGE_RESERVE_MB:
+                return f"PostgreSQL's {what} disk is full ({free_mb} MB free)"
+        return None
+
     def read_etcd(self) -> Snapshot | None:
         try:
             self.renew_lease()
@@ -241,12 +257,15 @@ class Manager:
         if now - self.last_health >= self.settings["leaderl.health_check.interval_seconds"]:
             self.last_health = now
             self.disk_problems = self.check_disks()
+            self.storage_full = self.check_pg_storage()
         unhealthy: list[str] = []
         if self.pg_failures >= self.settings["leaderl.health_check.max_pgsql_failures"]:
             unhealthy.append(f"PostgreSQL failed {self.pg_failures} checks in a row")
         if self.disk_problems and self.settings["leaderl.health_check.fatal_system_checks"]:
             unhealthy.append("disk: " + "; ".join(self.disk_problems))
         ineligible = list(unhealthy)
+        if self.storage_full:
+            ineligible.append(self.storage_full)
         if self.markers.unsynced.exists():
             ineligible.append("unsynced: " + self.markers.unsynced.read_text().strip())
         return ineligible, unhealthy
@@ -294,6 +313,7 @@ class Manager:
             pg=pg,
             ineligible=(),
             unhealthy=tuple(unhealthy),
+            storage_full=self.storage_full,
             members=(self.me,),
             synchronous=self.settings["postgresql.synchronous_replication"],
             was_leader=self.markers.was_leader.exists(),

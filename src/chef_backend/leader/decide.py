@@ -104,6 +104,11 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
     if obs.unhealthy:
         reason = "stepping down: " + "; ".join(obs.unhealthy)
         return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.FENCE)), reason)
+    if obs.storage_full and any(p.eligible for p in obs.peers.values()):
+        # Stepping down is the same path as for a failed PostgreSQL: the synchronous set elects
+        # the most advanced follower. Without an eligible follower staying is better: reads work.
+        reason = f"stepping down: {obs.storage_full}, and an eligible follower has room"
+        return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.FENCE)), reason)
     switchover = obs.switchover
     if switchover is not None and switchover.source == obs.me:
         target = obs.peers.get(switchover.target)

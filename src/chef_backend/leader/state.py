@@ -104,6 +104,9 @@ class Observation:
     switchover: Switchover | None = None
     force_leader: bool = False  # the operator's force-leader names this node
     handover_position: Position | None = None  # in the leader key after a switchover: promote from here on
+    # Why PostgreSQL's own filesystem (data or WAL) has no room left; None while it has. Such a
+    # node cannot take writes, so a leader hands over to an eligible follower (which has room).
+    storage_full: str | None = None
 
     @property
     def detached(self) -> bool:
