@@ -47,6 +47,11 @@ class NodePaths:
             backup=host_path("/var/opt/chef-backup"),
         )
 
+    @classmethod
+    def under(cls, base: Path) -> NodePaths:
+        """Everything in one directory: a frontend host's HAProxy, supervised like a node's services."""
+        return cls(etc=base / "etc", var=base, log=base / "log", opt=base, backup=base / "backup")
+
     @property
     def config_file(self) -> Path:
         return self.etc / "chef-backend.rb"

@@ -124,3 +124,10 @@ def test_arbitrary_text_never_crashes_the_loader(text: str) -> None:
         load_text(text)
     except ConfigError as exc:
         assert str(exc).startswith("chef-backend.rb")
+
+
+def test_a_spaced_bracket_is_a_call_with_an_array_as_in_ruby() -> None:
+    # gen-server-config writes `chef_backend_members ["10.0.0.1", ...]`; `x["k"]` stays an index.
+    got = parse('chef_backend_members ["10.0.0.1", "10.0.0.2"]\nhaproxy["listen"] = "0.0.0.0"\n')
+    assert [(a.key, a.value) for a in got] == [("chef_backend_members", ["10.0.0.1", "10.0.0.2"]),
+                                                ("haproxy.listen", "0.0.0.0")]

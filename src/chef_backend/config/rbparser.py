@@ -101,6 +101,7 @@ def _read_string(src: str, pos: int, line: int) -> tuple[str, int, int]:
 def _tokenize(src: str) -> list[_Tok]:
     toks: list[_Tok] = []
     pos, line = 0, 1
+    spaced = False  # whitespace before this token: `members ["a"]` is a call with an array, `x["a"]` an index
     while pos < len(src):
         m = _TOKEN_RE.match(src, pos)
         if not m:
@@ -113,6 +114,7 @@ def _tokenize(src: str) -> list[_Tok]:
             line = end_line
             continue
         pos = m.end()
+        was_spaced, spaced = spaced, kind == "ws"
         if kind in ("ws", "comment"):
             continue
         if kind == "nl":
@@ -130,7 +132,7 @@ def _tokenize(src: str) -> list[_Tok]:
         elif kind == "ident":
             toks.append(_Tok("ident", text, text, line))
         else:
-            toks.append(_Tok("op", text, text, line))
+            toks.append(_Tok("op", text, " [" if text == "[" and was_spaced else text, line))
     toks.append(_Tok("eof", "", None, line))
     return toks
 
@@ -183,7 +185,7 @@ class _Parser:
                 if name.kind != "ident":
                     raise RbSyntaxError(name.line, f"expected a name after '.' but found {_describe(name)}")
                 parts.append(name.text)
-            elif tok.kind == "op" and tok.text == "[":
+            elif tok.kind == "op" and tok.text == "[" and tok.value == "[":
                 self.take()
                 sub = self.take()
                 if sub.kind not in ("str", "sym"):

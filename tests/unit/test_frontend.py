@@ -1,0 +1,81 @@
+"""The frontend glue's pure parts: reading etcd's member list, chef-server.rb, HAProxy's config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chef_backend.ctl.gen_server_config import TEMPLATE
+from chef_backend.frontend.discovery import Backend, parse_members
+from chef_backend.frontend.haproxy import render, up_servers
+from chef_backend.frontend.settings import FrontendConfigError, FrontendSettings, from_server_rb
+
+ETCD = {"members": [
+    {"id": "2f74e8c0e2bda03", "name": "4ba4ae0a6686cf6b67590e621459f1e2",
+     "peerURLs": ["http://192.168.33.216:2380"], "clientURLs": ["http://192.168.33.216:2379"]},
+    {"id": "8e9e05c52164694d", "name": "", "peerURLs": ["https://10.0.0.7:2380"], "clientURLs": []},
+    {"id": "91bc3c398fb3c146", "name": "x", "peerURLs": []},
+]}
+
+
+def test_members_become_guid_and_peer_host_and_unstarted_ones_get_a_valid_name() -> None:
+    assert parse_members(ETCD) == [Backend("4ba4ae0a6686cf6b67590e621459f1e2", "192.168.33.216"),
+                                   Backend("member-8e9e05c52164694d", "10.0.0.7")]
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                    lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=20))
+def test_any_json_answer_is_read_or_refused_cleanly(doc: object) -> None:
+    try:
+        parse_members({"members": doc} if isinstance(doc, list) else doc)
+    except ValueError:
+        pass
+
+
+def server_rb(tmp_path: Path, extra: str = "") -> Path:
+    text = TEMPLATE.format(fqdn="fe1.example.com", members='"10.0.0.1", "10.0.0.2"', pg_port=5432, es_port=9200,
+                           superuser="chef_pgsql", password="p" * 100)
+    path = tmp_path / "chef-server.rb"
+    path.write_text(text + extra)
+    return path
+
+
+def test_gen_server_config_output_configures_a_frontend(tmp_path: Path) -> None:
+    extra = "haproxy['listen'] = '127.0.0.5'\nhaproxy['local_postgresql_port'] = 6432\n"
+    s = from_server_rb(server_rb(tmp_path, extra))
+    assert s.members == ("10.0.0.1", "10.0.0.2") and s.listen == "127.0.0.5"
+    assert s.local_postgresql_port == 6432 and s.remote_postgresql_port == 5432
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("haproxy['etcd_port'] = 0\n", "etcd_port'] must be a port number"),
+    ("chef_backend_members []\n", "chef_backend_members must be a non-empty list"),
+    ("use_chef_backend false\n", "use_chef_backend true"),
+    ("haproxy['listen' = 1\n", "chef-server.rb:"),
+])
+def test_bad_chef_server_rb_is_refused_with_what_to_fix(tmp_path: Path, extra: str, message: str) -> None:
+    with pytest.raises(FrontendConfigError) as err:
+        from_server_rb(server_rb(tmp_path, extra))
+    assert message in str(err.value)
+
+
+def test_haproxy_config_is_chef_servers() -> None:
+    s = FrontendSettings(members=("a",), listen="127.0.0.21", dir=Path("/fe"))
+    cfg = render(s, [Backend("g1", "10.0.0.1"), Backend("g2", "fd00::2")])
+    assert "    stats socket /fe/haproxy/haproxy.sock mode 600\n" in cfg
+    assert "    bind 127.0.0.21:5432\n" in cfg and "    bind 127.0.0.21:9200\n" in cfg
+    assert "    server g1 10.0.0.1:5432 check port 7331\n" in cfg
+    assert "    server g2 [fd00::2]:9200 check port 7331\n" in cfg
+    assert cfg.count("http-check send meth GET uri /leader ver HTTP/1.1 hdr Host localhost:7331") == 2
+    assert cfg.count("on-marked-down shutdown-sessions") == 1  # PostgreSQL only, as in Chef's template
+
+
+def test_up_servers_reads_show_stat_rows() -> None:
+    rows = [{"pxname": "chef_backend_postgresql", "svname": "g1", "status": "UP"},
+            {"pxname": "chef_backend_postgresql", "svname": "g2", "status": "DOWN"},
+            {"pxname": "chef_backend_postgresql", "svname": "BACKEND", "status": "UP"},
+            {"pxname": "chef_backend_elasticsearch", "svname": "g1", "status": "UP"}]
+    assert up_servers(rows) == {"chef_backend_postgresql": ["g1"], "chef_backend_elasticsearch": ["g1"]}
