@@ -16,6 +16,7 @@ from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.config.settings import Settings
 from chef_backend.leader.config import ManagerConfig
 from chef_backend.paths import NodePaths
+from chef_backend.secret_files import enforce, secret_files
 from chef_backend.secrets import Secrets
 from chef_backend.services import etcd, leaderl, postgresql
 from chef_backend.ssl import ensure_certificate
@@ -49,6 +50,7 @@ def render_node(
     cert = ensure_certificate(settings, pg_user)
     layout = postgresql.PgLayout.of(settings, paths)
     postgresql.write_config(settings, layout, cert, identity.guid)
+    postgresql.write_replication_passfile(settings, layout, secrets)
 
     if etcd_initial is None:
         previous = json.loads(paths.etcd_config.read_text())
@@ -79,6 +81,8 @@ def render_node(
         else:
             supervisor.remove(spec.name)
     write_manifest(settings, paths)
+    # Also a secrets file the operator copied in with a loose mode (scp keeps 0644).
+    enforce(secret_files(settings, paths))
 
 
 def grant_pg_control(settings: Settings, paths: NodePaths) -> None:

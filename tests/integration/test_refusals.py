@@ -107,6 +107,15 @@ def test_secrets_of_another_cluster(cluster: Cluster, newcomer: Node) -> None:
     assert_untouched(cluster, newcomer)
 
 
+def test_different_client_networks_are_refused_with_both_lists(cluster: Cluster, newcomer: Node) -> None:
+    newcomer.extra_config = 'postgresql.md5_auth_cidr_addresses = ["samehost", "10.0.0.0/8"]\n'
+    newcomer.write_config()
+    result = join(newcomer, secrets=str(cluster.secrets_copy))
+    assert_refused(result, "postgresql.md5_auth_cidr_addresses differs from the cluster's: this node has "
+                           "['samehost', '10.0.0.0/8'], the cluster has ['samehost', 'samenet']")
+    assert_untouched(cluster, newcomer)
+
+
 def test_publish_address_not_on_this_host(cluster: Cluster, newcomer: Node) -> None:
     newcomer.config_file.write_text(newcomer.config_file.read_text().replace("127.0.0.14", "192.0.2.1"))
     assert_refused(join(newcomer, secrets=str(cluster.secrets_copy)), "is not an address of this host")

@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         waits.etcd_healthy(store, args.etcd_wait_time)
         store.put(
             keys.CLUSTER,
-            {"cluster_id": identity.cluster_id, "fingerprint": secrets.fingerprint, "created_at": time.time()},
+            {"cluster_id": identity.cluster_id, "fingerprint": secrets.fingerprint, "created_at": time.time(),
+             "md5_auth_cidr_addresses": settings["postgresql.md5_auth_cidr_addresses"]},
         )
         store.put(
             keys.NODES + identity.guid,

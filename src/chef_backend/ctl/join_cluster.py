@@ -126,6 +126,19 @@ def check_membership(snap: Snapshot, address: str, peer: str, secrets: Secrets) 
     return leader
 
 
+def check_hba(ctx: Context, snap: Snapshot) -> None:
+    """Every node must let in the same clients (pg_hba.conf): after a failover the frontends and
+    the other nodes reach whichever node leads."""
+    cluster = snap.value(keys.CLUSTER)
+    theirs = cluster.get("md5_auth_cidr_addresses") if isinstance(cluster, dict) else None
+    ours = ctx.settings["postgresql.md5_auth_cidr_addresses"]
+    if theirs is not None and list(theirs) != list(ours):
+        raise CtlError(
+            f"postgresql.md5_auth_cidr_addresses differs from the cluster's: this node has {ours}, "
+            f"the cluster has {list(theirs)}; set the same list in chef-backend.rb"
+        )
+
+
 def check_passwords(ctx: Context, leader_host: str, secrets: Secrets) -> None:
     """Prove both passwords against the leader before anything changes."""
     s = ctx.settings
@@ -172,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     s = ctx.settings
     store, snap = read_cluster(args.peer, s["etcd.client_port"])
     leader = check_membership(snap, address, args.peer, secrets)
+    check_hba(ctx, snap)
     common_preflight(ctx)
     check_passwords(ctx, leader["address"], secrets)
     peers = {
@@ -249,7 +263,7 @@ def copy_leader_data(ctx: Context, secrets: Secrets, leader_host: str, guid: str
     started = time.monotonic()
     postgresql.basebackup(s, layout, secrets, leader_host, guid)
     print(f"Copied in {time.monotonic() - started:.1f}s.", flush=True)
-    content = postgresql.render_standby_conf(s, secrets, leader_host, guid)
+    content = postgresql.render_standby_conf(s, layout, leader_host, guid)
     postgresql.write_standby_conf(layout, content)
     unsynced.unlink()
 

@@ -15,6 +15,7 @@ from chef_backend.cluster.store import StoreError
 from chef_backend.cluster.view import ClusterView, NodeView
 from chef_backend.ctl.context import Context, CtlError
 from chef_backend.paths import host_path
+from chef_backend.secret_files import loosened, secret_files
 from chef_backend.supervision.runit import ServiceStatus, Supervisor
 
 
@@ -124,6 +125,8 @@ def run_status(args: argparse.Namespace) -> int:
             rows.append((name, local_state(st), duration(st.seconds), dist))
     if args.service != "disk":
         print_table(["Service", "Local Status", "Time in State", "Distributed Node Status"], rows)
+        for problem in loosened(secret_files(ctx.settings, ctx.paths)):
+            print(f"WARNING: {problem}; chef-backend-ctl reconfigure restores it", file=sys.stderr)
     if args.service in (None, "disk"):
         local, ok = disks_local(ctx)
         print()

@@ -198,7 +198,8 @@ class Executor:
         self.supervisor.sv("up", "postgresql", wait=0)
 
     def _do_follow(self, action: Action, reason: str) -> None:
-        content = postgresql.render_standby_conf(self.settings, self.secrets, action.target, self.guid)
+        content = postgresql.render_standby_conf(self.settings, self.layout, action.target, self.guid)
+        postgresql.write_replication_passfile(self.settings, self.layout, self.secrets)  # a node from before it
         postgresql.write_standby_conf(self.layout, content)
         self.following = action.target
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import resource
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,23 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 16 * 1024
 IDLE_TIMEOUT_SECONDS = 60.0
-MAX_CONNECTIONS = 4096
+LINGER_SECONDS = 1.0
+LINGER_MAX_BYTES = 1024 * 1024
+# Descriptors kept free for etcd, PostgreSQL and logging however many clients connect.
+RESERVED_FDS = 128
+
+
+def connection_limit() -> int:
+    """Raise this process's open-file limit to its hard limit; return how many HTTP clients fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return max(16, min(16384, soft - RESERVED_FDS))
 
 
 @dataclass
@@ -45,6 +62,7 @@ class HttpServer:
         self.published = published
         self.host, self.port = host, port
         self._connections = 0
+        self._max_connections = connection_limit()
         self._started = threading.Event()
         self._error: BaseException | None = None
 
@@ -82,7 +100,7 @@ class HttpServer:
         return 404, b"text/plain", b"not found\n"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._connections >= MAX_CONNECTIONS:
+        if self._connections >= self._max_connections:
             writer.close()
             return
         self._connections += 1
@@ -112,19 +130,29 @@ class HttpServer:
                 conn.receive_data(data)
                 continue
             if isinstance(event, h11.Request):
+                if event.http_version not in (b"1.0", b"1.1"):
+                    await self._error_response(conn, writer, 505)
+                    return
                 status, ctype, body = self._route(event.method, event.target)
                 # Drain (and bound) any request body before answering.
+                received = 0
                 while True:
-                    nxt = conn.next_event()
+                    try:
+                        nxt = conn.next_event()
+                    except h11.RemoteProtocolError as exc:
+                        await self._error_response(conn, writer, exc.error_status_hint)
+                        return
                     if nxt is h11.NEED_DATA:
                         data = await asyncio.wait_for(reader.read(8192), IDLE_TIMEOUT_SECONDS)
                         conn.receive_data(data)
                         continue
                     if isinstance(nxt, h11.EndOfMessage):
                         break
-                    if isinstance(nxt, h11.Data) and len(nxt.data) > MAX_REQUEST_BYTES:
-                        await self._error_response(conn, writer, 413)
-                        return
+                    if isinstance(nxt, h11.Data):
+                        received += len(nxt.data)
+                        if received > MAX_REQUEST_BYTES:
+                            await self._error_response(conn, writer, 413, reader)
+                            return
                 headers = [
                     (b"content-type", ctype),
                     (b"content-length", str(len(body)).encode()),
@@ -143,7 +171,12 @@ class HttpServer:
                 conn.start_next_cycle()
 
     @staticmethod
-    async def _error_response(conn: h11.Connection, writer: asyncio.StreamWriter, status: int) -> None:
+    async def _error_response(
+        conn: h11.Connection, writer: asyncio.StreamWriter, status: int, reader: asyncio.StreamReader | None = None
+    ) -> None:
+        """Answer `status` and close. With `reader`, linger: read and drop what the client still
+        sends for a moment, so that closing with unread data (a TCP reset) does not destroy the
+        answer before the client reads it."""
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         body = f"bad request ({status})\n".encode()
@@ -160,4 +193,13 @@ class HttpServer:
             writer.write(conn.send(h11.EndOfMessage()))
             await writer.drain()
         except h11.LocalProtocolError:
-            pass
+            return
+        if reader is not None and writer.can_write_eof():
+            writer.write_eof()
+            deadline = time.monotonic() + LINGER_SECONDS
+            discarded = 0
+            while discarded < LINGER_MAX_BYTES and (left := deadline - time.monotonic()) > 0:
+                chunk = await asyncio.wait_for(reader.read(65536), left)
+                if not chunk:
+                    break
+                discarded += len(chunk)

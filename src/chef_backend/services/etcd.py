@@ -1,12 +1,14 @@
 """etcd on a backend node: its configuration file and runit service.
 
 The member name is the node's 32-hex GUID, and its first peer URL is on the publish address, which
-is what Chef frontends read from `GET /v2/members` (hence `enable-v2`). The cluster token is a
-secret, so it is passed in a 0600 config file rather than on the command line.
+is what Chef frontends read from `GET /v2/members` (hence `enable-v2`). etcd logs its initial
+cluster token at start, so it gets a one-way hash of the secrets file's token (unique per cluster
+all the same), in a 0600 config file rather than on the command line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -32,6 +34,11 @@ def _host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
+def cluster_token(secrets: Secrets) -> str:
+    """What etcd gets as its initial cluster token (and logs): derived, never the secret itself."""
+    return hashlib.sha256(b"chef-backend etcd token " + secrets.etcd_initial_cluster_token.encode()).hexdigest()[:32]
+
+
 def write_config(
     settings: Settings,
     paths: NodePaths,
@@ -50,7 +57,7 @@ def write_config(
         "initial-advertise-peer-urls": peer_url(settings),
         "initial-cluster": ",".join(f"{name}={url}" for name, url in initial_cluster.items()),
         "initial-cluster-state": state,
-        "initial-cluster-token": secrets.etcd_initial_cluster_token,
+        "initial-cluster-token": cluster_token(secrets),
         "heartbeat-interval": settings["etcd.heartbeat_interval"],
         "election-timeout": settings["etcd.election_timeout"],
         "snapshot-count": settings["etcd.snapshot_count"],

@@ -63,6 +63,10 @@ class PgLayout:
         return self.base / "standby.conf"
 
     @property
+    def replication_passfile(self) -> Path:
+        return self.base / "replication.pgpass"
+
+    @property
     def managed_conf(self) -> Path:
         return self.base / "managed.conf"
 
@@ -168,13 +172,15 @@ def render_hba(settings: Settings) -> str:
     return "".join(out)
 
 
-def render_standby_conf(settings: Settings, secrets: Secrets, leader_host: str | None, guid: str) -> str:
-    """Where a follower streams from; an empty primary_conninfo means "wait, follow no one"."""
+def render_standby_conf(settings: Settings, layout: PgLayout, leader_host: str | None, guid: str) -> str:
+    """Where a follower streams from; an empty primary_conninfo means "wait, follow no one".
+
+    The password stays in the passfile: PostgreSQL logs primary_conninfo whenever it changes."""
     if leader_host is None:
         return "primary_conninfo = ''\nprimary_slot_name = ''\n"
     conninfo = (
         f"host={leader_host} port={settings['postgresql.port']} user={settings['postgresql.replication_user']} "
-        f"password={secrets.replication_password} sslmode=require application_name={guid} "
+        f"passfile={layout.replication_passfile} sslmode=require application_name={guid} "
         f"connect_timeout=5 keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=2"
     )
     return f"primary_conninfo = {_q(conninfo)}\nprimary_slot_name = {_q(slot_name(guid))}\n"
@@ -190,8 +196,17 @@ def configured_upstream(layout: PgLayout) -> str | None:
     return m.group(1) if m else None
 
 
+def write_replication_passfile(settings: Settings, layout: PgLayout, secrets: Secrets) -> None:
+    """The replication password in libpq's passfile format (0600, PostgreSQL's user)."""
+    def esc(text: str) -> str:
+        return text.replace("\\", "\\\\").replace(":", "\\:")
+
+    line = f"*:*:*:{esc(settings['postgresql.replication_user'])}:{esc(secrets.replication_password)}\n"
+    fsutil.write_file(layout.replication_passfile, line, mode=0o600, owner=layout.user, group=layout.user)
+
+
 def write_standby_conf(layout: PgLayout, content: str) -> bool:
-    """Rewrite standby.conf (0600, it holds a password); True if it changed."""
+    """Rewrite standby.conf (0600); True if it changed."""
     return fsutil.write_file(layout.standby_conf, content, mode=0o600, owner=layout.user, group=layout.user)
 
 
