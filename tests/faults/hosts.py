@@ -27,14 +27,16 @@ BRIDGE = f"{PREFIX}-br0"
 NET = "10.99.0"
 CLIENT_NS = f"{PREFIX}-client"
 CLIENT_ADDR = f"{NET}.20"
-# Each node's PostgreSQL on a filesystem this large, so that a fault can fill it; above
-# wal_keep_size (32 segments), so that only the fault does.
-PG_DISK_MB = 512
+# Each node's PostgreSQL on a filesystem this large, so that a fault can fill it: room for the data,
+# wal_keep_size (8 segments above) and max_wal_size, so that only the fault does (tmpfs: memory is
+# only taken as it is used).
+PG_DISK_MB = 1536
 # TTL 10 (harness default) needs etcd elections shorter than the lease deadline: see docs/failover.md.
 FAULT_CONFIG = """\
 leaderl.health_check.interval_seconds = 1
 etcd.heartbeat_interval = 250
 etcd.election_timeout = 2500
+postgresql.wal_keep_segments = 8
 """
 
 

@@ -175,7 +175,7 @@ def test_leader_wal_disk_full(env) -> None:
     try:
         new_leader_among(cluster, others)
         writer.wait_acks(20, timeout=RESUME_BOUND_S)
-        assert "disk is full" in " ".join(old.status_doc()["ineligible"])
+        assert "disk is full" in (old.status_doc()["storage_full"] or "")
     finally:
         old.free_pg_disk()
     recovered(cluster, writer, prober)

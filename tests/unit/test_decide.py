@@ -111,18 +111,40 @@ def test_unhealthy_leader_steps_down_and_fences() -> None:
 def test_leader_whose_storage_is_full_steps_down_when_a_follower_can_lead() -> None:
     full = "PostgreSQL's WAL disk is full (0 MB free)"
     base = obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B, C)), sync=SyncSet((B, C), 1),
-               applied_sync=SyncSet((B, C), 1), storage_full=full, ineligible=(full,))
-    d = decide(replace(base, peers={B: peer(B, eligible=True), C: peer(C, eligible=False)}))
+               applied_sync=SyncSet((B, C), 1), storage_full=full)
+    d = decide(replace(base, peers={B: peer(B), C: peer(C, eligible=False)}))
     assert kinds(d) == [Kind.RELEASE, Kind.FENCE] and not d.ready and full in d.reason
-    # Nobody else could take writes either: stay (reads keep working), and say why it is stuck.
-    d = decide(replace(base, peers={B: peer(B, eligible=False), C: peer(C, eligible=False)}))
+    # Nobody else could take writes either: stay (reads keep working).
+    d = decide(replace(base, peers={B: peer(B, eligible=False), C: replace(peer(C), storage_full=True)}))
     assert d.ready and d.role is Role.LEADER
 
 
-def test_node_whose_storage_is_full_never_becomes_a_candidate() -> None:
+def test_node_whose_storage_is_full_defers_to_a_node_with_room() -> None:
     full = "PostgreSQL's data disk is full (3 MB free)"
-    d = decide(obs(ineligible=(full,), storage_full=full, peers={B: peer(B), C: peer(C)}))
+    d = decide(obs(storage_full=full, peers={B: peer(B), C: peer(C)}))
     assert kinds(d) == [] and full in d.reason
+
+
+def test_when_every_node_is_full_the_most_advanced_still_leads() -> None:
+    full = "PostgreSQL's data disk is full (20 MB free)"
+    peers = {B: replace(peer(B, lsn=90), storage_full=True), C: replace(peer(C, lsn=90), storage_full=True)}
+    d = decide(obs(storage_full=full, peers=peers, sync=SyncSet((A, B), 1)))
+    assert kinds(d) == [Kind.ACQUIRE]
+
+
+def test_a_node_with_room_is_not_held_back_by_a_full_ex_leaders_unacknowledged_wal() -> None:
+    # C led, its disk filled, it stepped down with WAL its standbys never confirmed (so never
+    # acknowledged); A and B (the synchronous set) hold every acknowledged commit.
+    peers = {B: peer(B, lsn=100), C: replace(peer(C, lsn=150), storage_full=True)}
+    d = decide(obs(peers=peers, sync=SyncSet((A, B), 1), last_leader=C))
+    assert kinds(d) == [Kind.ACQUIRE]
+
+
+def test_an_ineligible_synchronous_member_ahead_still_holds_the_election_back() -> None:
+    # B may hold commits acknowledged by it alone: safety first, even though B cannot lead.
+    peers = {B: peer(B, lsn=150, eligible=False)}
+    d = decide(obs(peers=peers, sync=SyncSet((A, B), 1)))
+    assert kinds(d) == [] and "behind" in d.reason
 
 
 def test_leader_whose_postgres_died_restarts_it_without_answering_200() -> None:

@@ -43,6 +43,7 @@ from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Snapshot, Store, StoreError, describe
 from chef_backend.cluster.view import etcd_health
 from chef_backend.httpcheck import REFUSED, http_status
+from chef_backend.leader import records
 from chef_backend.leader.actions import Executor, Markers, parse_sync_standby_names
 from chef_backend.leader.config import ManagerConfig
 from chef_backend.leader.decide import decide
@@ -56,10 +57,7 @@ from chef_backend.leader.state import (
     Observation,
     Peer,
     PgState,
-    Position,
     Role,
-    Switchover,
-    SyncSet,
 )
 from chef_backend.paths import NodePaths, host_path
 from chef_backend.services import postgresql
@@ -264,8 +262,6 @@ class Manager:
         if self.disk_problems and self.settings["leaderl.health_check.fatal_system_checks"]:
             unhealthy.append("disk: " + "; ".join(self.disk_problems))
         ineligible = list(unhealthy)
-        if self.storage_full:
-            ineligible.append(self.storage_full)
         if self.markers.unsynced.exists():
             ineligible.append("unsynced: " + self.markers.unsynced.read_text().strip())
         return ineligible, unhealthy
@@ -273,20 +269,11 @@ class Manager:
     def peers(self, snapshot: Snapshot, leader_present: bool) -> dict[str, Peer]:
         peers = {}
         for guid, st in snapshot.under(keys.STATUS).items():
-            if guid == self.me or not isinstance(st.value, dict):
+            if guid == self.me:
                 continue
-            v = st.value
-            pos = v.get("position", {})
-            peers[guid] = Peer(
-                guid=guid,
-                address=v.get("address", ""),
-                role=v.get("role", ""),
-                eligible=bool(v.get("eligible")),
-                position=Position(int(pos.get("timeline", 0)), int(pos.get("lsn", 0))),
-                detached=bool(v.get("detached")),
-                fresh=leader_present or st.mod_revision > self.leaderless_revision,
-                lease=st.lease,
-            )
+            fresh = leader_present or st.mod_revision > self.leaderless_revision
+            if (p := records.peer(guid, st.value, fresh, st.lease)) is not None:
+                peers[guid] = p
         return peers
 
     def refresh_ready(self, pg: PgState, observed_at: float) -> None:
@@ -324,10 +311,8 @@ class Manager:
         if snapshot is None:
             return replace(base, ineligible=tuple(ineligible)), None
 
-        leader: LeaderKey | None = None
         entry = snapshot.get(keys.LEADER)
-        if entry and isinstance(entry.value, dict):
-            leader = LeaderKey(entry.value["guid"], entry.value["address"], entry.mod_revision, entry.lease)
+        leader = records.leader_key(entry.value, entry.mod_revision, entry.lease) if entry else None
         suspected = leader is not None and leader.guid != self.me and self.suspect(leader, pg)
         if leader is None or suspected:
             if self.leaderless_since is None:
@@ -336,33 +321,29 @@ class Manager:
         else:
             self.leaderless_since = None
         peers = self.peers(snapshot, leader is not None)
-        if self.me in (snapshot.value(keys.CONTROL_BLOCKED) or []):
+        if self.me in records.guid_list(snapshot.value(keys.CONTROL_BLOCKED)):
             ineligible.append("failover is turned off for this node")
         if leader is not None and leader.guid in peers and leader.guid != self.me and pg.running and pg.in_recovery:
             behind = peers[leader.guid].position.lsn - pg.position.lsn
             limit = self.settings["leaderl.health_check.max_bytes_behind_leader"]
             if behind > limit:
                 ineligible.append(f"{behind} bytes behind the leader (limit {limit})")
-        sync = snapshot.value(keys.SYNC) or {}
-        history = snapshot.value(keys.HISTORY) or []
-        request = snapshot.value(keys.CONTROL_SWITCHOVER)
-        switchover = Switchover(request["source"], request["target"]) if isinstance(request, dict) else None
-        handover = (entry.value.get("handover") if entry and leader and leader.guid == self.me else None) or None
+        mine = entry is not None and leader is not None and leader.guid == self.me
         obs = replace(
             base,
             leader=leader,
             ineligible=tuple(ineligible),
             members=tuple(sorted(snapshot.under(keys.NODES))) or (self.me,),
             peers=peers,
-            sync=SyncSet(tuple(sync.get("members", ())), int(sync.get("quorum", 0))),
+            sync=records.sync_set(snapshot.value(keys.SYNC)),
             applied_sync=self.executor.applied_sync,
-            last_leader=history[-1]["guid"] if history else None,
+            last_leader=records.last_leader(snapshot.value(keys.HISTORY)),
             failover_enabled=snapshot.value(keys.CONTROL_FAILOVER, "on") != "off",
             leaderless_seconds=0.0 if self.leaderless_since is None else now - self.leaderless_since,
             leader_suspected=suspected,
-            switchover=switchover,
+            switchover=records.switchover(snapshot.value(keys.CONTROL_SWITCHOVER)),
             force_leader=snapshot.value(keys.CONTROL_FORCE) == self.me and leader is None,
-            handover_position=Position(handover["timeline"], handover["lsn"]) if handover else None,
+            handover_position=records.handover_position(entry.value) if mine and entry else None,
         )
         return obs, snapshot
 
@@ -377,6 +358,7 @@ class Manager:
             "reason": decision.reason,
             "eligible": not obs.ineligible,
             "ineligible": list(obs.ineligible),
+            "storage_full": obs.storage_full,
             "leader": obs.leader.guid if obs.leader else None,
             "position": {"timeline": obs.pg.position.timeline, "lsn": obs.pg.position.lsn},
             "detached": obs.detached,

@@ -104,7 +104,7 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
     if obs.unhealthy:
         reason = "stepping down: " + "; ".join(obs.unhealthy)
         return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.FENCE)), reason)
-    if obs.storage_full and any(p.eligible for p in obs.peers.values()):
+    if obs.storage_full and _roomy_peer(obs):
         # Stepping down is the same path as for a failed PostgreSQL: the synchronous set elects
         # the most advanced follower. Without an eligible follower staying is better: reads work.
         reason = f"stepping down: {obs.storage_full}, and an eligible follower has room"
@@ -199,10 +199,18 @@ def _leaderless(obs: Observation, takeover: LeaderKey | None = None) -> Decision
     return Decision(Role.WAITING, False, (), f"{gone}; not a candidate: {why_not}")
 
 
+def _roomy_peer(obs: Observation) -> bool:
+    """Whether another node that may lead has room on its PostgreSQL filesystem."""
+    old = obs.leader.guid if obs.leader is not None else None
+    return any(p.fresh and p.eligible and not p.storage_full for g, p in obs.peers.items() if g != old)
+
+
 def candidacy(obs: Observation) -> str | None:
     """None if this node may take leadership now, else why not."""
     if obs.ineligible:
         return "; ".join(obs.ineligible)
+    if obs.storage_full and _roomy_peer(obs):
+        return f"{obs.storage_full}; a node with room can lead"
     if not obs.pg.running:
         return "PostgreSQL is not running"
     if not obs.lease_ok:
@@ -234,7 +242,11 @@ def candidacy(obs: Observation) -> str | None:
                 needed = len(sync.members) - sync.quorum + 1
                 if len(reporters) < needed:
                     return f"waiting for {needed} of the synchronous set to report (have {len(reporters)})"
-        compared = fresh
+        # Being at least as far as the synchronous set is what safety needs. Beyond it, defer only to
+        # nodes that could lead instead: an ineligible ex-leader's unacknowledged WAL (or a full
+        # disk's) must not keep everyone else from leading.
+        compared = {g: p for g, p in fresh.items()
+                    if g in obs.sync.members or (p.eligible and (obs.storage_full or not p.storage_full))}
     else:
         majority = len(obs.members) // 2 + 1
         if len(fresh) + 1 < majority:

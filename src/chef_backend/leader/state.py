@@ -56,6 +56,7 @@ class Peer:
     detached: bool  # its WAL receiver is stopped: its position can no longer grow
     fresh: bool  # posted after this node last saw a leader, so its position is current
     lease: int = 0  # the lease its status is bound to (a switchover hands the leader key to it)
+    storage_full: bool = False  # its PostgreSQL filesystem is full: it leads only if no one with room can
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ class Observation:
     force_leader: bool = False  # the operator's force-leader names this node
     handover_position: Position | None = None  # in the leader key after a switchover: promote from here on
     # Why PostgreSQL's own filesystem (data or WAL) has no room left; None while it has. Such a
-    # node cannot take writes, so a leader hands over to an eligible follower (which has room).
+    # node cannot take writes, so a leader hands over to an eligible follower with room, and such a
+    # node is a candidate only when no node with room is.
     storage_full: str | None = None
 
     @property
