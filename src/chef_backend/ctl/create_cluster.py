@@ -11,7 +11,7 @@ import uuid
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.cluster.store import StoreError, describe
-from chef_backend.ctl import preflight, waits
+from chef_backend.ctl import preflight, quorum_recovery, waits
 from chef_backend.ctl.context import Context, CtlError, confirm
 from chef_backend.reconfigure import ensure_users, grant_pg_control, render_node
 from chef_backend.secrets import Secrets
@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SECS",
         help="accepted for compatibility (no search service yet)",
     )
+    p.add_argument("--quorum-loss-recovery", action="store_true",
+                   help="on the survivor of a two-node loss: re-form the cluster around this node")
     p.set_defaults(func=run)
 
 
@@ -64,6 +66,8 @@ def common_preflight(ctx: Context) -> str:
 
 def run(args: argparse.Namespace) -> int:
     ctx = Context.load()
+    if args.quorum_loss_recovery:
+        return quorum_recovery.run(ctx, args)
     check_not_member(ctx)
     address = common_preflight(ctx)
     confirm(f"Create a new chef-backend cluster with this node ({address}) as its leader?", args.yes)

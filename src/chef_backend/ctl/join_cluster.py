@@ -25,6 +25,7 @@ from chef_backend.config.settings import ConfigError, load_text
 from chef_backend.ctl import preflight, waits
 from chef_backend.ctl.context import Context, CtlError, confirm
 from chef_backend.ctl.create_cluster import check_not_member, common_preflight, rollback
+from chef_backend.ctl.node_lifecycle import stop_everything, wipe_node_state
 from chef_backend.reconfigure import ensure_users, grant_pg_control, render_node
 from chef_backend.secrets import Secrets, SecretsError
 from chef_backend.services import etcd, postgresql
@@ -126,6 +127,24 @@ def check_membership(snap: Snapshot, address: str, peer: str, secrets: Secrets) 
     return leader
 
 
+def prepare_recovery(ctx: Context, peer: str) -> None:
+    """`--recovery`: re-join with this node's existing chef-backend.rb (and secrets file), after
+    remove-node. State left from its earlier membership is wiped; a node still registered is refused."""
+    if not ctx.paths.config_file.exists():
+        raise CtlError(f"--recovery re-joins with this node's chef-backend.rb, and there is none at "
+                       f"{ctx.paths.config_file}; copy it back from /root/chef-backend-cleanse-* first")
+    ident = ctx.identity
+    if ident is None:
+        return
+    _, snap = read_cluster(peer, ctx.settings["etcd.client_port"])
+    if ident.guid in snap.under(keys.NODES):
+        raise CtlError(f"this node is still a member of the cluster ({ident.guid}); run "
+                       f"chef-backend-ctl remove-node {ctx.settings.node_name} on another node first")
+    print("Removing this node's state from its earlier membership ...", flush=True)
+    stop_everything(ctx.paths)
+    wipe_node_state(ctx.paths)
+
+
 def check_hba(ctx: Context, snap: Snapshot) -> None:
     """Every node must let in the same clients (pg_hba.conf): after a failover the frontends and
     the other nodes reach whichever node leads."""
@@ -169,7 +188,7 @@ def _first_line(exc: Exception) -> str:
 def run(args: argparse.Namespace) -> int:
     ctx = Context.load()
     if args.recovery:
-        raise CtlError("--recovery is not supported yet; see the operator guide for replacing a node")
+        prepare_recovery(ctx, args.peer)
     check_not_member(ctx)
     secrets_path = Path(args.secrets) if args.secrets else ctx.paths.secrets_file
     if not secrets_path.is_absolute():

@@ -8,7 +8,16 @@ import sys
 
 from chef_backend import __version__
 from chef_backend.config.settings import ConfigError
-from chef_backend.ctl import create_cluster, gen_server_config, info, join_cluster, leadership, services, status
+from chef_backend.ctl import (
+    create_cluster,
+    gen_server_config,
+    info,
+    join_cluster,
+    leadership,
+    node_lifecycle,
+    services,
+    status,
+)
 from chef_backend.ctl.context import CtlError
 from chef_backend.secrets import SecretsError
 
@@ -24,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_parsers(sub)
     services.add_parsers(sub)
     leadership.add_parsers(sub)
+    node_lifecycle.add_parsers(sub)
     return parser
 
 

@@ -46,8 +46,10 @@ def write_config(
     guid: str,
     initial_cluster: dict[str, str],
     state: str,
+    force_new_cluster: bool = False,
 ) -> None:
-    """Render etcd.conf.yml (JSON is valid YAML) for a new (`state='new'`) or joining member."""
+    """Render etcd.conf.yml (JSON is valid YAML) for a new (`state='new'`) or joining member;
+    `force_new_cluster` makes this member, with its data, the only one (quorum-loss recovery)."""
     config = {
         "name": guid,
         "data-dir": str(paths.etcd_data),
@@ -67,6 +69,8 @@ def write_config(
         "logger": "zap",
         "log-outputs": ["stderr"],
     }
+    if force_new_cluster:
+        config["force-new-cluster"] = True
     fsutil.make_dir(paths.etcd_config.parent, USER, 0o750)
     fsutil.make_dir(paths.etcd_data, USER, 0o700)
     fsutil.write_file(paths.etcd_config, json.dumps(config, indent=2) + "\n", mode=0o600, owner=USER, group=USER)
