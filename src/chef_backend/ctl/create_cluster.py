@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.identity import NodeIdentity
@@ -74,10 +75,22 @@ def run(args: argparse.Namespace) -> int:
 
     generated = not ctx.paths.secrets_file.exists()
     secrets = Secrets.generate() if generated else ctx.secrets()
+    identity = form_cluster(ctx, secrets, generated, address, args.etcd_wait_time,
+                            lambda layout: postgresql.initdb(ctx.settings, layout, secrets))
+    print(f"Cluster {identity.cluster_id} created; this node ({identity.guid}) is its leader.")
+    print(f"Copy {ctx.paths.secrets_file} to each other backend and run there:")
+    print(f"  chef-backend-ctl join-cluster {address} -s /path/to/chef-backend-secrets.json")
+    return 0
+
+
+def form_cluster(ctx: Context, secrets: Secrets, write_secrets: bool, address: str, etcd_wait_time: int,
+                 make_data: Callable[[postgresql.PgLayout], None]) -> NodeIdentity:
+    """Make this node the first member and leader of a new cluster, with the data `make_data`
+    puts in place (initdb, or a backup's); everything is rolled back if a step fails."""
     settings = ctx.settings
     identity = NodeIdentity.new(uuid.uuid4().hex, settings.node_name, address)
     try:
-        if generated:
+        if write_secrets:
             ensure_users(settings)
             secrets.save(ctx.paths.secrets_file, settings["leaderl.runsv_group"])
         render_node(
@@ -91,13 +104,13 @@ def run(args: argparse.Namespace) -> int:
         )
         layout = postgresql.PgLayout.of(settings, ctx.paths)
         print("Initialising PostgreSQL ...", flush=True)
-        postgresql.initdb(settings, layout, secrets)
+        make_data(layout)
         supervisor = Supervisor(ctx.paths)
         supervisor.ensure_running()
         grant_pg_control(settings, ctx.paths)
         print("Starting etcd ...", flush=True)
         store = ctx.store()
-        waits.etcd_healthy(store, args.etcd_wait_time)
+        waits.etcd_healthy(store, etcd_wait_time)
         store.put(
             keys.CLUSTER,
             {"cluster_id": identity.cluster_id, "fingerprint": secrets.fingerprint, "created_at": time.time(),
@@ -112,12 +125,9 @@ def run(args: argparse.Namespace) -> int:
         supervisor.sv("up", "leaderl")
         waits.leader_ready(settings, timeout=90)
     except (CtlError, StoreError, OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        rollback(ctx, remove_secrets=generated)
-        raise CtlError(f"create-cluster failed and was rolled back: {describe(exc)}") from None
-    print(f"Cluster {identity.cluster_id} created; this node ({identity.guid}) is its leader.")
-    print(f"Copy {ctx.paths.secrets_file} to each other backend and run there:")
-    print(f"  chef-backend-ctl join-cluster {address} -s /path/to/chef-backend-secrets.json")
-    return 0
+        rollback(ctx, remove_secrets=write_secrets)
+        raise CtlError(f"forming the cluster failed and was rolled back: {describe(exc)}") from None
+    return identity
 
 
 def rollback(ctx: Context, remove_secrets: bool) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
-import time
 from pathlib import Path
 
 import psycopg
@@ -26,6 +25,7 @@ from chef_backend.ctl import preflight, waits
 from chef_backend.ctl.context import Context, CtlError, confirm
 from chef_backend.ctl.create_cluster import check_not_member, common_preflight, rollback
 from chef_backend.ctl.node_lifecycle import stop_everything, wipe_node_state
+from chef_backend.ctl.progress import Progress, tree_bytes
 from chef_backend.reconfigure import ensure_users, grant_pg_control, render_node
 from chef_backend.secrets import Secrets, SecretsError
 from chef_backend.services import etcd, postgresql
@@ -270,6 +270,7 @@ def copy_leader_data(ctx: Context, secrets: Secrets, leader_host: str, guid: str
     with psycopg.connect(
         postgresql.conninfo(s, leader_host, secrets.db_superuser_password, timeout_s=5), autocommit=True
     ) as conn:
+        total = conn.execute("SELECT sum(pg_database_size(datname))::bigint FROM pg_database").fetchone()[0]
         exists = conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
         if not exists:
             try:
@@ -279,9 +280,8 @@ def copy_leader_data(ctx: Context, secrets: Secrets, leader_host: str, guid: str
     unsynced = ctx.paths.leaderl_data / "unsynced"
     fsutil.write_file(unsynced, f"initial sync from {leader_host} in progress\n", owner=s["leaderl.username"])
     print(f"Copying the leader's data from {leader_host} (pg_basebackup) ...", flush=True)
-    started = time.monotonic()
-    postgresql.basebackup(s, layout, secrets, leader_host, guid)
-    print(f"Copied in {time.monotonic() - started:.1f}s.", flush=True)
+    with Progress("base backup", lambda: tree_bytes(layout.data), total):
+        postgresql.basebackup(s, layout, secrets, leader_host, guid)
     content = postgresql.render_standby_conf(s, layout, leader_host, guid)
     postgresql.write_standby_conf(layout, content)
     unsynced.unlink()

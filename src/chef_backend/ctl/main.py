@@ -9,6 +9,7 @@ import sys
 from chef_backend import __version__
 from chef_backend.config.settings import ConfigError
 from chef_backend.ctl import (
+    backup,
     create_cluster,
     gen_server_config,
     info,
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     services.add_parsers(sub)
     leadership.add_parsers(sub)
     node_lifecycle.add_parsers(sub)
+    backup.add_parsers(sub)
     return parser
 
 
