@@ -16,6 +16,7 @@ from chef_backend.ctl import (
     join_cluster,
     leadership,
     node_lifecycle,
+    reconfigure,
     services,
     status,
 )
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     leadership.add_parsers(sub)
     node_lifecycle.add_parsers(sub)
     backup.add_parsers(sub)
+    reconfigure.add_parser(sub)
     return parser
 
 

@@ -87,7 +87,7 @@ def lease_margin(ttl: float) -> float:
 class Manager:
     """One node's leader manager."""
 
-    def __init__(self, config: ManagerConfig) -> None:
+    def __init__(self, config: ManagerConfig, config_path: Path) -> None:
         self.config = config
         self.settings = config.settings
         self.me = config.identity.guid
@@ -123,6 +123,8 @@ class Manager:
         self.urgent = False
         self.last_obs: Observation | None = None
         self.stopping = threading.Event()
+        self.reload_requested = threading.Event()
+        self.config_path = config_path
         layout = postgresql.PgLayout.of(self.settings, self.paths)
         try:
             current = layout.managed_conf.read_text().split("=", 1)[1].strip().strip("'")
@@ -427,6 +429,20 @@ class Manager:
             self.last_reason = decision.reason
         return decision
 
+    def reload(self) -> None:
+        """Take new settings from leaderl.json (SIGHUP, sent by reconfigure) without a restart, so
+        that a leader keeps its leadership. The settings object is shared by every part of the
+        manager, so it is updated in place; the listening address and port need a restart."""
+        try:
+            fresh = ManagerConfig.load(self.config_path)
+        except (OSError, ValueError, KeyError) as exc:
+            log.error("reload: cannot read %s: %s; keeping the current settings", self.config_path, exc)
+            return
+        self.settings.values.clear()
+        self.settings.values.update(fresh.settings.values)
+        self.ttl = self.settings["leaderl.leader_ttl_seconds"]
+        log.info("reloaded settings from %s", self.config_path)
+
     def run(self) -> None:
         host = self.settings["leaderl.http_address"]
         HttpServer(self.published, host, self.settings["leaderl.http_port"]).start()
@@ -440,6 +456,9 @@ class Manager:
         )
         while not self.stopping.is_set():
             started = time.monotonic()
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
             try:
                 self.tick()
             except Exception:
@@ -483,13 +502,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     config = ManagerConfig.load(Path(args.config))
-    manager = Manager(config)
+    manager = Manager(config, Path(args.config))
 
     def stop(signum: int, frame: object) -> None:
         manager.stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, lambda signum, frame: manager.reload_requested.set())
     os.umask(0o077)
     manager.run()
     return 0
