@@ -83,3 +83,19 @@ def test_uninstall_then_reconfigure_and_loosened_modes_restored(cluster: Cluster
     assert "started the node's services" in out
     assert node.secrets_file.stat().st_mode & 0o777 == 0o640
     cluster.wait_healthy()
+
+
+def test_gather_logs_has_status_logs_and_config_without_secrets(cluster: Cluster) -> None:
+    import tarfile
+
+    node = cluster.nodes[0]
+    out = node.ctl("gather-logs", "-o", str(cluster.base)).stdout
+    archive = next(cluster.base.glob("chef-backend-logs-*.tar.gz"))
+    assert str(archive) in out and archive.stat().st_mode & 0o777 == 0o600
+    with tarfile.open(archive) as tar:
+        names = [m.name.split("/", 1)[1] for m in tar.getmembers()]
+        data = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
+    assert {"chef-backend-ctl-status.txt", "cluster-status.json", "config/chef-backend.rb"} <= set(names)
+    assert any(n.startswith("logs/leaderl/") for n in names) and any(n.startswith("logs/postgresql/") for n in names)
+    assert b"Distributed Node Status" in data
+    assert not any(secret.encode() in data for secret in secrets_of(node))

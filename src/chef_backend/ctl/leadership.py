@@ -30,7 +30,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("history", help="print the leadership changes, oldest first").set_defaults(func=run_history)
 
 
-def _view(ctx: Context) -> tuple[Store, ClusterView]:
+def cluster_view(ctx: Context) -> tuple[Store, ClusterView]:
     ctx.require_identity()
     store = ctx.store()
     try:
@@ -76,7 +76,7 @@ def _switch(ctx: Context, store: Store, view: ClusterView, target: NodeView) -> 
 
 def run_promote(args: argparse.Namespace) -> int:
     ctx = Context.load()
-    store, view = _view(ctx)
+    store, view = cluster_view(ctx)
     target = view.node(args.node)
     if target is None:
         names = ", ".join(f"{n.name} ({n.address})" for n in view.nodes)
@@ -91,7 +91,13 @@ def run_promote(args: argparse.Namespace) -> int:
 
 def run_demote(args: argparse.Namespace) -> int:
     ctx = Context.load()
-    store, view = _view(ctx)
+    store, view = cluster_view(ctx)
+    demote(ctx, store, view)
+    return 0
+
+
+def demote(ctx: Context, store: Store, view: ClusterView) -> None:
+    """Hand leadership to the most advanced synced, eligible follower."""
     if view.leader is None:
         raise CtlError("the cluster has no leader to demote")
     candidates = [n for n in view.nodes if n.guid != view.leader["guid"] and n.eligible
@@ -104,13 +110,12 @@ def run_demote(args: argparse.Namespace) -> int:
         return int(pos.get("timeline", 0)), int(pos.get("lsn", 0))
 
     _switch(ctx, store, view, max(candidates, key=position))
-    return 0
 
 
 def run_force_leader(args: argparse.Namespace) -> int:
     ctx = Context.load()
     ident = ctx.require_identity()
-    store, view = _view(ctx)
+    store, view = cluster_view(ctx)
     if view.leader is not None:
         leader = view.node(view.leader["guid"])
         raise CtlError(f"the cluster already has a leader ({leader.name if leader else view.leader['guid']}); "
@@ -137,7 +142,7 @@ def run_set_failover(args: argparse.Namespace) -> int:
         raise CtlError(f"STATE must be one of {'|'.join(STATES)}, not {args.state!r}")
     ctx = Context.load()
     ident = ctx.require_identity()
-    store, view = _view(ctx)
+    store, view = cluster_view(ctx)
     if args.scope == "set-cluster-failover":
         store.put(keys.CONTROL_FAILOVER, "on" if state else "off")
         print(f"automatic failover is now {'on' if state else 'off'} for the cluster")
@@ -150,7 +155,7 @@ def run_set_failover(args: argparse.Namespace) -> int:
 
 def run_history(args: argparse.Namespace) -> int:
     ctx = Context.load()
-    _, view = _view(ctx)
+    _, view = cluster_view(ctx)
     names = {n.guid: n.name for n in view.nodes}
     for entry in view.history:
         at = datetime.datetime.fromtimestamp(entry["at"], datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

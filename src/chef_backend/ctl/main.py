@@ -11,6 +11,7 @@ from chef_backend.config.settings import ConfigError
 from chef_backend.ctl import (
     backup,
     create_cluster,
+    gather_logs,
     gen_server_config,
     info,
     join_cluster,
@@ -19,6 +20,7 @@ from chef_backend.ctl import (
     reconfigure,
     services,
     status,
+    upgrade,
 )
 from chef_backend.ctl.context import CtlError
 from chef_backend.secrets import SecretsError
@@ -38,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     node_lifecycle.add_parsers(sub)
     backup.add_parsers(sub)
     reconfigure.add_parser(sub)
+    gather_logs.add_parser(sub)
+    upgrade.add_parsers(sub)
     return parser
 
 
