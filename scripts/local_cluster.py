@@ -33,7 +33,8 @@ def write_config(index: int, address: str) -> None:
         return
     rb.parent.mkdir(parents=True, exist_ok=True)
     rb.write_text(f"publish_address '{address}'\nfqdn 'backend-{index}'\nleaderl.http_address = '{address}'\n"
-                  "postgresql.shared_buffers = '128MB'\n")
+                  "postgresql.shared_buffers = '128MB'\n"
+                  "elasticsearch.heap_size = 256  # three search nodes share this host\n")
 
 
 def up() -> None:

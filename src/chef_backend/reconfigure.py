@@ -18,13 +18,13 @@ from chef_backend.leader.config import ManagerConfig
 from chef_backend.paths import NodePaths
 from chef_backend.secret_files import enforce, secret_files
 from chef_backend.secrets import Secrets
-from chef_backend.services import etcd, leaderl, postgresql
+from chef_backend.services import elasticsearch, etcd, leaderl, postgresql
 from chef_backend.ssl import ensure_certificate
 from chef_backend.supervision.runit import Supervisor
 
 
 def ensure_users(settings: Settings) -> None:
-    """Service users of the seed's table: PostgreSQL and leaderl as chef_pgsql, etcd as chef-backend."""
+    """Service users of the seed's table: PostgreSQL and leaderl as chef_pgsql, etcd and search as chef-backend."""
     for user in {settings["postgresql.username"], settings["leaderl.username"], etcd.USER}:
         fsutil.ensure_user(user)
     fsutil.ensure_user(settings["leaderl.runsv_group"])
@@ -38,8 +38,12 @@ def render_node(
     etcd_initial: dict[str, str] | None = None,
     etcd_state: str = "existing",
     etcd_endpoints: list[str] | None = None,
+    search_members: list[str] | None = None,
+    search_bootstrap: bool = False,
 ) -> None:
-    """Write every configuration file and runit service of this node."""
+    """Write every configuration file and runit service of this node. `search_members` are the
+    addresses the search node looks for its cluster at (default: as configured); with
+    `search_bootstrap` it forms a new search cluster."""
     ensure_users(settings)
     pg_user = settings["postgresql.username"]
     for d in (paths.etc, paths.var, paths.log, paths.opt):
@@ -69,8 +73,14 @@ def render_node(
         paths.leaderl_config, settings["leaderl.username"]
     )
 
+    if settings.service_enabled("elasticsearch"):
+        elasticsearch.check_installed(settings)
+        members = search_members or elasticsearch.configured_members(paths) or [settings.publish_address]
+        elasticsearch.write_config(settings, paths, secrets, identity.guid, members, search_bootstrap)
+
     supervisor = Supervisor(paths)
     specs = [
+        elasticsearch.service_spec(settings, paths),
         etcd.service_spec(settings, paths),
         postgresql.service_spec(settings, layout),
         leaderl.service_spec(settings, paths),
@@ -108,6 +118,7 @@ def write_manifest(settings: Settings, paths: NodePaths) -> None:
         "postgresql": postgresql.server_version(layout),
         "etcd": etcd.version(settings),
         "runit": _dpkg_version("runit"),
+        "opensearch": elasticsearch.version(settings),
     }
     for dist in ("psycopg", "etcd3gw", "h11", "cryptography"):
         try:

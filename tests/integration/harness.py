@@ -27,6 +27,7 @@ postgresql.shared_buffers = '64MB'
 postgresql.max_connections = 60
 leaderl.leader_ttl_seconds = 10
 leaderl.health_check.disk_min_space_mb = 10
+elasticsearch.enable = false
 """
 
 

@@ -141,6 +141,9 @@ _OPTIONS: list[Option] = [
     Option("elasticsearch.plugins_directory", "path", "/var/opt/chef-backend/elasticsearch/plugins", "path.plugins"),
     Option("elasticsearch.port", "integer", 9200, "http.port"),
     Option("elasticsearch.scripts_directory", "path", "/var/opt/chef-backend/elasticsearch/scripts", "path.scripts"),
+    Option("elasticsearch.java", "string", "/usr/bin/java", "The Java 17 runtime of the search service.", ours=True),
+    Option("elasticsearch.lib_dir", "string", "/opt/chef-backend/embedded/lib/opensearch",
+           "Where scripts/setup installed OpenSearch's jars and the launcher.", ours=True),
     # --- leaderl ---
     *_runit_options("leaderl", "/var/log/chef-backend/leaderl"),
     Option(

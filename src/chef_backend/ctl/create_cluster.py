@@ -101,6 +101,8 @@ def form_cluster(ctx: Context, secrets: Secrets, write_secrets: bool, address: s
             etcd_initial={identity.guid: etcd.peer_url(settings)},
             etcd_state="new",
             etcd_endpoints=[],
+            search_members=[address],
+            search_bootstrap=True,
         )
         layout = postgresql.PgLayout.of(settings, ctx.paths)
         print("Initialising PostgreSQL ...", flush=True)

@@ -232,8 +232,10 @@ def run(args: argparse.Namespace) -> int:
         initial = {m["name"]: m["peerURLs"][0] for m in members if m.get("name") and m.get("peerURLs")}
         initial[identity.guid] = etcd.peer_url(s)
         endpoints = [m["clientURLs"][0] for m in members if m.get("clientURLs")]
+        search_members = [e.value["address"] for e in snap.under(keys.NODES).values() if isinstance(e.value, dict)]
         render_node(
-            s, secrets, identity, ctx.paths, etcd_initial=initial, etcd_state="existing", etcd_endpoints=endpoints
+            s, secrets, identity, ctx.paths, etcd_initial=initial, etcd_state="existing", etcd_endpoints=endpoints,
+            search_members=[*search_members, address],
         )
         member_id = store.member_add(etcd.peer_url(s))["ID"]
         print(f"Added etcd member {identity.guid}; starting etcd ...", flush=True)

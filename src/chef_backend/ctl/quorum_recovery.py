@@ -6,6 +6,8 @@ with `force-new-cluster`, keeping its data but dropping every other member, and 
 of what is then a one-node cluster. The etcd token in the secrets file is replaced, so a secrets
 file copied before the recovery is refused at join (its fingerprint no longer matches); the
 PostgreSQL passwords stay, so frontends keep working. Fresh nodes then join with the new file.
+The search service starts a new, empty cluster on the survivor: reindex from a frontend
+(`chef-server-ctl reindex --all`) once the new nodes joined.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import secrets as _random
+import shutil
 
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.identity import NodeIdentity
@@ -21,7 +24,7 @@ from chef_backend.ctl import waits
 from chef_backend.ctl.context import Context, CtlError, confirm
 from chef_backend.reconfigure import render_node
 from chef_backend.secrets import Secrets
-from chef_backend.services import etcd
+from chef_backend.services import elasticsearch, etcd
 from chef_backend.supervision.runit import Supervisor
 
 
@@ -59,6 +62,15 @@ def reset_records(store: Store, ident: NodeIdentity, secrets: Secrets) -> list[s
     return gone
 
 
+def reset_search(ctx: Context) -> None:
+    """The search cluster lost its quorum too; its index is rebuilt from the database by the
+    frontends (chef-server-ctl reindex), so this node starts a new, empty one."""
+    supervisor = Supervisor(ctx.paths)
+    if "elasticsearch" in supervisor.installed():
+        supervisor.sv("force-stop", "elasticsearch", wait=60)
+    shutil.rmtree(elasticsearch.data_dir(ctx.paths), ignore_errors=True)
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     ident = ctx.identity
     if ident is None:
@@ -76,7 +88,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         gone = reset_records(store, ident, new)
         new.save(ctx.paths.secrets_file, ctx.settings["leaderl.runsv_group"])
         restart_etcd(ctx, new, ident, args.etcd_wait_time, force=False)
-        render_node(ctx.settings, new, ident, ctx.paths, etcd_endpoints=[])
+        reset_search(ctx)
+        render_node(ctx.settings, new, ident, ctx.paths, etcd_endpoints=[],
+                    search_members=[ctx.settings.publish_address], search_bootstrap=True)
+        if ctx.settings.service_enabled("elasticsearch"):
+            supervisor.sv("start", "elasticsearch")
         supervisor.sv("start", "leaderl")
         waits.leader_ready(ctx.settings, timeout=120)
         Store([etcd.client_url(ctx.settings)], timeout=3).delete(keys.CONTROL_FORCE)

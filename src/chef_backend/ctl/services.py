@@ -11,7 +11,7 @@ from chef_backend.supervision.runit import Supervisor
 
 # Start order; stop goes the other way. The leader manager stops first so that a leader hands
 # over cleanly (it stops its own PostgreSQL, then releases the key).
-ORDER = ("etcd", "postgresql", "leaderl")
+ORDER = ("etcd", "postgresql", "elasticsearch", "leaderl")
 SIGNALS = {"once": "once", "hup": "hup", "int": "interrupt", "kill": "kill", "term": "term"}
 STOP_WAIT = {"leaderl": 90, "postgresql": 60, "etcd": 20}
 

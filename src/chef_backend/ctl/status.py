@@ -13,9 +13,11 @@ from typing import Any
 
 from chef_backend.cluster.store import StoreError
 from chef_backend.cluster.view import ClusterView, NodeView
+from chef_backend.config.settings import Settings
 from chef_backend.ctl.context import Context, CtlError
 from chef_backend.paths import host_path
 from chef_backend.secret_files import loosened, secret_files
+from chef_backend.services import elasticsearch
 from chef_backend.supervision.runit import ServiceStatus, Supervisor
 
 
@@ -119,6 +121,8 @@ def run_status(args: argparse.Namespace) -> int:
             dist = postgresql_summary(view)
         elif name == "etcd":
             dist = etcd_summary(view)
+        elif name == "elasticsearch":
+            dist = search_summary(ctx.settings, view)
         else:
             dist = ""
         if args.service in (None, name):
@@ -145,7 +149,23 @@ def print_table(header: list[str], rows: list[tuple[str, ...]]) -> None:
         print("  ".join([*cells, str(row[-1])]).rstrip())
 
 
-def node_json(view: ClusterView, n: NodeView) -> dict[str, Any]:
+def search_role(settings: Settings, n: NodeView, manager: str | None) -> str:
+    """The ES column: the search cluster's elected manager is `master` (as in the original)."""
+    if not settings.service_enabled("elasticsearch"):
+        return "disabled"
+    if n.status is None or not n.status.get("search"):
+        return "offline"
+    return "master" if n.guid == manager else "not_master"
+
+
+def search_summary(settings: Settings, view: ClusterView) -> str:
+    health = elasticsearch.health(settings)
+    if health is None:
+        return "error: the local search node does not answer"
+    return f"state: {health.get('status')}; nodes online: {health.get('number_of_nodes')}/{len(view.nodes)}"
+
+
+def node_json(view: ClusterView, n: NodeView, es: str = "disabled") -> dict[str, Any]:
     st = n.status or {}
     return {
         "name": n.name,
@@ -153,7 +173,7 @@ def node_json(view: ClusterView, n: NodeView) -> dict[str, Any]:
         "guid": n.guid,
         "role": n.role,
         "pg": n.pg_state,
-        "es": "disabled",
+        "es": es,
         "eligible": n.eligible,
         "ineligible_reasons": n.reasons if not n.eligible else [],
         "following": (st.get("pg") or {}).get("upstream"),
@@ -169,13 +189,16 @@ def run_cluster_status(args: argparse.Namespace) -> int:
     view, error = read_view(ctx)
     if view is None:
         raise CtlError(error.removeprefix("error: "))
+    enabled = ctx.settings.service_enabled("elasticsearch")
+    manager = elasticsearch.cluster_manager(ctx.settings) if enabled else None
+    es = {n.guid: search_role(ctx.settings, n, manager) for n in view.nodes}
     if args.json:
         doc = {
             "cluster_id": (view.cluster or {}).get("cluster_id"),
             "leader": (view.leader or {}).get("guid"),
             "failover": view.failover,
             "synchronous": view.sync,
-            "nodes": [node_json(view, n) for n in view.nodes],
+            "nodes": [node_json(view, n, es[n.guid]) for n in view.nodes],
         }
         json.dump(doc, sys.stdout, indent=2)
         print()
@@ -183,7 +206,7 @@ def run_cluster_status(args: argparse.Namespace) -> int:
     rows = []
     for n in view.nodes:
         pg = "follower" if n.pg_state == "synced" else n.pg_state  # the original's PG column
-        rows.append((n.name, n.address, n.guid, n.role, pg, "disabled", "yes" if n.eligible else "no"))
+        rows.append((n.name, n.address, n.guid, n.role, pg, es[n.guid], "yes" if n.eligible else "no"))
     print_table(["Name", "IP", "GUID", "Role", "PG", "ES", "Eligible"], rows)
     notes = [f"  {n.name} ({n.address}): {'; '.join(n.reasons)}" for n in view.nodes if not n.eligible]
     if notes:

@@ -60,7 +60,7 @@ from chef_backend.leader.state import (
     Role,
 )
 from chef_backend.paths import NodePaths, host_path
-from chef_backend.services import postgresql
+from chef_backend.services import elasticsearch, postgresql
 from chef_backend.supervision.runit import Supervisor
 
 log = logging.getLogger("leaderl")
@@ -119,6 +119,9 @@ class Manager:
         self.last_health = 0.0
         self.disk_problems: tuple[str, ...] = ()
         self.storage_full: str | None = None
+        self.search_failures = 0
+        self.search_seen = False  # a JVM still starting is no failure: count once it has answered
+        self.search: dict[str, Any] | None = None
         self.last_reason = ""
         self.urgent = False
         self.last_obs: Observation | None = None
@@ -200,6 +203,31 @@ class Manager:
                 return f"PostgreSQL's {what} disk is full ({free_mb} MB free)"
         return None
 
+    def sync_search_seeds(self, snapshot: Snapshot) -> None:
+        """Keep the search node's seed hosts equal to the cluster's members (joins, remove-node)."""
+        if not self.settings.service_enabled("elasticsearch"):
+            return
+        members = [e.value["address"] for e in snapshot.under(keys.NODES).values()
+                   if isinstance(e.value, dict) and isinstance(e.value.get("address"), str)]
+        try:
+            if members and elasticsearch.write_seed_hosts(self.paths, members):
+                log.info("search seed hosts now %s", ", ".join(sorted(members)))
+        except OSError as exc:
+            log.warning("could not update the search seed hosts: %s", exc)
+
+    def check_search(self) -> None:
+        """Count consecutive health checks the local search node failed to answer (its cluster's
+        colour is no failure of this node: a red index must not cost the whole cluster its leader)."""
+        if not self.settings.service_enabled("elasticsearch"):
+            return
+        self.search = elasticsearch.health(self.settings)
+        if self.search is not None:
+            self.search_seen = True
+            self.search_failures = 0
+        elif self.search_seen:
+            self.search_failures += 1
+            log.warning("search service check failed (%d in a row)", self.search_failures)
+
     def read_etcd(self) -> Snapshot | None:
         try:
             self.renew_lease()
@@ -258,9 +286,13 @@ class Manager:
             self.last_health = now
             self.disk_problems = self.check_disks()
             self.storage_full = self.check_pg_storage()
+            self.check_search()
         unhealthy: list[str] = []
         if self.pg_failures >= self.settings["leaderl.health_check.max_pgsql_failures"]:
             unhealthy.append(f"PostgreSQL failed {self.pg_failures} checks in a row")
+        limit = self.settings["leaderl.health_check.max_elasticsearch_failures"]
+        if self.search_failures >= limit:
+            unhealthy.append(f"search service failed {self.search_failures} checks in a row")
         if self.disk_problems and self.settings["leaderl.health_check.fatal_system_checks"]:
             unhealthy.append("disk: " + "; ".join(self.disk_problems))
         ineligible = list(unhealthy)
@@ -323,6 +355,7 @@ class Manager:
         else:
             self.leaderless_since = None
         peers = self.peers(snapshot, leader is not None)
+        self.sync_search_seeds(snapshot)
         if self.me in records.guid_list(snapshot.value(keys.CONTROL_BLOCKED)):
             ineligible.append("failover is turned off for this node")
         if leader is not None and leader.guid in peers and leader.guid != self.me and pg.running and pg.in_recovery:
@@ -375,7 +408,9 @@ class Manager:
                 "problems": list(self.disk_problems),
                 "paths": list(self.settings["leaderl.health_check.disk_paths"]),
             },
-            "failures": {"pgsql": self.pg_failures, "etcd": self.etcd_failures},
+            "failures": {"pgsql": self.pg_failures, "etcd": self.etcd_failures, "search": self.search_failures},
+            "search": None if self.search is None else {
+                "status": self.search.get("status"), "nodes": self.search.get("number_of_nodes")},
             "version": __version__,
         }
 
