@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 
 FRONTEND_CMD = "/opt/chef-backend/embedded/bin/chef-backend-frontend"
 FRONTEND = "127.0.0.26"
-SEARCH_CONFIG = "elasticsearch.enable = true\nelasticsearch.heap_size = 256\n"
+SEARCH_CONFIG = ("elasticsearch.enable = true\nelasticsearch.heap_size = 256\n"
+                 "leaderl.health_check.interval_seconds = 1\nleaderl.health_check.max_elasticsearch_failures = 3\n")
 ORG = "chef_0123456789abcdef0123456789abcdef"
 
 ES7_INDEX = {
@@ -177,14 +178,33 @@ def test_kill_9_of_the_leader_node_keeps_the_index_whole(cluster: Cluster) -> No
     others = [n for n in cluster.nodes if n is not old]
     cluster.wait_for(lambda: any(n.leader_code() == 200 for n in others), 60, "a new leader")
 
-    def searchable() -> bool:
-        check_searches()
-        return True
-
-    cluster.wait_for(searchable, 90, "complete search answers through the new leader")
+    cluster.wait_for(lambda: check_searches() is None, 90, "complete search answers through the new leader")
     status, answer = call("POST", "/chef/_delete_by_query",
                           {"query": {"query_string": {"query": "content:name__=__web0"}}})
     assert status == 200 and answer["deleted"] == 1
+    status, answer = call("POST", "/_bulk", raw=bulk_adds(1))  # put it back for the next test
+    assert status == 200 and not answer["errors"] and call("POST", "/_refresh")[0] == 200
     old.ctl("start")
     cluster.wait_healthy(180)
     wait_green(old.address, 3)
+
+
+def test_a_leader_whose_search_node_hangs_hands_leadership_over(cluster: Cluster) -> None:
+    """Chef frontends reach search on the leader only: a leader whose search node stops answering
+    (here frozen with SIGSTOP) fails max_elasticsearch_failures checks and steps down."""
+    import signal
+
+    old = cluster.wait_leader()
+    assert old.signal("java", signal.SIGSTOP)
+    try:
+        new = cluster.wait_for(lambda: (ls := [n for n in cluster.nodes if n is not old and n.leader_code() == 200])
+                               and ls[0], 90, "a leader whose search answers")
+        reasons = next(n for n in cluster.cluster_status(new)["nodes"] if n["ip"] == old.address)
+        assert "search service failed" in " ".join(reasons["ineligible_reasons"]), reasons
+        # Searches go through the new leader once HAProxy's next check saw it (GET /chef would wait
+        # for the search cluster to drop a frozen cluster manager: OpenSearch's leader checks, ~30 s).
+        cluster.wait_for(lambda: check_searches() is None, 60, "searches through the new leader")
+    finally:
+        old.signal("java", signal.SIGCONT)
+    cluster.wait_healthy(120)
+    assert cluster.wait_leader() is new

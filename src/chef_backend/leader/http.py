@@ -133,7 +133,11 @@ class HttpServer:
                 if event.http_version not in (b"1.0", b"1.1"):
                     await self._error_response(conn, writer, 505)
                     return
-                status, ctype, body = self._route(event.method, event.target)
+                try:
+                    status, ctype, body = self._route(event.method, event.target)
+                except Exception:  # never let one request take the connection down unanswered
+                    log.exception("answering %s %s", event.method, event.target)
+                    status, ctype, body = 500, b"text/plain", b"internal error\n"
                 # Drain (and bound) any request body before answering.
                 received = 0
                 while True:
