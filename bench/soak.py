@@ -72,9 +72,10 @@ def inject(cluster: Cluster, fault: str) -> None:
 def lost(cluster: Cluster, writer: Writer, prober: LeaderProber) -> int:
     """Acknowledged rows (the workload's and the prober's direct writes) missing on the leader."""
     leader = cluster.wait_leader(120)
+    direct = prober.acknowledged_direct()  # before the query: a write acknowledged after it is no loss
     with leader.connect(cluster.password()) as conn:
         present = {r[0] for r in conn.execute("SELECT key FROM direct_probe").fetchall()}
-        return len(writer.missing_on(conn)) + sum(1 for k in prober.acknowledged_direct() if k not in present)
+        return len(writer.missing_on(conn)) + sum(1 for k in direct if k not in present)
 
 
 def run_cycle(cluster: Cluster, writer: Writer, prober: LeaderProber, cycle: int, fault: str) -> dict:
