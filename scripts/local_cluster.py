@@ -8,10 +8,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 BASE = Path(os.environ.get("CHEF_BACKEND_LOCAL", "/var/lib/chef-backend-local"))
@@ -37,6 +40,20 @@ def write_config(index: int, address: str) -> None:
                   "elasticsearch.heap_size = 256  # three search nodes share this host\n")
 
 
+def wait_search_nodes(count: int, timeout: float = 120) -> None:
+    """The last joined node's search JVM takes a few seconds more: show the cluster once it is in."""
+    url = f"http://{NODES[0][1]}:9200/_cluster/health?wait_for_nodes={count}&timeout=5s"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                if json.loads(resp.read()).get("number_of_nodes") == count:
+                    return
+        except (OSError, ValueError):
+            pass
+        time.sleep(1)
+
+
 def up() -> None:
     BASE.mkdir(parents=True, exist_ok=True)
     BASE.chmod(0o755)
@@ -53,6 +70,7 @@ def up() -> None:
     else:
         for index, _ in NODES:
             ctl(index, "start")
+    wait_search_nodes(len(NODES))
     print()
     ctl(1, "status", check=False)
     print()
