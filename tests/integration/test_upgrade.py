@@ -78,3 +78,21 @@ def test_rolling_upgrade_between_two_builds(cluster: Cluster) -> None:
         assert node.status_doc()["version"] == NEXT
         with node.connect(password) as conn:
             assert conn.execute("SELECT count(*) FROM upgrade_rows").fetchone()[0] == 1000
+
+
+def test_full_downtime_upgrade(cluster: Cluster) -> None:
+    """down-for-upgrade on the leader, then on the followers; upgrade the followers (no leader yet),
+    then the former leader, which leads again."""
+    password = cluster.password()
+    leader = cluster.wait_leader()
+    followers = [n for n in cluster.nodes if n is not leader]
+    for node in [leader, *followers]:
+        assert "PostgreSQL are stopped" in node.ctl("down-for-upgrade").stdout
+    assert cluster.leaders() == []
+    cluster.wait_for(lambda: cluster.cluster_status(followers[0])["leader"] is None, 60, "the leader key to expire")
+    for node in followers:
+        assert "the cluster has no leader yet" in node.ctl("upgrade").stdout
+    leader.ctl("upgrade")
+    cluster.wait_healthy(120)
+    with cluster.wait_leader().connect(password) as conn:
+        assert conn.execute("SELECT count(*) FROM upgrade_rows").fetchone()[0] == 1000

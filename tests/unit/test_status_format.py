@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from chef_backend.ctl.status import duration, local_state
 from chef_backend.supervision.runit import ServiceStatus
 
@@ -25,3 +27,16 @@ def test_running_row_matches_support_regex() -> None:
 
 def test_down_service_shows_down() -> None:
     assert local_state(ServiceStatus("etcd", "down", None, 3, "")) == "down"
+
+
+@pytest.mark.parametrize("argv", [
+    ["create-cluster", "--accept-license", "--yes", "--quiet"],
+    ["join-cluster", "10.0.0.1", "--accept-license", "--yes", "--quiet", "-s", "/tmp/s.json"],
+    ["restore", "/tmp/b.tar.gz", "--accept-license", "-y", "--publish_address", "10.0.0.2"],
+    ["backup", "--accept-license", "-y", "--verbose"],
+    ["upgrade", "--failover", "--quiet"],
+])
+def test_flags_deployment_tooling_passes_are_accepted(argv: list[str]) -> None:
+    from chef_backend.ctl.main import build_parser
+
+    assert build_parser().parse_args(argv).func is not None

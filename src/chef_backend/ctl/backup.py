@@ -28,7 +28,7 @@ import psycopg
 from chef_backend import __version__, fsutil
 from chef_backend.config.settings import load_text
 from chef_backend.ctl import create_cluster
-from chef_backend.ctl.context import Context, CtlError, confirm
+from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confirm
 from chef_backend.ctl.progress import Progress, tree_bytes
 from chef_backend.httpcheck import http_status
 from chef_backend.secrets import Secrets, SecretsError
@@ -42,6 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("-f", "--force", action="store_true", help="also on the leader")
     b.add_argument("-y", "--yes", action="store_true", help="accepted for compatibility")
     b.add_argument("--timeout", type=int, default=600, metavar="SECS", help="give up after SECS (default 600)")
+    add_compat_flags(b)
     b.set_defaults(func=run_backup)
     r = sub.add_parser("restore", help="create a new cluster from a backup archive")
     r.add_argument("path", metavar="PATH", help="a chef-backend-backup-*.tar.gz")
@@ -49,6 +50,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("-d", "--staging-dir", metavar="DIR", help="where to unpack (default /var/opt/chef-backend)")
     r.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     r.add_argument("--etcd-wait-time", type=int, default=30, metavar="SECS")
+    add_compat_flags(r)
     r.set_defaults(func=run_restore)
 
 

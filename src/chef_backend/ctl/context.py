@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 
@@ -49,6 +50,14 @@ class Context:
         except (OSError, ValueError, KeyError):
             pass
         return Store(endpoints, timeout=timeout)
+
+
+def add_compat_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags deployment tooling passes to the original (`--accept-license --yes --quiet`): accepted,
+    and without effect (there is no license to accept; output is already terse)."""
+    for flag in ("--accept-license", "--quiet", "--verbose"):
+        if flag not in parser._option_string_actions:
+            parser.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
 
 
 def confirm(question: str, assume_yes: bool) -> None:

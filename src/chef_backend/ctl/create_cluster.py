@@ -13,7 +13,7 @@ from chef_backend.cluster import store as keys
 from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.cluster.store import StoreError, describe
 from chef_backend.ctl import preflight, quorum_recovery, waits
-from chef_backend.ctl.context import Context, CtlError, confirm
+from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confirm
 from chef_backend.reconfigure import ensure_users, grant_pg_control, render_node
 from chef_backend.secrets import Secrets
 from chef_backend.services import etcd, postgresql
@@ -33,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quorum-loss-recovery", action="store_true",
                    help="on the survivor of a two-node loss: re-form the cluster around this node")
+    add_compat_flags(p)
     p.set_defaults(func=run)
 
 

@@ -22,7 +22,7 @@ from chef_backend.cluster.store import Snapshot, Store, StoreError, describe
 from chef_backend.config.rbparser import format_value
 from chef_backend.config.settings import ConfigError, load_text
 from chef_backend.ctl import preflight, waits
-from chef_backend.ctl.context import Context, CtlError, confirm
+from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confirm
 from chef_backend.ctl.create_cluster import check_not_member, common_preflight, rollback
 from chef_backend.ctl.node_lifecycle import stop_everything, wipe_node_state
 from chef_backend.ctl.progress import Progress, tree_bytes
@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-i", "--vip-interface", dest="vip_interface", help="legacy; written to chef-backend.rb")
     p.add_argument("--recovery", action="store_true", help="re-join a node removed with remove-node")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--accept-license", action="store_true", help=argparse.SUPPRESS)
+    add_compat_flags(p)
     p.set_defaults(func=run)
 
 

@@ -14,7 +14,7 @@ import time
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Store, StoreError, describe
 from chef_backend.cluster.view import ClusterView, etcd_health
-from chef_backend.ctl.context import Context, CtlError, confirm
+from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confirm
 from chef_backend.httpcheck import REFUSED, http_status
 from chef_backend.paths import NodePaths, host_path
 from chef_backend.supervision.runit import Supervisor
@@ -24,9 +24,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("remove-node", help="take a stopped node out of the cluster (run on another node)")
     p.add_argument("node", metavar="NODE", help="the node's name, GUID or address")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    add_compat_flags(p)
     p.set_defaults(func=run_remove_node)
     c = sub.add_parser("cleanse", help="stop everything and delete this node's data, config and logs")
     c.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    add_compat_flags(c)
     c.set_defaults(func=run_cleanse)
     u = sub.add_parser("uninstall", help="stop every service and runsvdir, keeping all data")
     u.set_defaults(func=run_uninstall)

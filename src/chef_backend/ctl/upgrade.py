@@ -14,7 +14,7 @@ import json
 
 from chef_backend import __version__
 from chef_backend.ctl import leadership, waits
-from chef_backend.ctl.context import Context, CtlError
+from chef_backend.ctl.context import Context, CtlError, add_compat_flags
 from chef_backend.reconfigure import render_node
 from chef_backend.supervision.runit import Supervisor
 
@@ -23,6 +23,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("upgrade", help="run the installed package's version on this node and rejoin")
     p.add_argument("--failover", action="store_true", help="on the leader: hand leadership over first")
     p.add_argument("--timeout", type=int, default=600, metavar="SECS", help="how long to wait for the rejoin")
+    add_compat_flags(p)
     p.set_defaults(func=run_upgrade)
     d = sub.add_parser("down-for-upgrade", help="stop the leader manager and PostgreSQL for a full-downtime upgrade")
     d.set_defaults(func=run_down)
