@@ -111,13 +111,15 @@ class ChefClient:
     ack_times: list[float] = field(default_factory=list)
     cookbook_files: dict[str, bytes] = field(default_factory=dict)  # "demo/0.1.N" -> recipe bytes
     retries: int = 0
+    attempts: dict[str, list[str]] = field(default_factory=dict)  # "collection/name" -> what each try got
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def session(self) -> ChefSession:
         return ChefSession("admin", self.key, authentication_version="1.3")
 
-    def call(self, method: str, url: str, body: Any = None, retry_for: float = 120, **kw: Any) -> requests.Response:
+    def call(self, method: str, url: str, body: Any = None, retry_for: float = 120, note: str | None = None,
+             **kw: Any) -> requests.Response:
         """One API call, repeated while the answer is retryable (errors during an outage)."""
         deadline = time.monotonic() + retry_for
         while True:
@@ -125,19 +127,29 @@ class ChefClient:
                 kw["json"] = body
             try:
                 resp = self.session().request(method, url, timeout=10, **kw)
+                if note:
+                    self.attempts.setdefault(note, []).append(f"{time.monotonic():.2f}:{resp.status_code}")
                 if resp.status_code not in RETRYABLE:
                     return resp
-            except (requests.RequestException, InvalidAuthentication):  # 401: goiardi lost its database
-                pass
+            except (requests.RequestException, InvalidAuthentication) as exc:  # 401: goiardi lost its database
+                if note:
+                    self.attempts.setdefault(note, []).append(f"{time.monotonic():.2f}:{type(exc).__name__}")
             if time.monotonic() > deadline or self._stop.is_set():
                 raise AssertionError(f"{method} {url} kept failing for {retry_for}s")
             self.retries += 1
             time.sleep(0.3)
 
     def create(self, base: str, collection: str, doc: dict[str, Any], name: str) -> None:
-        resp = self.call("POST", f"{base}/{collection}", doc)
-        # 409: an earlier attempt whose answer was lost had created it.
-        assert resp.status_code in (200, 201, 409), (collection, name, resp.status_code, resp.text[:200])
+        """POST until acknowledged. A 409 counts only once a GET shows the object: goiardi also
+        answers 409 when its existence check fails on a broken database connection (seen right at
+        the kill, on the first attempt of a new name)."""
+        while True:
+            resp = self.call("POST", f"{base}/{collection}", doc, note=f"{collection}/{name}")
+            assert resp.status_code in (200, 201, 409), (collection, name, resp.status_code, resp.text[:200])
+            if resp.status_code == 409 and self.call("GET", f"{base}/{collection}/{name}").status_code != 200:
+                time.sleep(0.3)
+                continue
+            break
         self.acked.append((collection, name))
         self.ack_times.append(time.monotonic())
 
