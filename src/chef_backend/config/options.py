@@ -144,6 +144,9 @@ _OPTIONS: list[Option] = [
     Option("elasticsearch.java", "string", "/usr/bin/java", "The Java 17 runtime of the search service.", ours=True),
     Option("elasticsearch.lib_dir", "string", "/opt/chef-backend/embedded/lib/opensearch",
            "Where scripts/setup installed OpenSearch's jars and the launcher.", ours=True),
+    Option("elasticsearch.distribution_dir", "string", None,
+           "An operator-installed OpenSearch 2.x distribution to run (its bin/opensearch) instead of the "
+           "embedded node.", nullable=True, ours=True),
     # --- leaderl ---
     *_runit_options("leaderl", "/var/log/chef-backend/leaderl"),
     Option(

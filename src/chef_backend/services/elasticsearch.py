@@ -113,6 +113,10 @@ def write_config(settings: Settings, paths: NodePaths, secrets: Secrets, guid: s
     fsutil.write_file(config_dir(paths) / "log4j2.properties", LOG4J, mode=0o644)
     write_seed_hosts(paths, members)
     fsutil.chown(seed_hosts_file(paths), settings["leaderl.username"])
+    if settings["elasticsearch.distribution_dir"]:
+        # A distribution reads its JVM flags from jvm.options in the config directory.
+        fsutil.write_file(config_dir(paths) / "jvm.options", "\n".join(jvm_options(settings, paths)) + "\n",
+                          mode=0o644)
 
 
 def configured_members(paths: NodePaths) -> list[str]:
@@ -129,36 +133,49 @@ def lib_dir(settings: Settings) -> Path:
 
 
 def version(settings: Settings) -> str | None:
-    """The OpenSearch version installed in lib_dir (from its server jar's name)."""
-    jars = sorted((lib_dir(settings) / "lib").glob("opensearch-[0-9]*.jar"))
+    """The OpenSearch version that runs (from its server jar's name)."""
+    dist = settings["elasticsearch.distribution_dir"]
+    jars = sorted((Path(dist) / "lib" if dist else lib_dir(settings) / "lib").glob("opensearch-[0-9]*.jar"))
     return jars[0].name.removeprefix("opensearch-").removesuffix(".jar") if jars else None
 
 
 def check_installed(settings: Settings) -> None:
-    if not (lib_dir(settings) / "chef-backend-search.jar").is_file():
+    dist = settings["elasticsearch.distribution_dir"]
+    if dist:
+        if not (Path(dist) / "bin" / "opensearch").is_file():
+            raise ConfigError(f"elasticsearch.distribution_dir {dist} holds no bin/opensearch "
+                              "(an OpenSearch 2.x distribution is expected)")
+    elif not (lib_dir(settings) / "chef-backend-search.jar").is_file():
         raise ConfigError(f"the search service is not installed in {lib_dir(settings)} (run scripts/setup, "
                           "which builds it with Maven), or set elasticsearch.enable = false")
     if not Path(settings["elasticsearch.java"]).exists():
         raise ConfigError(f"no Java at {settings['elasticsearch.java']} (elasticsearch.java); install OpenJDK 17")
 
 
-def service_spec(settings: Settings, paths: NodePaths) -> ServiceSpec:
+def jvm_options(settings: Settings, paths: NodePaths) -> list[str]:
     heap = heap_mb(settings)
     jvm = [f"-Xms{heap}m", f"-Xmx{heap}m"]
     if settings["elasticsearch.new_size"]:
         jvm.append(f"-Xmn{int(settings['elasticsearch.new_size'])}m")
     jvm += ["-Dio.netty.noUnsafe=true", "-Dio.netty.noKeySetOptimization=true", "-Dlog4j2.disable.jmx=true",
             "-Djava.io.tmpdir=" + str(home(paths) / "tmp"), "-XX:+UseG1GC", "-Dfile.encoding=UTF-8"]
-    jvm += shlex.split(settings["elasticsearch.java_opts"] or "")
-    classpath = f"{lib_dir(settings)}/chef-backend-search.jar:{lib_dir(settings)}/lib/*"
-    run = (
-        "#!/bin/sh\n"
-        "exec 2>&1\n"
-        f"{CHPST} -u {USER}:{USER} mkdir -p {shlex.quote(str(home(paths) / 'tmp'))}\n"
-        f"exec {CHPST} -e ./env -u {USER}:{USER} {shlex.quote(settings['elasticsearch.java'])} "
-        f"{' '.join(shlex.quote(a) for a in jvm)} -cp {shlex.quote(classpath)} {LAUNCHER} "
-        f"{shlex.quote(str(config_dir(paths)))}\n"
-    )
+    return jvm + shlex.split(settings["elasticsearch.java_opts"] or "")
+
+
+def service_spec(settings: Settings, paths: NodePaths) -> ServiceSpec:
+    prepare = f"{CHPST} -u {USER}:{USER} mkdir -p {shlex.quote(str(home(paths) / 'tmp'))}\n"
+    dist = settings["elasticsearch.distribution_dir"]
+    if dist:
+        java_home = Path(os.path.realpath(settings["elasticsearch.java"])).parent.parent
+        command = (f"env OPENSEARCH_PATH_CONF={shlex.quote(str(config_dir(paths)))} "
+                   f"OPENSEARCH_JAVA_HOME={shlex.quote(str(java_home))} "
+                   f"{shlex.quote(str(Path(dist) / 'bin' / 'opensearch'))}")
+    else:
+        classpath = f"{lib_dir(settings)}/chef-backend-search.jar:{lib_dir(settings)}/lib/*"
+        jvm = jvm_options(settings, paths)
+        command = (f"{shlex.quote(settings['elasticsearch.java'])} {' '.join(shlex.quote(a) for a in jvm)} "
+                   f"-cp {shlex.quote(classpath)} {LAUNCHER} {shlex.quote(str(config_dir(paths)))}")
+    run = f"#!/bin/sh\nexec 2>&1\n{prepare}exec {CHPST} -e ./env -u {USER}:{USER} {command}\n"
     return ServiceSpec(
         name="elasticsearch",
         run_script=run,
