@@ -22,8 +22,10 @@ ARTIFACT = "org.opensearch.distribution.integ-test-zip:opensearch:2.19.6:zip"
 def cluster():
     c = Cluster.fresh("search-distribution")
     unpacked = c.base / "opensearch-dist"
-    subprocess.run(["mvn", "-B", "-q", "dependency:unpack", f"-Dartifact={ARTIFACT}",
-                    f"-DoutputDirectory={unpacked}"], check=True, capture_output=True, text=True, timeout=600)
+    # (Unpack again even if Maven's markers say an earlier run did: the output directory is new.)
+    subprocess.run(["mvn", "-B", "-q", "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:unpack",
+                    f"-Dartifact={ARTIFACT}", f"-DoutputDirectory={unpacked}", "-Dmdep.overWriteReleases=true"],
+                   check=True, capture_output=True, text=True, timeout=600, cwd=c.base)
     home = next(unpacked.glob("opensearch-*"))
     subprocess.run(["chmod", "-R", "a+rX", str(c.base)], check=True)
     config = (f"elasticsearch.enable = true\nelasticsearch.heap_size = 256\n"
