@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import time
 from pathlib import Path
 
 import psycopg
@@ -124,7 +125,12 @@ def apply_postgresql(ctx: Context, secrets: Secrets, supervisor: Supervisor, res
     try:
         with psycopg.connect(postgresql.conninfo(s, s.publish_address, secrets.db_superuser_password),
                              autocommit=True) as conn:
+            before = conn.execute("SELECT pg_conf_load_time()").fetchone()[0]
             conn.execute("SELECT pg_reload_conf()")
+            # The reload is asynchronous: wait until this session has read the new files.
+            deadline = time.monotonic() + 10
+            while conn.execute("SELECT pg_conf_load_time()").fetchone()[0] == before and time.monotonic() < deadline:
+                time.sleep(0.1)
             pending = [r[0] for r in conn.execute("SELECT name FROM pg_settings WHERE pending_restart").fetchall()]
     except psycopg.Error:
         return "PostgreSQL is not running; it starts with the new settings"
