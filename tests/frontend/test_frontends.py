@@ -31,15 +31,12 @@ def frontend(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster.fresh("frontends")
-    try:
-        c.create()
-        c.wait_healthy()
-        yield c
-    finally:
-        for address in FRONTENDS:
-            frontend("stop", "--dir", str(c.base / f"fe-{address}"), check=False)
-        c.teardown()
+    with Cluster.running("frontends") as c:
+        try:
+            yield c
+        finally:
+            for address in FRONTENDS:
+                frontend("stop", "--dir", str(c.base / f"fe-{address}"), check=False)
 
 
 def guids(cluster: Cluster) -> dict[str, str]:

@@ -10,6 +10,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,6 +194,18 @@ class Cluster:
         for node in cluster.nodes:
             node.write_config()
         return cluster
+
+    @classmethod
+    @contextmanager
+    def running(cls, name: str, extra_config: str = "", timeout: float = 90) -> Iterator[Cluster]:
+        """A fresh cluster, created and healthy for the duration of the block, then torn down."""
+        cluster = cls.fresh(name, extra_config=extra_config)
+        try:
+            cluster.create()
+            cluster.wait_healthy(timeout)
+            yield cluster
+        finally:
+            cluster.teardown()
 
     def create(self) -> None:
         first = self.nodes[0]

@@ -14,13 +14,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster.fresh("backup")
-    try:
-        c.create()
-        c.wait_healthy()
+    with Cluster.running("backup") as c:
         yield c
-    finally:
-        c.teardown()
 
 
 def digest(node: Node, password: str) -> tuple[int, str]:

@@ -15,13 +15,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster.fresh("operations")
-    try:
-        c.create()
-        c.wait_healthy()
+    with Cluster.running("operations") as c:
         yield c
-    finally:
-        c.teardown()
 
 
 class Rows:

@@ -14,13 +14,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster.fresh("reconfigure")
-    try:
-        c.create()
-        c.wait_healthy()
+    with Cluster.running("reconfigure") as c:
         yield c
-    finally:
-        c.teardown()
 
 
 def set_config(node: Node, extra: str) -> None:

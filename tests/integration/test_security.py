@@ -20,13 +20,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster.fresh("security")
-    try:
-        c.create()
-        c.wait_healthy()
+    with Cluster.running("security") as c:
         yield c
-    finally:
-        c.teardown()
 
 
 def secret_values(cluster: Cluster) -> dict[str, str]:

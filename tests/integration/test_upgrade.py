@@ -26,13 +26,10 @@ def install(source: Path) -> None:
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster.fresh("upgrade")
     try:
-        c.create()
-        c.wait_healthy()
-        yield c
+        with Cluster.running("upgrade") as c:
+            yield c
     finally:
-        c.teardown()
         install(REPO)
 
 
