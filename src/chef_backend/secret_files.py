@@ -2,7 +2,8 @@
 
 The seed's table, adapted to our paths: the secrets JSON `root:chef_pgsql 0640`, the leader
 manager's config and PostgreSQL's standby settings `chef_pgsql 0600`, and likewise etcd's config
-(`chef-backend 0600`) and the node's generated TLS key (`chef_pgsql 0600`). Files are written with
+(`chef-backend 0600`), the node's generated TLS key (`chef_pgsql 0600`) and, with etcd.tls,
+the etcd server and client keys. Files are written with
 these modes; `enforce` restores them (create, join, reconfigure) and `loosened` lets `status`
 warn when someone changed them.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from chef_backend.config.settings import Settings
 from chef_backend.paths import NodePaths
-from chef_backend.services import etcd, postgresql
+from chef_backend.services import etcd, etcd_tls, postgresql
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,13 @@ def secret_files(settings: Settings, paths: NodePaths) -> list[SecretFile]:
         if data_dir is not None:
             files.append(SecretFile(data_dir / f"{settings.node_name}.key", pg_user, pg_user, 0o600,
                                     "the node's TLS key"))
+    if etcd_tls.enabled(settings):
+        _, server_key = etcd_tls.server_files(settings)
+        client = etcd_tls.client_tls(settings)
+        assert client is not None
+        files += [SecretFile(server_key, etcd.USER, etcd.USER, 0o600, "etcd's TLS key"),
+                  SecretFile(Path(client.key), settings["leaderl.username"], settings["leaderl.username"], 0o600,
+                             "the etcd client key")]
     return files
 
 

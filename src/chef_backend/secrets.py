@@ -6,6 +6,10 @@ Shape (as the original's deployment tools write it):
      "etcd": {"initial_cluster_token": "<100 hex>"},
      "elasticsearch": {"cluster_name": "ChefBackend-<8 hex>"}}
 
+A cluster created with `etcd.tls = true` also keeps its etcd certificate authority there
+(`etcd.ca_certificate`, `etcd.ca_key`, PEM), so that a joining node, which has nothing but this
+file, can issue its own etcd certificates.
+
 The file is owned root:chef_pgsql with mode 0640 (seed). Members publish a fingerprint of it in
 etcd so that a join with another cluster's (or a stale) secrets file is refused before anything
 changes.
@@ -13,12 +17,17 @@ changes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 import secrets as _random
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from chef_backend import fsutil
 
@@ -36,6 +45,8 @@ class Secrets:
     replication_password: str
     etcd_initial_cluster_token: str
     elasticsearch_cluster_name: str
+    etcd_ca_certificate: str | None = None
+    etcd_ca_key: str | None = None
 
     @classmethod
     def generate(cls) -> Secrets:
@@ -56,6 +67,8 @@ class Secrets:
             "etcd": {"initial_cluster_token": self.etcd_initial_cluster_token},
             "elasticsearch": {"cluster_name": self.elasticsearch_cluster_name},
         }
+        if self.etcd_ca_certificate and self.etcd_ca_key:
+            doc["etcd"].update(ca_certificate=self.etcd_ca_certificate, ca_key=self.etcd_ca_key)
         return json.dumps(doc, indent=2) + "\n"
 
     @property
@@ -65,7 +78,12 @@ class Secrets:
 
     def all_values(self) -> list[str]:
         """Every secret string, for scrubbing output and logs."""
-        return [self.db_superuser_password, self.replication_password, self.etcd_initial_cluster_token]
+        values = [self.db_superuser_password, self.replication_password, self.etcd_initial_cluster_token]
+        return values + ([self.etcd_ca_key] if self.etcd_ca_key else [])
+
+    def with_etcd_ca(self, certificate: str, key: str) -> Secrets:
+        """These secrets plus an etcd certificate authority (PEM)."""
+        return dataclasses.replace(self, etcd_ca_certificate=certificate, etcd_ca_key=key)
 
     @classmethod
     def parse(cls, text: str, where: str) -> Secrets:
@@ -89,6 +107,7 @@ class Secrets:
                 )
             return value
 
+        ca_cert, ca_key = _etcd_ca(doc.get("etcd"), where)
         return cls(
             db_superuser_password=field("postgresql", "db_superuser_password", _HEX100, "100 hex characters"),
             replication_password=field("postgresql", "replication_password", _HEX100, "100 hex characters"),
@@ -96,6 +115,8 @@ class Secrets:
             elasticsearch_cluster_name=field(
                 "elasticsearch", "cluster_name", _CLUSTER_NAME, "of the form ChefBackend-<8 hex>"
             ),
+            etcd_ca_certificate=ca_cert,
+            etcd_ca_key=ca_key,
         )
 
     @classmethod
@@ -119,3 +140,22 @@ class Secrets:
     def save(self, path: Path, group: str) -> None:
         """Write atomically, root:<group> 0640 (seed)."""
         fsutil.write_file(path, self.to_json(), mode=0o640, owner="root", group=group)
+
+
+def _etcd_ca(section: object, where: str) -> tuple[str | None, str | None]:
+    """The optional etcd CA: both PEM parts or neither."""
+    if not isinstance(section, dict):
+        return None, None
+    cert, key = section.get("ca_certificate"), section.get("ca_key")
+    if cert is None and key is None:
+        return None, None
+    again = "copy chef-backend-secrets.json again from a cluster member"
+    try:
+        if not (isinstance(cert, str) and isinstance(key, str)):
+            raise ValueError
+        x509.load_pem_x509_certificate(cert.encode())
+        serialization.load_pem_private_key(key.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise SecretsError(f"{where}: etcd.ca_certificate and etcd.ca_key must both be PEM (certificate, "
+                           f"unencrypted key); {again}") from None
+    return cert, key

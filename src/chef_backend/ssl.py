@@ -44,34 +44,53 @@ def ensure_certificate(settings: Settings, owner: str) -> CertPaths:
     if paths.certificate.exists() and paths.key.exists():
         return paths
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=settings["ssl.key_length"])
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, settings["ssl.country_name"]),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, settings["ssl.company_name"]),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, settings["ssl.organizational_unit_name"]),
-            x509.NameAttribute(NameOID.COMMON_NAME, name[:64]),
-        ]
-    )
-    now = datetime.datetime.now(datetime.UTC)
+    key = new_key(settings)
+    subject = subject_name(settings, name)
     alt_names: list[x509.GeneralName] = [x509.DNSName(name)]
     if settings["publish_address"]:
         alt_names.append(x509.IPAddress(ipaddress.ip_address(settings["publish_address"])))
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
+        certificate_builder(settings, subject, key)
         .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=settings["ssl.duration"]))
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .sign(key, hashes.SHA256())
     )
     fsutil.make_dir(data_dir, mode=0o755)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    )
-    fsutil.write_file(paths.key, key_pem, mode=0o600, owner=owner, group=owner)
+    fsutil.write_file(paths.key, key_pem(key), mode=0o600, owner=owner, group=owner)
     fsutil.write_file(paths.certificate, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     return paths
+
+
+def new_key(settings: Settings) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=settings["ssl.key_length"])
+
+
+def key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+
+
+def subject_name(settings: Settings, common_name: str) -> x509.Name:
+    """A certificate subject from the ssl.* settings."""
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, settings["ssl.country_name"]),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, settings["ssl.company_name"]),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, settings["ssl.organizational_unit_name"]),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
+        ]
+    )
+
+
+def certificate_builder(settings: Settings, subject: x509.Name, key: rsa.RSAPrivateKey) -> x509.CertificateBuilder:
+    """A certificate for `key`, valid for ssl.duration days (issuer and extensions still to add)."""
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=settings["ssl.duration"]))
+    )

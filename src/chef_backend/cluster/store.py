@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import etcd3gw
+import requests
 from etcd3gw import exceptions as etcd_exc
 from etcd3gw.utils import _increment_last_byte
 
@@ -66,6 +70,20 @@ def _unb64(data: str) -> bytes:
 
 
 @dataclass(frozen=True)
+class ClientTls:
+    """The files a client of etcd over TLS uses: the cluster CA, its certificate and key."""
+
+    ca: str
+    cert: str
+    key: str
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+
+@dataclass(frozen=True)
 class Entry:
     """A key's JSON value and its etcd metadata."""
 
@@ -98,19 +116,52 @@ class Snapshot:
 class Store:
     """A client for the cluster state that tries each etcd endpoint in turn."""
 
-    def __init__(self, endpoints: list[str], timeout: float = 3.0) -> None:
+    def __init__(self, endpoints: list[str], timeout: float = 3.0, tls: ClientTls | None = None) -> None:
         if not endpoints:
             raise ValueError("no etcd endpoints")
         self.endpoints = list(endpoints)
         self.timeout = timeout
+        self.tls = tls
         self._clients = [self._client(url) for url in self.endpoints]
 
     def _client(self, url: str) -> etcd3gw.Etcd3Client:
         scheme, rest = url.split("://", 1)
         host, port = rest.rsplit(":", 1)
+        session = requests.Session()
+        # Cluster-internal traffic: no proxy from the environment, and no REQUESTS_CA_BUNDLE,
+        # which would otherwise override the cluster CA below.
+        session.trust_env = False
+        if self.tls:
+            session.verify = self.tls.ca
+            session.cert = (self.tls.cert, self.tls.key)
         return etcd3gw.Etcd3Client(
-            host=host.strip("[]"), port=int(port), protocol=scheme, timeout=self.timeout, api_path="/v3/"
+            host=host.strip("[]"), port=int(port), protocol=scheme, timeout=self.timeout, api_path="/v3/",
+            session=session,
         )
+
+    def with_endpoints(self, endpoints: list[str]) -> Store:
+        """Another store with the same timeout and TLS files."""
+        return Store(endpoints, timeout=self.timeout, tls=self.tls)
+
+    def member_health(self, members: list[dict[str, Any]], timeout: float = 1.5) -> dict[str, bool]:
+        """Each etcd member's own /health answer, asked in parallel."""
+        context = self.tls.ssl_context() if self.tls else None
+
+        def check(member: dict[str, Any]) -> tuple[str, bool]:
+            name = member.get("name") or member.get("ID", "?")
+            urls = member.get("clientURLs") or []
+            if not urls:
+                return name, False
+            try:
+                with urllib.request.urlopen(urls[0] + "/health", timeout=timeout, context=context) as resp:
+                    return name, json.loads(resp.read()).get("health") == "true"
+            except (OSError, ValueError):
+                return name, False
+
+        if not members:
+            return {}
+        with ThreadPoolExecutor(max_workers=len(members)) as pool:
+            return dict(pool.map(check, members))
 
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         last: Exception | None = None

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +69,7 @@ class ClusterView:
         view = cls.from_snapshot(snap)
         if with_etcd_health:
             view.etcd_members = store.members()
-            view.etcd_healthy = etcd_health(view.etcd_members)
+            view.etcd_healthy = store.member_health(view.etcd_members)
         return view
 
     @classmethod
@@ -111,23 +108,3 @@ class ClusterView:
             if name_or_address in (n.guid, n.name, n.address):
                 return n
         return None
-
-
-def etcd_health(members: list[dict[str, Any]], timeout: float = 1.5) -> dict[str, bool]:
-    """Each etcd member's own /health answer, asked in parallel."""
-
-    def check(member: dict[str, Any]) -> tuple[str, bool]:
-        name = member.get("name") or member.get("ID", "?")
-        urls = member.get("clientURLs") or []
-        if not urls:
-            return name, False
-        try:
-            with urllib.request.urlopen(urls[0] + "/health", timeout=timeout) as resp:
-                return name, json.loads(resp.read()).get("health") == "true"
-        except (OSError, ValueError):
-            return name, False
-
-    if not members:
-        return {}
-    with ThreadPoolExecutor(max_workers=len(members)) as pool:
-        return dict(pool.map(check, members))

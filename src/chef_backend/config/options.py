@@ -131,6 +131,8 @@ _OPTIONS: list[Option] = [
     Option("etcd.heartbeat_interval", "integer", 500, "Raft heartbeat interval in ms."),
     Option("etcd.election_timeout", "integer", 5000, "Raft election timeout in ms."),
     Option("etcd.snapshot_count", "integer", 5000, "Committed transactions between snapshots."),
+    Option("etcd.tls", "boolean", False, "Serve etcd's client and peer ports over TLS, requiring certificates from "
+           "a cluster CA kept in the secrets file; chosen for the whole cluster at create-cluster.", ours=True),
     Option("etcd.ionice.class", "integer", 2, "ionice class of the etcd process."),
     Option("etcd.ionice.level", "integer", 0, "ionice level of the etcd process."),
     # --- elasticsearch ---

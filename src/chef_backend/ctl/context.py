@@ -12,7 +12,7 @@ from chef_backend.config.settings import Settings, load
 from chef_backend.leader.config import ManagerConfig
 from chef_backend.paths import NodePaths
 from chef_backend.secrets import Secrets
-from chef_backend.services import etcd
+from chef_backend.services import etcd, etcd_tls
 
 
 class CtlError(Exception):
@@ -42,14 +42,17 @@ class Context:
     def secrets(self) -> Secrets:
         return Secrets.load(self.paths.secrets_file)
 
-    def store(self, timeout: float = 3.0) -> Store:
-        """A store over the local member first, then every other member this node knows of."""
+    def store(self, timeout: float = 3.0, local_only: bool = False) -> Store:
+        """A store over the local member first, then (unless `local_only`) every other member this
+        node knows of."""
         endpoints = [etcd.client_url(self.settings)]
         try:
-            endpoints += [e for e in ManagerConfig.load(self.paths.leaderl_config).etcd_endpoints if e not in endpoints]
+            if not local_only:
+                endpoints += [e for e in ManagerConfig.load(self.paths.leaderl_config).etcd_endpoints
+                              if e not in endpoints]
         except (OSError, ValueError, KeyError):
             pass
-        return Store(endpoints, timeout=timeout)
+        return Store(endpoints, timeout=timeout, tls=etcd_tls.client_tls(self.settings))
 
 
 def add_compat_flags(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from chef_backend.cluster import store as keys
 from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.cluster.store import Snapshot, Store, StoreError, describe
 from chef_backend.config.rbparser import format_value
-from chef_backend.config.settings import ConfigError, load_text
+from chef_backend.config.settings import ConfigError, Settings, load_text
 from chef_backend.ctl import preflight, waits
 from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confirm
 from chef_backend.ctl.create_cluster import check_not_member, common_preflight, rollback
@@ -28,7 +28,7 @@ from chef_backend.ctl.node_lifecycle import stop_everything, wipe_node_state
 from chef_backend.ctl.progress import Progress, tree_bytes
 from chef_backend.reconfigure import ensure_users, grant_pg_control, render_node
 from chef_backend.secrets import Secrets, SecretsError
-from chef_backend.services import etcd, postgresql
+from chef_backend.services import etcd, etcd_tls, postgresql
 from chef_backend.supervision.runit import Supervisor
 
 
@@ -92,8 +92,10 @@ def choose_address(ctx: Context, given: str | None, assume_yes: bool) -> tuple[s
     return answer, True
 
 
-def read_cluster(peer: str, settings_port: int) -> tuple[Store, Snapshot]:
-    store = Store([f"http://{peer}:{settings_port}"], timeout=5)
+def read_cluster(peer: str, settings: Settings) -> tuple[Store, Snapshot]:
+    """The cluster's state, read through PEER's etcd, and a store over every member."""
+    store = Store([etcd.client_url(settings, peer)], timeout=5, tls=etcd_tls.client_tls(settings))
+    settings_port = settings["etcd.client_port"]
     try:
         snap = store.snapshot()
         members = store.members()
@@ -103,7 +105,7 @@ def read_cluster(peer: str, settings_port: int) -> tuple[Store, Snapshot]:
             "check PEER's address and that chef-backend runs there"
         ) from None
     urls = [m["clientURLs"][0] for m in members if m.get("clientURLs")]
-    return Store(urls or store.endpoints, timeout=5), snap
+    return store.with_endpoints(urls or store.endpoints), snap
 
 
 def check_membership(snap: Snapshot, address: str, peer: str, secrets: Secrets) -> dict:
@@ -127,6 +129,13 @@ def check_membership(snap: Snapshot, address: str, peer: str, secrets: Secrets) 
     return leader
 
 
+def etcd_client_certificates(ctx: Context, secrets: Secrets) -> None:
+    """With etcd.tls, this node's etcd certificates, issued before it first talks to the cluster."""
+    if etcd_tls.enabled(ctx.settings):
+        ensure_users(ctx.settings)
+        etcd_tls.ensure_node_certificates(ctx.settings, secrets)
+
+
 def prepare_recovery(ctx: Context, peer: str) -> None:
     """`--recovery`: re-join with this node's existing chef-backend.rb (and secrets file), after
     remove-node. State left from its earlier membership is wiped; a node still registered is refused."""
@@ -136,7 +145,7 @@ def prepare_recovery(ctx: Context, peer: str) -> None:
     ident = ctx.identity
     if ident is None:
         return
-    _, snap = read_cluster(peer, ctx.settings["etcd.client_port"])
+    _, snap = read_cluster(peer, ctx.settings)
     if ident.guid in snap.under(keys.NODES):
         raise CtlError(f"this node is still a member of the cluster ({ident.guid}); run "
                        f"chef-backend-ctl remove-node {ctx.settings.node_name} on another node first")
@@ -187,9 +196,6 @@ def _first_line(exc: Exception) -> str:
 
 def run(args: argparse.Namespace) -> int:
     ctx = Context.load()
-    if args.recovery:
-        prepare_recovery(ctx, args.peer)
-    check_not_member(ctx)
     secrets_path = Path(args.secrets) if args.secrets else ctx.paths.secrets_file
     if not secrets_path.is_absolute():
         raise CtlError(f"-s {args.secrets}: give an absolute path")
@@ -197,12 +203,18 @@ def run(args: argparse.Namespace) -> int:
         secrets = Secrets.load(secrets_path)
     except SecretsError as exc:
         raise CtlError(str(exc)) from None
+    etcd_tls.check_consistent(ctx.settings, secrets)
+    if args.recovery:
+        etcd_client_certificates(ctx, secrets)
+        prepare_recovery(ctx, args.peer)
+    check_not_member(ctx)
     address, write_rb = choose_address(ctx, args.publish_address, args.yes)
     if write_rb:
         ctx.settings.values["publish_address"] = address
     preflight.check_address_is_local(address)
     s = ctx.settings
-    store, snap = read_cluster(args.peer, s["etcd.client_port"])
+    etcd_client_certificates(ctx, secrets)
+    store, snap = read_cluster(args.peer, s)
     leader = check_membership(snap, address, args.peer, secrets)
     check_hba(ctx, snap)
     common_preflight(ctx)

@@ -13,7 +13,7 @@ import time
 
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Store, StoreError, describe
-from chef_backend.cluster.view import ClusterView, etcd_health
+from chef_backend.cluster.view import ClusterView
 from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confirm
 from chef_backend.httpcheck import REFUSED, http_status
 from chef_backend.paths import NodePaths, host_path
@@ -42,7 +42,7 @@ def still_running(ctx: Context, store: Store, view: ClusterView, guid: str) -> s
     if http_status(f"http://{node.address}:{node.http_port}/status", 2) not in (None, REFUSED):
         return f"its leader manager answers on {node.address}:{node.http_port}"
     member = [m for m in view.etcd_members if m.get("name") == guid]
-    if member and etcd_health(member).get(guid):
+    if member and store.member_health(member).get(guid):
         return "its etcd member answers"
     if node.status is not None:
         ttl = ctx.settings["leaderl.leader_ttl_seconds"]

@@ -10,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from chef_backend import hostaddr
 from chef_backend.ctl.context import CtlError
 
 MAX_CLOCK_DRIFT_SECONDS = 1.5  # seed
@@ -17,17 +18,7 @@ MAX_CLOCK_DRIFT_SECONDS = 1.5  # seed
 
 def local_addresses() -> list[str]:
     """This host's IPv4 addresses other than loopback, for the publish-address prompt."""
-    import subprocess
-
-    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True)
-    addrs = []
-    for line in out.stdout.splitlines():
-        parts = line.split()
-        if "inet" in parts:
-            addr = parts[parts.index("inet") + 1].split("/")[0]
-            if not addr.startswith("127."):
-                addrs.append(addr)
-    return addrs
+    return [a for a in hostaddr.addresses() if ":" not in a and not a.startswith("127.")]
 
 
 def check_address_is_local(address: str) -> None:

@@ -35,7 +35,7 @@ def restart_etcd(ctx: Context, secrets: Secrets, ident: NodeIdentity, wait: int,
     etcd.write_config(ctx.settings, ctx.paths, secrets, ident.guid, {ident.guid: etcd.peer_url(ctx.settings)},
                       "existing", force_new_cluster=force)
     supervisor.sv("start", "etcd")
-    store = Store([etcd.client_url(ctx.settings)], timeout=3)
+    store = ctx.store(timeout=3, local_only=True)
     waits.etcd_healthy(store, wait)
     return store
 
@@ -95,7 +95,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             supervisor.sv("start", "elasticsearch")
         supervisor.sv("start", "leaderl")
         waits.leader_ready(ctx.settings, timeout=120)
-        Store([etcd.client_url(ctx.settings)], timeout=3).delete(keys.CONTROL_FORCE)
+        ctx.store(timeout=3, local_only=True).delete(keys.CONTROL_FORCE)
     except (StoreError, OSError) as exc:
         raise CtlError(f"quorum-loss recovery failed: {describe(exc)}; see chef-backend-ctl tail etcd") from None
     print(f"This node ({ident.guid}) now leads a one-node cluster; dropped: {', '.join(gone) or 'none'}.")

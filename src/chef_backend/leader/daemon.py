@@ -41,7 +41,6 @@ import psycopg
 from chef_backend import __version__
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Snapshot, Store, StoreError, describe
-from chef_backend.cluster.view import etcd_health
 from chef_backend.httpcheck import REFUSED, http_status
 from chef_backend.leader import records
 from chef_backend.leader.actions import Executor, Markers, parse_sync_standby_names
@@ -60,7 +59,7 @@ from chef_backend.leader.state import (
     Role,
 )
 from chef_backend.paths import NodePaths, host_path
-from chef_backend.services import elasticsearch, postgresql
+from chef_backend.services import elasticsearch, etcd_tls, postgresql
 from chef_backend.supervision.runit import Supervisor
 
 log = logging.getLogger("leaderl")
@@ -96,7 +95,8 @@ class Manager:
         ttl = self.settings["leaderl.leader_ttl_seconds"]
         # Short: while etcd elects a raft leader every request hangs until this timeout, and each
         # hung request delays the whole tick (and so the detection of a dead PostgreSQL leader).
-        self.store = Store(list(config.etcd_endpoints), timeout=min(timeout, 2.0, max(1.0, ttl / 6)))
+        self.store = Store(list(config.etcd_endpoints), timeout=min(timeout, 2.0, max(1.0, ttl / 6)),
+                           tls=etcd_tls.client_tls(self.settings))
         self.pg = LocalPg(self.settings, config.secrets.db_superuser_password)
         self.supervisor = Supervisor(self.paths)
         self.executor = Executor(
@@ -112,7 +112,7 @@ class Manager:
         self.leaderless_since: float | None = None
         self.leader_unreachable_since: float | None = None
         self.last_raft_check = 0.0
-        self.local_store = Store([config.etcd_endpoints[0]], timeout=self.store.timeout)
+        self.local_store = self.store.with_endpoints([config.etcd_endpoints[0]])
         self.leaderless_revision = 0
         self.last_post = 0.0
         self.last_posted: dict[str, Any] = {}
@@ -269,7 +269,7 @@ class Manager:
             if status.get("leader") != me:
                 return
             others = [m for m in self.local_store.members() if m["ID"] != me and m.get("name")]
-            healthy = etcd_health(others)
+            healthy = self.local_store.member_health(others)
             # Only to a member that answers, and only while every other member does: raft stops
             # taking writes while a transfer is pending, so a transfer to a dead member would stall
             # etcd for an election timeout.

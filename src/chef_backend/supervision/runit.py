@@ -40,6 +40,7 @@ class ServiceSpec:
     start_down: bool = False
     control: dict[str, str] | None = None  # runit control overrides, e.g. {"d": "#!/bin/sh ..."}
     environment: dict[str, str] | None = None  # <service>.environment, read by `chpst -e ./env`
+    log_drop: tuple[str, ...] = ()  # svlogd patterns of lines not worth keeping
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class Supervisor:
         fsutil.make_dir(spec.log_dir, spec.log_user, 0o750)
         fsutil.write_file(
             spec.log_dir / "config",
-            f"s{spec.file_maxbytes}\nn{spec.num_to_keep}\n",
+            f"s{spec.file_maxbytes}\nn{spec.num_to_keep}\n" + "".join(f"-{p}\n" for p in spec.log_drop),
             owner=spec.log_user,
             group=spec.log_user,
         )
