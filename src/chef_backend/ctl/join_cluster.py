@@ -139,9 +139,6 @@ def etcd_client_certificates(ctx: Context, secrets: Secrets) -> None:
 def prepare_recovery(ctx: Context, peer: str) -> None:
     """`--recovery`: re-join with this node's existing chef-backend.rb (and secrets file), after
     remove-node. State left from its earlier membership is wiped; a node still registered is refused."""
-    if not ctx.paths.config_file.exists():
-        raise CtlError(f"--recovery re-joins with this node's chef-backend.rb, and there is none at "
-                       f"{ctx.paths.config_file}; copy it back from /root/chef-backend-cleanse-* first")
     ident = ctx.identity
     if ident is None:
         return
@@ -196,6 +193,9 @@ def _first_line(exc: Exception) -> str:
 
 def run(args: argparse.Namespace) -> int:
     ctx = Context.load()
+    if args.recovery and not ctx.paths.config_file.exists():
+        raise CtlError(f"--recovery re-joins with this node's chef-backend.rb, and there is none at "
+                       f"{ctx.paths.config_file}; copy it back from /root/chef-backend-cleanse-* first")
     secrets_path = Path(args.secrets) if args.secrets else ctx.paths.secrets_file
     if not secrets_path.is_absolute():
         raise CtlError(f"-s {args.secrets}: give an absolute path")
