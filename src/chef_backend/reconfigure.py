@@ -120,7 +120,7 @@ def write_manifest(settings: Settings, paths: NodePaths) -> None:
         "postgresql": postgresql.server_version(layout),
         "etcd": etcd.version(settings),
         "runit": _dpkg_version("runit"),
-        "opensearch": elasticsearch.version(settings),
+        "search": elasticsearch.version(settings),
     }
     for dist in ("psycopg", "etcd3gw", "h11", "cryptography"):
         try:

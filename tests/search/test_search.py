@@ -36,9 +36,18 @@ ES7_INDEX = {
 }
 
 
-def call(method: str, path: str, body: Any = None, raw: bytes | None = None, timeout: float = 30) -> tuple[int, Any]:
+ES6_INDEX = {
+    "settings": ES7_INDEX["settings"],
+    "mappings": {"object": {"_source": {"enabled": False}, "_all": {"enabled": False},
+                            "properties": ES7_INDEX["mappings"]["properties"]}},
+}
+
+
+def call(method: str, path: str, body: Any = None, raw: bytes | None = None, timeout: float = 30,
+         host: str = FRONTEND) -> tuple[int, Any]:
+    """A request as a Chef frontend sends it, through its HAProxy unless `host` says otherwise."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(f"http://{FRONTEND}:9200{path}", data=data, method=method,
+    req = urllib.request.Request(f"http://{host}:9200{path}", data=data, method=method,
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -51,7 +60,8 @@ def doc_id(n: int) -> str:
     return f"{n:032x}"
 
 
-def bulk_adds(count: int) -> bytes:
+def bulk_adds(count: int, typed: bool = False) -> bytes:
+    """Chef's bulk additions; `typed` (Elasticsearch 6) adds `_type: object`."""
     lines = []
     for n in range(count):
         kind = "node" if n % 2 == 0 else "data_bag_item"
@@ -61,36 +71,43 @@ def bulk_adds(count: int) -> bytes:
                "X_CHEF_type_CHEF_X": kind}
         if kind == "data_bag_item":
             doc["data_bag"] = "items"
-        lines += [json.dumps({"index": {"_index": "chef", "_id": doc_id(n)}}), json.dumps(doc)]
+        action = {"_index": "chef", "_id": doc_id(n), **({"_type": "object"} if typed else {})}
+        lines += [json.dumps({"index": action}), json.dumps(doc)]
     return ("\n".join(lines) + "\n").encode()
 
 
-def search(query: str, kind: str = "node") -> set[int]:
-    """Chef's GET-with-body search: a bool of the user's query and the org/type filter."""
+def search(query: str, kind: str = "node", host: str = FRONTEND, major: int = 7) -> set[int]:
+    """Chef's GET-with-body search: a bool of the user's query and the org/type filter, as erchef
+    builds it for the engine's major version."""
     fq = f"+X_CHEF_database_CHEF_X:{ORG} +X_CHEF_type_CHEF_X:{kind}"
     if kind == "data_bag_item":
         fq += " +data_bag:items"
+    extra = {} if major == 7 else {"lowercase_expanded_terms": False}
     body = {"stored_fields": "_id", "from": 0, "size": 1000, "sort": [{"X_CHEF_id_CHEF_X": {"order": "asc"}}],
-            "query": {"bool": {"must": {"query_string": {"query": query}},
-                               "filter": {"query_string": {"query": fq}}}}}
-    status, answer = call("GET", "/chef/_search", body)
+            "query": {"bool": {"must": {"query_string": {"query": query, **extra}},
+                               "filter": {"query_string": {"query": fq, **extra}}}}}
+    status, answer = call("GET", "/chef/_search", body, host=host)
     assert status == 200, answer
-    assert isinstance(answer["hits"]["total"]["value"], int)
+    total = answer["hits"]["total"]
+    assert isinstance(total["value"] if major == 7 else total, int)  # what erchef reads
     return {int(h["_id"], 16) for h in answer["hits"]["hits"]}
 
 
 NODES = set(range(0, 20, 2))
 
 
-def check_searches() -> None:
-    assert search("content:name__=__web*") == NODES
-    assert search("content:name__=__web1*") == {10, 12, 14, 16, 18}
-    assert search("content:[ram__=__1000 TO ram__=__1600]") == {0, 2, 4, 6}
-    assert search("content:role__=__db AND NOT content:name__=__web0") == {6, 12, 18}
-    assert search('content:"desc__=__hello world4"') == {4}
-    assert search("content:name__=__web12~") >= {12, 2, 10, 14, 16, 18}  # fuzzy: one edit away
-    assert search("content:name__=__web12~0.5") >= {12}
-    assert search("*:*", "data_bag_item") == set(range(1, 20, 2))
+def check_searches(host: str = FRONTEND, major: int = 7) -> None:
+    def found(query: str, kind: str = "node") -> set[int]:
+        return search(query, kind, host, major)
+
+    assert found("content:name__=__web*") == NODES
+    assert found("content:name__=__web1*") == {10, 12, 14, 16, 18}
+    assert found("content:[ram__=__1000 TO ram__=__1600]") == {0, 2, 4, 6}
+    assert found("content:role__=__db AND NOT content:name__=__web0") == {6, 12, 18}
+    assert found('content:"desc__=__hello world4"') == {4}
+    assert found("content:name__=__web12~") >= {12, 2, 10, 14, 16, 18}  # fuzzy: one edit away
+    assert found("content:name__=__web12~0.5") >= {12}
+    assert found("*:*", "data_bag_item") == set(range(1, 20, 2))
 
 
 def wait_green(address: str, nodes: int, timeout: float = 180) -> float:

@@ -147,8 +147,8 @@ _OPTIONS: list[Option] = [
     Option("elasticsearch.lib_dir", "string", "/opt/chef-backend/embedded/lib/opensearch",
            "Where scripts/setup installed OpenSearch's jars and the launcher.", ours=True),
     Option("elasticsearch.distribution_dir", "string", None,
-           "An operator-installed OpenSearch 2.x distribution to run (its bin/opensearch) instead of the "
-           "embedded node.", nullable=True, ours=True),
+           "An operator-installed OpenSearch 2.x, Elasticsearch 7.x or Elasticsearch 6.8 distribution to run "
+           "(its bin/opensearch or bin/elasticsearch) instead of the embedded node.", nullable=True, ours=True),
     # --- leaderl ---
     *_runit_options("leaderl", "/var/log/chef-backend/leaderl"),
     Option(

@@ -69,6 +69,7 @@ URGENT_TICK_SECONDS = 0.25
 # A leader whose WAL stream we lost and whose leader manager has not answered for this long is suspect.
 SUSPECT_AFTER_SECONDS = 1.5
 RAFT_CHECK_SECONDS = 2.0
+ZEN_CHECK_SECONDS = 10.0  # how often the leader checks Elasticsearch 6's quorum setting
 # A new leader answers 200 without a streaming synchronous standby for this long after promotion,
 # while its followers re-attach (a leader whose standbys went away answers 503).
 JUST_PROMOTED_SECONDS = 5.0
@@ -120,6 +121,7 @@ class Manager:
         self.disk_problems: tuple[str, ...] = ()
         self.storage_full: str | None = None
         self.search_failures = 0
+        self.last_zen_check = 0.0
         self.search_seen = False  # a JVM still starting is no failure: count once it has answered
         self.search: dict[str, Any] | None = None
         self.last_reason = ""
@@ -214,6 +216,27 @@ class Manager:
                 log.info("search seed hosts now %s", ", ".join(sorted(members)))
         except OSError as exc:
             log.warning("could not update the search seed hosts: %s", exc)
+        now = time.monotonic()
+        if members and now - self.last_zen_check >= ZEN_CHECK_SECONDS:
+            self.last_zen_check = now
+            if elasticsearch.engine(self.settings).zen:
+                self.keep_zen_quorum(snapshot, len(members))
+
+    def keep_zen_quorum(self, snapshot: Snapshot, members: int) -> None:
+        """Elasticsearch 6's Zen discovery elects a search master with minimum_master_nodes of the
+        nodes, which nothing but us keeps at a majority of the members as they come and go: in this
+        node's configuration (what it goes by after a restart), and, on the leader, cluster-wide."""
+        try:
+            if elasticsearch.write_zen_quorum(self.paths, members):
+                log.info("search: this node's discovery.zen.minimum_master_nodes now %d",
+                         elasticsearch.quorum(members))
+        except (OSError, ValueError) as exc:
+            log.warning("could not update the search node's minimum_master_nodes: %s", exc)
+        leader = snapshot.value(keys.LEADER)
+        if isinstance(leader, dict) and leader.get("guid") == self.me:
+            quorum = elasticsearch.set_zen_quorum(self.settings, members)
+            if quorum is not None:
+                log.info("search: discovery.zen.minimum_master_nodes now %d cluster-wide", quorum)
 
     def check_search(self) -> None:
         """Count consecutive health checks the local search node failed to answer (its cluster's

@@ -1,11 +1,15 @@
-"""The search service (the seed's `elasticsearch`): one embedded OpenSearch 2.19 node per backend.
+"""The search service (the seed's `elasticsearch`): one search node per backend.
 
-scripts/setup builds it from Maven Central (search/pom.xml: the OpenSearch server jar, its Netty4
-and Reindex plugins, and a small launcher, search/src/.../SearchNode.java) into
-/opt/chef-backend/embedded/lib/opensearch. `compatibility.override_main_response_version` makes
-`GET /` report 7.10.2, the Elasticsearch major that unmodified Chef frontends accept. The node runs
-as chef-backend, named after the node's GUID, on the publish address (HTTP on elasticsearch.port,
-transport on 9300), finding the others through the members' addresses.
+By default an embedded OpenSearch 2.19 node: scripts/setup builds it from Maven Central
+(search/pom.xml: the OpenSearch server jar, its Netty4 and Reindex plugins, and a small launcher,
+search/src/.../SearchNode.java) into /opt/chef-backend/embedded/lib/opensearch.
+`compatibility.override_main_response_version` makes `GET /` report 7.10.2, the Elasticsearch
+major that unmodified Chef frontends accept. Instead, `elasticsearch.distribution_dir` may point at
+an operator-installed distribution: OpenSearch 2.x, Elasticsearch 7.x, or Elasticsearch 6.8 (the
+engine Chef Backend 3.x shipped), configured and supervised the same way.
+
+The node runs as chef-backend, named after the node's GUID, on the publish address (HTTP on
+elasticsearch.port, transport on 9300), finding the others through the members' addresses.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import shlex
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,74 @@ rootLogger.appenderRef.console.ref = console
 """
 
 
+@dataclass(frozen=True)
+class Engine:
+    """What runs as the search service: the embedded OpenSearch node, or the operator's
+    distribution in elasticsearch.distribution_dir."""
+
+    product: str  # "opensearch", "elasticsearch", or "unknown" (a directory holding neither)
+    version: str | None
+    distribution: Path | None  # None for the embedded node
+
+    def _number(self, index: int) -> int:
+        try:
+            return int((self.version or "").split(".")[index])
+        except (ValueError, IndexError):
+            return 0
+
+    @property
+    def major(self) -> int:
+        return self._number(0)
+
+    @property
+    def zen(self) -> bool:
+        """Elasticsearch 6's Zen discovery: no bootstrapping, but a quorum to keep set."""
+        return self.product == "elasticsearch" and self.major == 6
+
+    @property
+    def supported(self) -> bool:
+        if self.product == "opensearch":
+            return self.distribution is None or self.major == 2
+        return self.product == "elasticsearch" and (self.major == 7 or (self.major, self._number(1)) == (6, 8))
+
+    @property
+    def config_file(self) -> str:
+        return f"{self.product}.yml"
+
+    def roles(self) -> dict[str, Any]:
+        if self.product == "opensearch":
+            return {"node.roles": ["cluster_manager", "data"]}
+        if self.major == 7 and self._number(1) >= 9:
+            return {"node.roles": ["master", "data"]}
+        return {"node.master": True, "node.data": True}  # before node.roles existed
+
+    @property
+    def manager_api(self) -> str:
+        """The _cat API naming the elected cluster manager."""
+        return "/_cat/cluster_manager?h=node" if self.product == "opensearch" else "/_cat/master?h=node"
+
+
+def engine(settings: Settings) -> Engine:
+    """The search engine this node is configured to run."""
+    dist = settings["elasticsearch.distribution_dir"]
+    if not dist:
+        return Engine("opensearch", _jar_version(lib_dir(settings) / "lib", "opensearch"), None)
+    for product in ("opensearch", "elasticsearch"):
+        if (Path(dist) / "bin" / product).is_file():
+            return Engine(product, _jar_version(Path(dist) / "lib", product), Path(dist))
+    return Engine("unknown", None, Path(dist))
+
+
+def _jar_version(lib: Path, product: str) -> str | None:
+    """The version in the name of the server jar (opensearch-2.19.6.jar, elasticsearch-6.8.23.jar)."""
+    jars = sorted(lib.glob(f"{product}-[0-9]*.jar"))
+    return jars[0].name.removeprefix(f"{product}-").removesuffix(".jar") if jars else None
+
+
+def quorum(members: int) -> int:
+    return members // 2 + 1
+
+
 def home(paths: NodePaths) -> Path:
     return paths.var / "elasticsearch"
 
@@ -60,24 +133,37 @@ def heap_mb(settings: Settings) -> int:
     return min(max(total_mb // 4, 1024), 31744)
 
 
-def render_config(settings: Settings, secrets: Secrets, guid: str, members: list[str], bootstrap: bool) -> str:
-    """opensearch.yml (JSON is YAML). `bootstrap` only when this node forms a new search cluster."""
+def render_config(settings: Settings, secrets: Secrets, guid: str, members: list[str], bootstrap: bool,
+                  eng: Engine) -> str:
+    """The engine's YAML settings (JSON is YAML). `bootstrap` only when this node forms a new
+    search cluster."""
+    seeds = [f"{m}:{TRANSPORT_PORT}" for m in members]
     doc: dict[str, Any] = {
         "cluster.name": secrets.elasticsearch_cluster_name,
         "node.name": guid,
-        "node.roles": ["cluster_manager", "data"],
+        **eng.roles(),
         "network.host": settings.publish_address,
         "http.port": settings["elasticsearch.port"],
         "transport.port": TRANSPORT_PORT,
-        "discovery.seed_hosts": [f"{m}:{TRANSPORT_PORT}" for m in members],
-        # ...and unicast_hosts.txt, which OpenSearch re-reads on every discovery round and the leader
-        # manager keeps equal to the cluster's members (joins, remove-node).
-        "discovery.seed_providers": "file",
-        "compatibility.override_main_response_version": True,
         "action.auto_create_index": False,
     }
-    if bootstrap:
-        doc["cluster.initial_cluster_manager_nodes"] = [guid]
+    # Besides the seeds here, the file unicast_hosts.txt, which the engine re-reads on every
+    # discovery round and the leader manager keeps equal to the cluster's members (joins, remove-node).
+    if eng.zen:
+        doc.update({
+            "discovery.zen.ping.unicast.hosts": seeds,
+            "discovery.zen.hosts_provider": "file",
+            # A majority of the members known now; the leader manager keeps the cluster-wide
+            # setting right as members come and go (Elasticsearch 6 cannot work that out itself).
+            "discovery.zen.minimum_master_nodes": 1 if bootstrap else quorum(len(members)),
+        })
+    else:
+        doc.update({"discovery.seed_hosts": seeds, "discovery.seed_providers": "file"})
+        if bootstrap:
+            key = "initial_cluster_manager_nodes" if eng.product == "opensearch" else "initial_master_nodes"
+            doc[f"cluster.{key}"] = [guid]
+    if eng.product == "opensearch":
+        doc["compatibility.override_main_response_version"] = True
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -98,34 +184,45 @@ def write_seed_hosts(paths: NodePaths, members: list[str]) -> bool:
 
 def write_config(settings: Settings, paths: NodePaths, secrets: Secrets, guid: str, members: list[str],
                  bootstrap: bool) -> None:
+    eng = engine(settings)
     fsutil.make_dir(home(paths), USER, 0o755)  # the leader manager passes through to config/
     fsutil.make_dir(data_dir(paths), USER, 0o750)
     # The leader manager (leaderl.username) maintains unicast_hosts.txt in here.
     fsutil.make_dir(config_dir(paths), USER, 0o770)
     fsutil.chown(config_dir(paths), USER, settings["leaderl.username"])
-    yml = render_config(settings, secrets, guid, members, bootstrap)
+    yml_doc = json.loads(render_config(settings, secrets, guid, members, bootstrap, eng))
     # path.* settings: the environment needs them before it reads the rest.
-    yml_doc = json.loads(yml)
     yml_doc.update({"path.home": str(home(paths)), "path.data": str(data_dir(paths)),
                     "path.logs": str(settings.path("elasticsearch.log_directory"))})
-    fsutil.write_file(config_dir(paths) / "opensearch.yml", json.dumps(yml_doc, indent=2) + "\n", mode=0o640,
-                      owner=USER, group=USER)
+    for other in {"opensearch.yml", "elasticsearch.yml"} - {eng.config_file}:
+        (config_dir(paths) / other).unlink(missing_ok=True)
+    # Elasticsearch 6: the leader manager keeps minimum_master_nodes in here right (write_zen_quorum).
+    group, mode = (settings["leaderl.username"], 0o660) if eng.zen else (USER, 0o640)
+    fsutil.write_file(config_dir(paths) / eng.config_file, json.dumps(yml_doc, indent=2) + "\n", mode=mode,
+                      owner=USER, group=group)
     fsutil.write_file(config_dir(paths) / "log4j2.properties", LOG4J, mode=0o644)
     write_seed_hosts(paths, members)
     fsutil.chown(seed_hosts_file(paths), settings["leaderl.username"])
-    if settings["elasticsearch.distribution_dir"]:
+    if eng.distribution is not None:
         # A distribution reads its JVM flags from jvm.options in the config directory.
         fsutil.write_file(config_dir(paths) / "jvm.options", "\n".join(jvm_options(settings, paths)) + "\n",
                           mode=0o644)
 
 
 def configured_members(paths: NodePaths) -> list[str]:
-    """The seed hosts in this node's current opensearch.yml (addresses only)."""
+    """The members the search node looks for (addresses only): unicast_hosts.txt, which the leader
+    manager keeps current, else the seeds of the configuration file."""
     try:
-        doc = json.loads((config_dir(paths) / "opensearch.yml").read_text())
-    except (OSError, ValueError):
-        return []
-    return [h.rsplit(":", 1)[0] for h in doc.get("discovery.seed_hosts", [])]
+        hosts = seed_hosts_file(paths).read_text().split()
+    except OSError:
+        hosts = []
+    for name in ("opensearch.yml", "elasticsearch.yml"):
+        try:
+            doc = json.loads((config_dir(paths) / name).read_text())
+        except (OSError, ValueError):
+            continue
+        hosts = hosts or doc.get("discovery.seed_hosts") or doc.get("discovery.zen.ping.unicast.hosts") or []
+    return [h.rsplit(":", 1)[0] for h in hosts]
 
 
 def lib_dir(settings: Settings) -> Path:
@@ -133,18 +230,19 @@ def lib_dir(settings: Settings) -> Path:
 
 
 def version(settings: Settings) -> str | None:
-    """The OpenSearch version that runs (from its server jar's name)."""
-    dist = settings["elasticsearch.distribution_dir"]
-    jars = sorted((Path(dist) / "lib" if dist else lib_dir(settings) / "lib").glob("opensearch-[0-9]*.jar"))
-    return jars[0].name.removeprefix("opensearch-").removesuffix(".jar") if jars else None
+    """What runs, e.g. "opensearch 2.19.6" or "elasticsearch 6.8.23"."""
+    eng = engine(settings)
+    return f"{eng.product} {eng.version}" if eng.version else None
 
 
 def check_installed(settings: Settings) -> None:
-    dist = settings["elasticsearch.distribution_dir"]
-    if dist:
-        if not (Path(dist) / "bin" / "opensearch").is_file():
-            raise ConfigError(f"elasticsearch.distribution_dir {dist} holds no bin/opensearch "
-                              "(an OpenSearch 2.x distribution is expected)")
+    eng = engine(settings)
+    if eng.distribution is not None:
+        found = "neither bin/opensearch nor bin/elasticsearch" if eng.product == "unknown" else \
+            f"{eng.product} {eng.version or '(version unknown: no server jar in lib/)'}"
+        if not eng.supported:
+            raise ConfigError(f"elasticsearch.distribution_dir {eng.distribution} holds {found}; an OpenSearch 2.x, "
+                              "Elasticsearch 7.x or Elasticsearch 6.8 distribution is expected")
     elif not (lib_dir(settings) / "chef-backend-search.jar").is_file():
         raise ConfigError(f"the search service is not installed in {lib_dir(settings)} (run scripts/setup, "
                           "which builds it with Maven), or set elasticsearch.enable = false")
@@ -164,12 +262,16 @@ def jvm_options(settings: Settings, paths: NodePaths) -> list[str]:
 
 def service_spec(settings: Settings, paths: NodePaths) -> ServiceSpec:
     prepare = f"{CHPST} -u {USER}:{USER} mkdir -p {shlex.quote(str(home(paths) / 'tmp'))}\n"
-    dist = settings["elasticsearch.distribution_dir"]
-    if dist:
-        java_home = Path(os.path.realpath(settings["elasticsearch.java"])).parent.parent
-        command = (f"env OPENSEARCH_PATH_CONF={shlex.quote(str(config_dir(paths)))} "
-                   f"OPENSEARCH_JAVA_HOME={shlex.quote(str(java_home))} "
-                   f"{shlex.quote(str(Path(dist) / 'bin' / 'opensearch'))}")
+    eng = engine(settings)
+    if eng.distribution is not None:
+        java_home = shlex.quote(str(Path(os.path.realpath(settings["elasticsearch.java"])).parent.parent))
+        conf = shlex.quote(str(config_dir(paths)))
+        if eng.product == "opensearch":
+            env = f"OPENSEARCH_PATH_CONF={conf} OPENSEARCH_JAVA_HOME={java_home}"
+        else:  # JAVA_HOME up to 7.11, ES_JAVA_HOME since
+            env = (f"ES_PATH_CONF={conf} ES_JAVA_HOME={java_home} JAVA_HOME={java_home} "
+                   f"ES_TMPDIR={shlex.quote(str(home(paths) / 'tmp'))}")
+        command = f"env {env} {shlex.quote(str(eng.distribution / 'bin' / eng.product))}"
     else:
         classpath = f"{lib_dir(settings)}/chef-backend-search.jar:{lib_dir(settings)}/lib/*"
         jvm = jvm_options(settings, paths)
@@ -189,19 +291,67 @@ def service_spec(settings: Settings, paths: NodePaths) -> ServiceSpec:
 
 def health(settings: Settings, timeout: float = 1.0) -> dict[str, Any] | None:
     """This node's view of the search cluster (`_cluster/health`), None when it does not answer."""
-    url = f"http://{settings.publish_address}:{settings['elasticsearch.port']}/_cluster/health?local=true"
+    answer = _get(settings, "/_cluster/health?local=true", timeout)
+    try:
+        return json.loads(answer) if answer is not None else None
+    except ValueError:
+        return None
+
+
+def _get(settings: Settings, path: str, timeout: float) -> bytes | None:
+    url = f"http://{settings.publish_address}:{settings['elasticsearch.port']}{path}"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except (OSError, ValueError, urllib.error.URLError):
+            return resp.read()
+    except (OSError, urllib.error.URLError):
         return None
 
 
 def cluster_manager(settings: Settings, timeout: float = 2.0) -> str | None:
     """The node name (GUID) of the search cluster's elected manager, as this node sees it."""
-    url = f"http://{settings.publish_address}:{settings['elasticsearch.port']}/_cat/cluster_manager?h=node"
+    answer = _get(settings, engine(settings).manager_api, timeout)
+    if answer is None:
+        return None
+    return answer.decode(errors="replace").strip() or None
+
+
+def write_zen_quorum(paths: NodePaths, members: int) -> bool:
+    """Elasticsearch 6: keep this node's own minimum_master_nodes, which it goes by until it has
+    joined a cluster (after a restart, say), at a majority of the members; True if it changed.
+    Rewritten in place: the leader manager may write the file but could not give a new one the
+    engine's owner."""
+    path = config_dir(paths) / "elasticsearch.yml"
+    doc = json.loads(path.read_text())
+    if doc.get("discovery.zen.minimum_master_nodes") == quorum(members):
+        return False
+    doc["discovery.zen.minimum_master_nodes"] = quorum(members)
+    with path.open("r+") as f:
+        f.write(json.dumps(doc, indent=2) + "\n")
+        f.truncate()
+    return True
+
+
+def set_zen_quorum(settings: Settings, members: int, timeout: float = 2.0) -> int | None:
+    """Elasticsearch 6: set discovery.zen.minimum_master_nodes cluster-wide to a majority of the
+    members once that many master-eligible nodes are in (Elasticsearch refuses a larger value).
+    Returns the value set, None when nothing changed."""
+    want = quorum(members)
+    current = _get(settings, "/_cluster/settings?flat_settings=true", timeout)
+    roles = _get(settings, "/_cat/nodes?h=node.role", timeout)
+    if current is None or roles is None:
+        return None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.read().decode().strip() or None
+        have = json.loads(current).get("persistent", {}).get("discovery.zen.minimum_master_nodes")
+    except ValueError:
+        return None
+    if have == str(want) or sum("m" in line for line in roles.decode().split()) < want:
+        return None
+    body = json.dumps({"persistent": {"discovery.zen.minimum_master_nodes": want}}).encode()
+    req = urllib.request.Request(f"http://{settings.publish_address}:{settings['elasticsearch.port']}"
+                                 "/_cluster/settings", data=body, method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout):
+            return want
     except (OSError, urllib.error.URLError):
         return None
