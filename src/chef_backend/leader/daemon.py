@@ -473,9 +473,10 @@ class Manager:
         if decision.role is Role.LEADER and obs.pg.running and not obs.pg.in_recovery and snapshot is not None:
             self.move_etcd_leadership()
             try:
-                self.pg.ensure_slots([g for g in obs.members if g != self.me])
-            except psycopg.Error as exc:
-                log.warning("could not manage replication slots: %s", exc)
+                self.pg.ensure_slots([g for g in obs.members if g != self.me],
+                                     lambda: list(self.store.snapshot().under(keys.NODES)))
+            except (psycopg.Error, StoreError, OSError) as exc:
+                log.warning("could not manage replication slots: %s", describe(exc))
         # "ready" is a fact about the moment we observed, so it only holds for a short while.
         self.published.ready_until = observed_at + READY_VALIDITY_SECONDS if decision.ready and obs.lease_ok else 0.0
         self.published.lease_deadline = self.deadline

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import psycopg
 
@@ -119,15 +120,23 @@ class LocalPg:
     def reload(self) -> None:
         self.execute("SELECT pg_reload_conf()")
 
-    def ensure_slots(self, guids: list[str]) -> None:
-        """Keep one physical slot per other member on the primary, and none for removed ones."""
+    def ensure_slots(self, guids: list[str], current_members: Callable[[], list[str]]) -> None:
+        """Keep one physical slot per other member on the primary, and none for removed ones.
+
+        `guids` may predate a join: a joining node registers, then makes its slot and copies the
+        data through it. So a slot is dropped only if `current_members`, read after the slots,
+        confirms its node is gone (dropping a joiner's slot fails its base backup)."""
         wanted = {postgresql.slot_name(g) for g in guids}
         rows = self.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical'")
         have = {str(r[0]) for r in rows}
         for slot in sorted(wanted - have):
             self.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
             log.info("created replication slot %s", slot)
-        for slot in sorted(s for s in have - wanted if s.startswith("cb_")):
+        unwanted = sorted(s for s in have - wanted if s.startswith("cb_"))
+        if unwanted:
+            members = {postgresql.slot_name(g) for g in current_members()}
+            unwanted = [s for s in unwanted if s not in members]
+        for slot in unwanted:
             active = self.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
             if active and not active[0][0]:
                 self.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
