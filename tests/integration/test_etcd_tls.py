@@ -156,3 +156,23 @@ def test_turning_etcd_tls_off_is_refused_at_reconfigure(cluster: Cluster) -> Non
     finally:
         node.config_file.write_text(before)
     cluster.wait_healthy()
+
+
+def test_quorum_loss_recovery_keeps_the_ca_and_rebuilds_over_tls(cluster: Cluster) -> None:
+    """Two nodes destroyed: the survivor re-forms the cluster (new etcd token, same CA), and two
+    fresh nodes join it over TLS with the new secrets file."""
+    survivor = cluster.wait_leader()
+    ca_before = json.loads(survivor.secrets_file.read_text())["etcd"]["ca_certificate"]
+    lost = [n for n in cluster.nodes if n is not survivor]
+    for node in lost:
+        node.crash()
+        shutil.rmtree(node.root)
+        node.write_config()
+    survivor.ctl("create-cluster", "--quorum-loss-recovery", "--yes")
+    assert json.loads(survivor.secrets_file.read_text())["etcd"]["ca_certificate"] == ca_before
+    shutil.copy(survivor.secrets_file, cluster.secrets_copy)
+    for node in lost:
+        node.ctl("join-cluster", survivor.address, "-s", str(cluster.secrets_copy), "--yes")
+    cluster.wait_healthy()
+    for node in cluster.nodes:
+        assert json.loads(etcd_config(node).read_text())["initial-advertise-peer-urls"].startswith("https://")

@@ -14,11 +14,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster.fresh("refusals")
-    c.create()
-    c.wait_healthy()
-    yield c
-    c.teardown()
+    with Cluster.running("refusals") as c:
+        yield c
 
 
 @pytest.fixture
