@@ -18,7 +18,7 @@ from chef_backend.leader.config import ManagerConfig
 from chef_backend.paths import NodePaths
 from chef_backend.secret_files import enforce, secret_files
 from chef_backend.secrets import Secrets
-from chef_backend.services import elasticsearch, etcd, etcd_tls, leaderl, postgresql
+from chef_backend.services import elasticsearch, etcd, etcd_certs, etcd_tls, leaderl, postgresql
 from chef_backend.ssl import ensure_certificate
 from chef_backend.supervision.runit import Supervisor
 
@@ -61,7 +61,7 @@ def render_node(
         previous = json.loads(paths.etcd_config.read_text())
         etcd_initial = dict(item.split("=", 1) for item in previous["initial-cluster"].split(","))
         etcd_state = previous["initial-cluster-state"]
-    etcd_tls.ensure_node_certificates(settings, secrets)
+    etcd_certs.ensure_node_certificates(settings, secrets)
     etcd.write_config(settings, paths, secrets, identity.guid, etcd_initial, etcd_state)
 
     if etcd_endpoints is None:

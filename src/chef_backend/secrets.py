@@ -25,14 +25,13 @@ import secrets as _random
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-
 from chef_backend import fsutil
 
 _HEX100 = re.compile(r"^[0-9a-f]{100}$")
 _CLUSTER_NAME = re.compile(r"^ChefBackend-[0-9a-f]{8}$")
+# Shape only (the leader manager reads this file too, and needs no crypto library); etcd_certs
+# parses them for real.
+_PEM = re.compile(r"^-----BEGIN ([A-Z ]+)-----\n[A-Za-z0-9+/=\n]+-----END \1-----\n?$")
 
 
 class SecretsError(ValueError):
@@ -149,13 +148,13 @@ def _etcd_ca(section: object, where: str) -> tuple[str | None, str | None]:
     cert, key = section.get("ca_certificate"), section.get("ca_key")
     if cert is None and key is None:
         return None, None
-    again = "copy chef-backend-secrets.json again from a cluster member"
-    try:
-        if not (isinstance(cert, str) and isinstance(key, str)):
-            raise ValueError
-        x509.load_pem_x509_certificate(cert.encode())
-        serialization.load_pem_private_key(key.encode(), password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
+    if not (isinstance(cert, str) and isinstance(key, str) and _pem_kind(cert) == "CERTIFICATE"
+            and _pem_kind(key) in ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY")):
         raise SecretsError(f"{where}: etcd.ca_certificate and etcd.ca_key must both be PEM (certificate, "
-                           f"unencrypted key); {again}") from None
+                           "unencrypted key); copy chef-backend-secrets.json again from a cluster member")
     return cert, key
+
+
+def _pem_kind(text: str) -> str | None:
+    match = _PEM.match(text)
+    return match.group(1) if match else None

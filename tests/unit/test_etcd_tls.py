@@ -13,7 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from chef_backend.config.settings import ConfigError, Settings, load_text
 from chef_backend.paths import NodePaths
 from chef_backend.secrets import Secrets, SecretsError
-from chef_backend.services import etcd, etcd_tls
+from chef_backend.services import etcd, etcd_certs, etcd_tls
 
 
 def settings(tmp_path: Path, tls: bool = True, address: str = "10.1.2.3") -> Settings:
@@ -23,12 +23,12 @@ def settings(tmp_path: Path, tls: bool = True, address: str = "10.1.2.3") -> Set
 
 @pytest.fixture(autouse=True)
 def as_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(etcd_tls, "ETCD_USER", "root")
+    monkeypatch.setattr(etcd_certs, "ETCD_USER", "root")
 
 
 @pytest.fixture(scope="module")
 def cluster_secrets(tmp_path_factory: pytest.TempPathFactory) -> Secrets:
-    return etcd_tls.ensure_ca(settings(tmp_path_factory.mktemp("ca")), Secrets.generate())
+    return etcd_certs.ensure_ca(settings(tmp_path_factory.mktemp("ca")), Secrets.generate())
 
 
 def load(path: Path) -> x509.Certificate:
@@ -37,9 +37,9 @@ def load(path: Path) -> x509.Certificate:
 
 def test_a_ca_is_made_only_when_asked_for(tmp_path: Path, cluster_secrets: Secrets) -> None:
     plain = Secrets.generate()
-    assert etcd_tls.ensure_ca(settings(tmp_path, tls=False), plain) is plain
+    assert etcd_certs.ensure_ca(settings(tmp_path, tls=False), plain) is plain
     assert cluster_secrets.etcd_ca_certificate and cluster_secrets.etcd_ca_key
-    assert etcd_tls.ensure_ca(settings(tmp_path), cluster_secrets) is cluster_secrets
+    assert etcd_certs.ensure_ca(settings(tmp_path), cluster_secrets) is cluster_secrets
     ca = x509.load_pem_x509_certificate(cluster_secrets.etcd_ca_certificate.encode())
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
 
@@ -77,7 +77,7 @@ def test_a_node_must_agree_with_its_cluster(tmp_path: Path, cluster_secrets: Sec
 
 def test_node_certificates_come_from_the_cluster_ca(tmp_path: Path, cluster_secrets: Secrets) -> None:
     s = settings(tmp_path)
-    etcd_tls.ensure_node_certificates(s, cluster_secrets)
+    etcd_certs.ensure_node_certificates(s, cluster_secrets)
     ca = load(etcd_tls.ca_file(s))
     server_cert, server_key = etcd_tls.server_files(s)
     client = etcd_tls.client_tls(s)
@@ -98,15 +98,15 @@ def test_node_certificates_come_from_the_cluster_ca(tmp_path: Path, cluster_secr
 
 def test_certificates_are_kept_unless_they_no_longer_fit(tmp_path: Path, cluster_secrets: Secrets) -> None:
     s = settings(tmp_path)
-    etcd_tls.ensure_node_certificates(s, cluster_secrets)
+    etcd_certs.ensure_node_certificates(s, cluster_secrets)
     server_cert, _ = etcd_tls.server_files(s)
     first = server_cert.read_bytes()
-    etcd_tls.ensure_node_certificates(s, cluster_secrets)
+    etcd_certs.ensure_node_certificates(s, cluster_secrets)
     assert server_cert.read_bytes() == first  # same CA, same address: kept
-    etcd_tls.ensure_node_certificates(settings(tmp_path, address="10.1.2.4"), cluster_secrets)
+    etcd_certs.ensure_node_certificates(settings(tmp_path, address="10.1.2.4"), cluster_secrets)
     assert server_cert.read_bytes() != first  # a new publish address: reissued
-    other = etcd_tls.ensure_ca(settings(tmp_path), Secrets.generate())
-    etcd_tls.ensure_node_certificates(settings(tmp_path, address="10.1.2.4"), other)
+    other = etcd_certs.ensure_ca(settings(tmp_path), Secrets.generate())
+    etcd_certs.ensure_node_certificates(settings(tmp_path, address="10.1.2.4"), other)
     load(server_cert).verify_directly_issued_by(load(etcd_tls.ca_file(s)))  # another CA: reissued
 
 
@@ -128,3 +128,11 @@ def test_etcd_requires_certificates_on_both_ports(tmp_path: Path, cluster_secret
     config = json.loads(paths.etcd_config.read_text())
     assert config["listen-client-urls"] == "http://10.1.2.3:2379" and "client-transport-security" not in config
     assert etcd.service_spec(s, paths).log_drop and not etcd.service_spec(plain, paths).log_drop
+
+
+def test_a_ca_of_the_right_shape_but_unreadable_is_refused_cleanly(tmp_path: Path, cluster_secrets: Secrets) -> None:
+    garbled = "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n"
+    broken = Secrets.parse(cluster_secrets.to_json().replace(
+        json.dumps(cluster_secrets.etcd_ca_certificate)[1:-1], json.dumps(garbled)[1:-1]), "secrets.json")
+    with pytest.raises(SecretsError, match=r"etcd CA .* cannot be read"):
+        etcd_certs.ensure_node_certificates(settings(tmp_path), broken)

@@ -32,7 +32,7 @@ from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confir
 from chef_backend.ctl.progress import Progress, tree_bytes
 from chef_backend.httpcheck import http_status
 from chef_backend.secrets import Secrets, SecretsError
-from chef_backend.services import etcd_tls, postgresql
+from chef_backend.services import etcd_certs, postgresql
 
 MANIFEST = "manifest.json"
 
@@ -182,7 +182,7 @@ def run_restore(args: argparse.Namespace) -> int:
     confirm(f"Create a new cluster on this node ({address}) from the backup of {time.ctime(manifest['created_at'])}?",
             args.yes)
     # New cluster identity and etcd token; the data's own PostgreSQL passwords.
-    secrets = etcd_tls.ensure_ca(ctx.settings, dataclasses.replace(
+    secrets = etcd_certs.ensure_ca(ctx.settings, dataclasses.replace(
         Secrets.generate(), db_superuser_password=old.db_superuser_password,
         replication_password=old.replication_password))
     try:

@@ -16,7 +16,7 @@ from chef_backend.ctl import preflight, quorum_recovery, waits
 from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confirm
 from chef_backend.reconfigure import ensure_users, grant_pg_control, render_node
 from chef_backend.secrets import Secrets
-from chef_backend.services import etcd, etcd_tls, postgresql
+from chef_backend.services import etcd, etcd_certs, postgresql
 from chef_backend.supervision.runit import Supervisor
 
 
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     confirm(f"Create a new chef-backend cluster with this node ({address}) as its leader?", args.yes)
 
     generated = not ctx.paths.secrets_file.exists()
-    secrets = etcd_tls.ensure_ca(ctx.settings, Secrets.generate() if generated else ctx.secrets())
+    secrets = etcd_certs.ensure_ca(ctx.settings, Secrets.generate() if generated else ctx.secrets())
     if not generated and secrets != ctx.secrets():
         # The operator's own secrets file, now with the etcd CA that joining nodes need.
         ensure_users(ctx.settings)

@@ -28,7 +28,7 @@ from chef_backend.ctl.node_lifecycle import stop_everything, wipe_node_state
 from chef_backend.ctl.progress import Progress, tree_bytes
 from chef_backend.reconfigure import ensure_users, grant_pg_control, render_node
 from chef_backend.secrets import Secrets, SecretsError
-from chef_backend.services import etcd, etcd_tls, postgresql
+from chef_backend.services import etcd, etcd_certs, etcd_tls, postgresql
 from chef_backend.supervision.runit import Supervisor
 
 
@@ -133,7 +133,7 @@ def etcd_client_certificates(ctx: Context, secrets: Secrets) -> None:
     """With etcd.tls, this node's etcd certificates, issued before it first talks to the cluster."""
     if etcd_tls.enabled(ctx.settings):
         ensure_users(ctx.settings)
-        etcd_tls.ensure_node_certificates(ctx.settings, secrets)
+        etcd_certs.ensure_node_certificates(ctx.settings, secrets)
 
 
 def prepare_recovery(ctx: Context, peer: str) -> None:
