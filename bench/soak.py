@@ -1,6 +1,6 @@
 """Soak: N random fault cycles against a three-host cluster (network namespaces), under load.
 
-    sudo /opt/chef-backend/embedded/bin/python bench/soak.py --cycles 100 [--seed S]
+    sudo /opt/chef-backend/embedded/bin/python bench/soak.py --cycles 100 [--seed S] [--faults a,b]
 
 Prints one JSON line per cycle and a JSON summary: cycles, lost writes, double-leader windows,
 max write outage, max recovery time. The run's history (workload and prober logs, each node's
@@ -100,7 +100,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=100)
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--faults", default=",".join(FAULTS), help="the faults to draw from (comma-separated)")
     args = parser.parse_args()
+    faults = args.faults.split(",")
+    if unknown := set(faults) - set(FAULTS):
+        parser.error(f"unknown faults {sorted(unknown)}; choose from {', '.join(FAULTS)}")
     rng = random.Random(args.seed)
     setup_network(3)
     cluster = ns_cluster("soak", extra_config=FAULT_CONFIG, pg_disk_mb=PG_DISK_MB)
@@ -110,7 +114,7 @@ def main() -> None:
         cluster.wait_healthy(120)
         with client_workload(cluster) as (writer, prober):
             for cycle in range(args.cycles):
-                results.append(run_cycle(cluster, writer, prober, cycle, rng.choice(FAULTS)))
+                results.append(run_cycle(cluster, writer, prober, cycle, rng.choice(faults)))
     finally:
         cluster.teardown()
         teardown_network()
@@ -120,7 +124,7 @@ def main() -> None:
         "double_leader_windows": sum(r["double_leader_windows"] for r in results),
         "max_write_outage_s": max((r["write_outage_s"] for r in results), default=0.0),
         "max_recovery_s": max((r["recovery_s"] for r in results), default=0.0),
-        "faults": {f: sum(1 for r in results if r["fault"] == f) for f in FAULTS},
+        "faults": {f: sum(1 for r in results if r["fault"] == f) for f in faults},
     }), flush=True)
 
 

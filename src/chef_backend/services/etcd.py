@@ -69,6 +69,9 @@ def write_config(
         "election-timeout": settings["etcd.election_timeout"],
         "snapshot-count": settings["etcd.snapshot_count"],
         "strict-reconfig-check": True,
+        # A member cut off keeps campaigning; without pre-vote its inflated term deposes the raft
+        # leader when it comes back, and etcd (so every lease renewal) stalls for an election.
+        "pre-vote": True,
         "enable-v2": True,
         "enable-grpc-gateway": True,  # the JSON gateway we talk to; off by default with a config file
         "logger": "zap",
