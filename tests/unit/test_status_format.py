@@ -40,3 +40,20 @@ def test_flags_deployment_tooling_passes_are_accepted(argv: list[str]) -> None:
     from chef_backend.ctl.main import build_parser
 
     assert build_parser().parse_args(argv).func is not None
+
+
+def test_the_es_column_follows_the_search_cluster_and_falls_back_to_reports() -> None:
+    from chef_backend.cluster.view import NodeView
+    from chef_backend.config.settings import load_text
+    from chef_backend.ctl.status import search_role
+
+    on, off = load_text(""), load_text("elasticsearch.enable = false\n")
+    fresh = NodeView("a" * 32, "n1", "10.0.0.1", 0.0, 7331, status={"role": "follower"})  # no report yet
+    reported = NodeView("b" * 32, "n2", "10.0.0.2", 0.0, 7331, status={"search": {"status": "green"}})
+    members = {"a" * 32, "b" * 32}
+    assert search_role(on, fresh, "b" * 32, members) == "not_master"
+    assert search_role(on, reported, "b" * 32, members) == "master"
+    assert search_role(on, fresh, "b" * 32, {"b" * 32}) == "offline"
+    assert search_role(on, fresh, None, None) == "offline"  # this node's search does not answer
+    assert search_role(on, reported, None, None) == "not_master"
+    assert search_role(off, reported, "b" * 32, members) == "disabled"

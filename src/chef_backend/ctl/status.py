@@ -149,11 +149,14 @@ def print_table(header: list[str], rows: list[tuple[str, ...]]) -> None:
         print("  ".join([*cells, str(row[-1])]).rstrip())
 
 
-def search_role(settings: Settings, n: NodeView, manager: str | None) -> str:
-    """The ES column: the search cluster's elected manager is `master` (as in the original)."""
+def search_role(settings: Settings, n: NodeView, manager: str | None, members: set[str] | None) -> str:
+    """The ES column: the search cluster's elected manager is `master` (as in the original).
+    A node is `offline` unless it is in the search cluster as this node's search node sees it
+    (`members`), or, when that does not answer, unless its leader manager last reported search."""
     if not settings.service_enabled("elasticsearch"):
         return "disabled"
-    if n.status is None or not n.status.get("search"):
+    reported = n.status is not None and bool(n.status.get("search"))
+    if not (n.guid in members if members is not None else reported):
         return "offline"
     return "master" if n.guid == manager else "not_master"
 
@@ -191,7 +194,8 @@ def run_cluster_status(args: argparse.Namespace) -> int:
         raise CtlError(error.removeprefix("error: "))
     enabled = ctx.settings.service_enabled("elasticsearch")
     manager = elasticsearch.cluster_manager(ctx.settings) if enabled else None
-    es = {n.guid: search_role(ctx.settings, n, manager) for n in view.nodes}
+    members = elasticsearch.cluster_nodes(ctx.settings) if enabled else None
+    es = {n.guid: search_role(ctx.settings, n, manager, members) for n in view.nodes}
     if args.json:
         doc = {
             "cluster_id": (view.cluster or {}).get("cluster_id"),

@@ -315,6 +315,12 @@ def cluster_manager(settings: Settings, timeout: float = 2.0) -> str | None:
     return answer.decode(errors="replace").strip() or None
 
 
+def cluster_nodes(settings: Settings, timeout: float = 2.0) -> set[str] | None:
+    """The node names (GUIDs) in the search cluster as this node sees it; None when it does not answer."""
+    answer = _get(settings, "/_cat/nodes?h=name", timeout)
+    return None if answer is None else set(answer.decode(errors="replace").split())
+
+
 def write_zen_quorum(paths: NodePaths, members: int) -> bool:
     """Elasticsearch 6: keep this node's own minimum_master_nodes, which it goes by until it has
     joined a cluster (after a restart, say), at a majority of the members; True if it changed.
