@@ -23,7 +23,7 @@ def settings(tmp_path: Path, tls: bool = True, address: str = "10.1.2.3") -> Set
 
 @pytest.fixture(autouse=True)
 def as_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(etcd_certs, "ETCD_USER", "root")
+    monkeypatch.setattr(etcd, "USER", "root")
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,6 @@ def test_etcd_requires_certificates_on_both_ports(tmp_path: Path, cluster_secret
     s = settings(tmp_path)
     paths = NodePaths.under(tmp_path / "root")
     monkeypatch.setattr("chef_backend.fsutil.chown", lambda *a, **k: None)
-    monkeypatch.setattr(etcd, "USER", "root")
     etcd.write_config(s, paths, cluster_secrets, "g" * 32, {"g" * 32: etcd.peer_url(s)}, "new")
     config = json.loads(paths.etcd_config.read_text())
     assert config["listen-client-urls"] == "https://10.1.2.3:2379"

@@ -74,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
     address = common_preflight(ctx)
     confirm(f"Create a new chef-backend cluster with this node ({address}) as its leader?", args.yes)
 
-    generated = not ctx.paths.secrets_file.exists()
-    secrets = etcd_certs.ensure_ca(ctx.settings, Secrets.generate() if generated else ctx.secrets())
-    if not generated and secrets != ctx.secrets():
+    existing = ctx.secrets() if ctx.paths.secrets_file.exists() else None
+    generated = existing is None
+    secrets = etcd_certs.ensure_ca(ctx.settings, existing or Secrets.generate())
+    if existing is not None and secrets is not existing:
         # The operator's own secrets file, now with the etcd CA that joining nodes need.
         ensure_users(ctx.settings)
         secrets.save(ctx.paths.secrets_file, ctx.settings["leaderl.runsv_group"])

@@ -15,10 +15,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from chef_backend import fsutil, hostaddr
 from chef_backend.config.settings import Settings
 from chef_backend.secrets import Secrets, SecretsError
-from chef_backend.services.etcd_tls import check_consistent, directory, enabled, server_files
+from chef_backend.services import etcd
+from chef_backend.services.etcd_tls import directory, enabled, server_files
 from chef_backend.ssl import certificate_builder, key_pem, new_key, subject_name
 
-ETCD_USER = "chef-backend"
 RENEW_BEFORE = datetime.timedelta(days=30)
 
 
@@ -42,10 +42,10 @@ def ensure_ca(settings: Settings, secrets: Secrets) -> Secrets:
 
 def ensure_node_certificates(settings: Settings, secrets: Secrets) -> None:
     """Issue (or renew) this node's etcd server and client certificates from the cluster CA (the
-    server's only once the node has a publish address)."""
+    server's only once the node has a publish address). Callers have checked that the secrets
+    hold the CA (etcd_tls.check_consistent)."""
     if not enabled(settings):
         return
-    check_consistent(settings, secrets)
     assert secrets.etcd_ca_certificate and secrets.etcd_ca_key
     try:
         ca_cert = x509.load_pem_x509_certificate(secrets.etcd_ca_certificate.encode())
@@ -64,7 +64,7 @@ def ensure_node_certificates(settings: Settings, secrets: Secrets) -> None:
         # needs client authentication too.
         server_uses = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
         cert_path, key_path = server_files(settings)
-        _ensure(settings, ca_cert, ca_key, cert_path, key_path, ETCD_USER, f"etcd {settings.node_name}", address,
+        _ensure(settings, ca_cert, ca_key, cert_path, key_path, etcd.USER, f"etcd {settings.node_name}", address,
                 server_uses)
     _ensure(settings, ca_cert, ca_key, d / "client.crt", d / "client.key", settings["leaderl.username"],
             f"chef-backend client {settings.node_name}", None, [ExtendedKeyUsageOID.CLIENT_AUTH])
