@@ -261,6 +261,16 @@ class Cluster:
 
         return self.wait_for(healthy, timeout, "a healthy cluster")
 
+    def lose_all_but(self, survivor: Node) -> list[Node]:
+        """Destroy every other node for good (processes and files), leaving each a fresh
+        chef-backend.rb to join again with; returns them."""
+        lost = [n for n in self.nodes if n is not survivor]
+        for node in lost:
+            node.crash()
+            shutil.rmtree(node.root)
+            node.write_config()
+        return lost
+
     def teardown(self) -> None:
         """Keep every node's logs beside the client's (for reading after a failure), then remove
         the cluster."""

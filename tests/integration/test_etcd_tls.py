@@ -129,15 +129,6 @@ def test_a_frontend_routes_by_the_member_list_when_etcd_needs_certificates(clust
         subprocess.run([FRONTEND_CMD, "stop", "--dir", str(fe)], capture_output=True, timeout=60)
 
 
-@pytest.fixture
-def newcomer(cluster: Cluster):
-    node = Node(4, cluster.base)
-    shutil.rmtree(node.root, ignore_errors=True)
-    node.write_config()
-    yield node
-    shutil.rmtree(node.root, ignore_errors=True)
-
-
 def test_a_node_without_etcd_tls_is_refused_at_join(cluster: Cluster, newcomer: Node) -> None:
     result = join(newcomer, secrets=str(cluster.secrets_copy))
     assert_refused(result, "set etcd.tls = true")
@@ -163,11 +154,7 @@ def test_quorum_loss_recovery_keeps_the_ca_and_rebuilds_over_tls(cluster: Cluste
     fresh nodes join it over TLS with the new secrets file."""
     survivor = cluster.wait_leader()
     ca_before = json.loads(survivor.secrets_file.read_text())["etcd"]["ca_certificate"]
-    lost = [n for n in cluster.nodes if n is not survivor]
-    for node in lost:
-        node.crash()
-        shutil.rmtree(node.root)
-        node.write_config()
+    lost = cluster.lose_all_but(survivor)
     survivor.ctl("create-cluster", "--quorum-loss-recovery", "--yes")
     assert json.loads(survivor.secrets_file.read_text())["etcd"]["ca_certificate"] == ca_before
     shutil.copy(survivor.secrets_file, cluster.secrets_copy)

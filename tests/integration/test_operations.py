@@ -87,11 +87,7 @@ def test_rebuild_from_the_survivor_of_a_two_node_loss(cluster: Cluster) -> None:
     survivor = cluster.wait_leader()
     stale_secrets = cluster.base / "stale-secrets.json"
     shutil.copy(cluster.secrets_copy, stale_secrets)
-    lost = [n for n in cluster.nodes if n is not survivor]
-    for node in lost:
-        node.crash()
-        shutil.rmtree(node.root)
-        node.write_config()
+    lost = cluster.lose_all_but(survivor)
     survivor.ctl("create-cluster", "--quorum-loss-recovery", "--yes")
     assert survivor.leader_code() == 200
     doc = cluster.cluster_status(survivor)

@@ -18,15 +18,6 @@ def cluster():
         yield c
 
 
-@pytest.fixture
-def newcomer(cluster: Cluster):
-    node = Node(4, cluster.base)
-    shutil.rmtree(node.root, ignore_errors=True)
-    node.write_config()
-    yield node
-    shutil.rmtree(node.root, ignore_errors=True)
-
-
 def assert_refused(result, message: str) -> None:
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
