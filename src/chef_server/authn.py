@@ -1,0 +1,119 @@
+"""Who is asking: signed-request authentication of users and clients, with a cache of their keys.
+
+Keys are cached per worker for a short time and forgotten at once when any frontend changes a user,
+client, key or membership: the database NOTIFYs `chef_auth` and every worker LISTENs. While the
+listener is not connected the cache is not used, so a stale key can never authenticate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import psycopg
+
+from . import keys as keylib
+from . import signing
+from .errors import ChefError, error_body
+from .storage import principals
+from .storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Requestor:
+    """The authenticated user or client of a request."""
+
+    name: str
+    type: str  # "user" | "client"
+    id: str
+    authz_id: str
+    superuser: bool = False
+    validator: bool = False
+    member: bool = False     # a user associated with the request's org (clients always are)
+    org_admin: bool = False  # in the request's org's admins group
+
+
+class KeyCache:
+    """Principal lookups per (org, name), valid while the invalidation listener is connected."""
+
+    def __init__(self, ttl: float = 60.0, max_entries: int = 20000):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.entries: dict[tuple[str | None, str], tuple[float, dict]] = {}
+        self.generation = 0
+        self.listening = False
+
+    def get(self, key: tuple[str | None, str]) -> dict | None:
+        if not self.listening:
+            return None
+        hit = self.entries.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: tuple[str | None, str], value: dict, generation: int) -> None:
+        """Store a lookup made while `generation` was current, unless something changed since."""
+        if not self.listening or generation != self.generation:
+            return
+        if len(self.entries) >= self.max_entries:
+            self.entries.clear()
+        self.entries[key] = (time.monotonic() + self.ttl, value)
+
+    def invalidate(self) -> None:
+        self.generation += 1
+        self.entries.clear()
+
+    async def listen(self, conninfo: str) -> None:
+        """Run forever: LISTEN chef_auth and forget everything on each notification or disconnection."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                    await conn.execute("LISTEN chef_auth")
+                    self.invalidate()
+                    self.listening = True
+                    async for _ in conn.notifies():
+                        self.invalidate()
+            except (psycopg.Error, OSError) as exc:
+                log.info("key cache listener: %s", exc)
+            finally:
+                self.listening = False
+                self.invalidate()
+            await asyncio.sleep(1.0)
+
+
+async def authenticate(db: Database, cache: KeyCache, method: str, path: str, headers: Mapping[str, str],
+                       body: bytes, org: str | None) -> tuple[Requestor, str | None]:
+    """The verified requestor and the org's id, or erchef's 400/401/403/404 as a ChefError."""
+    signed = signing.check_headers(headers)
+    now = datetime.datetime.now(datetime.UTC)
+    signing.check_clock(signed, now)
+    key = (org, signed.user_id)
+    record = cache.get(key)
+    if record is None:
+        generation = cache.generation
+        async with db.connection() as conn:
+            record = await principals.lookup(conn, org, signed.user_id)
+        cache.put(key, record, generation)
+    if org is not None and record["org_id"] is None:
+        raise ChefError(404, error_body(f"organization '{org}' does not exist."))
+    if not record["principals"]:
+        raise signing.unknown_requestor(signed.user_id)
+    now_epoch = now.timestamp()
+    for principal in record["principals"]:
+        public_keys = [keylib.load_public_key(pem) for _name, pem, expires in principal["keys"]
+                       if expires is None or expires > now_epoch]
+        if signing.verify(signed, method, path, body, [k for k in public_keys if k is not None]):
+            requestor = Requestor(name=signed.user_id, type=principal["type"], id=principal["id"],
+                                  authz_id=principal["authz_id"], superuser=principal["superuser"],
+                                  validator=principal["validator"], member=principal["member"],
+                                  org_admin=principal["org_admin"])
+            if org is not None and requestor.type == "user" and not requestor.member and not requestor.superuser:
+                raise ChefError(403, error_body(f"'{requestor.name}' not associated with organization '{org}'"))
+            return requestor, record["org_id"]
+    raise signing.bad_signature(signed.user_id)

@@ -1,0 +1,43 @@
+"""The connection pool of one API worker, and the mapping of database outages to 503."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from ..errors import unavailable
+
+
+class Database:
+    """An async pool of connections to the cluster's PostgreSQL (through the frontend's local HAProxy)."""
+
+    def __init__(self, conninfo: str, max_size: int = 8, timeout: float = 5.0):
+        self.conninfo = conninfo
+        self.pool = psycopg_pool.AsyncConnectionPool(
+            conninfo, min_size=1, max_size=max_size, timeout=timeout, open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 2})
+
+    async def open(self) -> None:
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A pooled connection; an unreachable or failing-over database becomes a 503 ChefError."""
+        try:
+            async with self.pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.errors.ReadOnlySqlTransaction,
+                psycopg.errors.AdminShutdown) as exc:
+            raise unavailable() from exc
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn
