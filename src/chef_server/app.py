@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import api_version, authn
-from .api import clients, keys, license, organizations, principals, status, users
+from .api import clients, groups, keys, license, organizations, principals, status, users
 from .config import Settings
 from .context import Ctx
 from .errors import ChefError, error_body
@@ -64,6 +64,8 @@ ROUTES: list[tuple[str, dict[str, Handler], bool]] = [
     ("/organizations/{org}/clients/{client}/keys/{key}", {"GET": keys.get_client_key,
                                                           "PUT": keys.update_client_key,
                                                           "DELETE": keys.delete_client_key}, True),
+    ("/organizations/{org}/groups", {"GET": groups.list_groups}, True),
+    ("/organizations/{org}/groups/{group}", {"GET": groups.get_group, "PUT": groups.update_group}, True),
     ("/organizations/{org}/principals/{name}", {"GET": principals.get_principal}, False),
 ]
 
