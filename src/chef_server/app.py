@@ -70,6 +70,15 @@ ROUTES: list[tuple[str, dict[str, Handler], bool]] = [
 ]
 
 
+async def _no_such_route(ctx: Ctx) -> tuple[int, object]:
+    raise ChefError(404, error_body("not found"))
+
+
+# Paths no route matches still authenticate first: a bad signature is a 401 whatever the path.
+_ANY_METHOD = dict.fromkeys(_ALL_METHODS, _no_such_route)
+ROUTES += [("/organizations/{org}/{rest:path}", _ANY_METHOD, True), ("/{rest:path}", _ANY_METHOD, True)]
+
+
 def _json(status: int, body: object, headers: dict[str, str]) -> Response:
     if status == 204 or body is None:
         return Response(status_code=status, headers=headers)
