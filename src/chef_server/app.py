@@ -23,15 +23,20 @@ from .config import Settings
 from .context import Ctx
 from .errors import ChefError, error_body
 from .storage.db import Database
-from .validation import MAX_BODY
+from .validation import MAX_BODY, TOO_BIG, check_client_version
 
 log = logging.getLogger(__name__)
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 Handler = Callable[[Ctx], Awaitable[tuple[int, object]]]
 
-# (path, {method: handler}, signed)
-ROUTES: list[tuple[str, dict[str, Handler], bool]] = [
+# The path a /validate/* request was signed for: the part after /validate (erchef's chef_wm_validate).
+def _validated_path(params: dict[str, str]) -> str:
+    return "/" + params["rest"]
+
+
+# (path, {method: handler}, signed): signed is True, False (no signature) or the signed path from the params
+ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], str]]] = [
     ("/_status", {"GET": status.get_status}, False),
     ("/license", {"GET": license.get_license}, True),
     ("/server_api_version", {"GET": status.get_server_api_version}, True),
@@ -67,6 +72,9 @@ ROUTES: list[tuple[str, dict[str, Handler], bool]] = [
     ("/organizations/{org}/groups", {"GET": groups.list_groups}, True),
     ("/organizations/{org}/groups/{group}", {"GET": groups.get_group, "PUT": groups.update_group}, True),
     ("/organizations/{org}/principals/{name}", {"GET": principals.get_principal}, False),
+    ("/organizations/{org}/validate/{rest:path}", dict.fromkeys(("GET", "PUT", "POST", "DELETE"), status.validate),
+     _validated_path),
+    ("/system_recovery", {"POST": users.system_recovery}, True),
 ]
 
 
@@ -95,18 +103,19 @@ async def _read_body(request: Request) -> bytes:
     """The body, refusing more than MAX_BODY bytes without reading them all."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_BODY:
-        raise ChefError(413, {"error": "JSON must be no more than 1000000 bytes."})
+        raise ChefError(413, {"error": TOO_BIG})
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY:
-            raise ChefError(413, {"error": "JSON must be no more than 1000000 bytes."})
+            raise ChefError(413, {"error": TOO_BIG})
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _endpoint(methods: dict[str, Handler], signed: bool):
+def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, str]], str]):
     allowed = ", ".join(sorted(methods))
+    json_body = signed is True  # POST/PUT bodies are JSON objects, refused (400) before authentication as erchef does
 
     async def endpoint(request: Request) -> Response:
         state = request.app.state
@@ -125,14 +134,19 @@ def _endpoint(methods: dict[str, Handler], signed: bool):
                 if ctype not in ("application/json", ""):
                     raise ChefError(415, error_body(f"Unsupported Content-Type {ctype}"))
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
+            check_client_version(headers.get("x-chef-version"))
             raw_path = request.scope.get("raw_path") or request.url.path.encode()
             ctx = Ctx(method=request.method, path=raw_path.decode("latin-1"), params=dict(request.path_params),
                       query=dict(request.query_params), headers=headers, body=body, api_version=served,
                       base_url=_base_url(request), db=state.db, settings=state.settings,
                       org_name=request.path_params.get("org"))
+            if json_body and request.method in ("POST", "PUT"):
+                ctx.json()
             if signed:
+                signed_path = ctx.path if signed is True else signed(ctx.params)
                 ctx.requestor, ctx.org_id = await authn.authenticate(
-                    state.db, state.key_cache, request.method, ctx.path, headers, body, ctx.org_name)
+                    state.db, state.key_cache, request.method, signed_path, headers, body, ctx.org_name,
+                    ctx.settings.superuser_name)
             status, reply = await handler(ctx)
             response = _json(status, None if request.method == "HEAD" else reply, {})
         except ChefError as exc:

@@ -36,7 +36,12 @@ class Requestor:
     superuser: bool = False
     validator: bool = False
     member: bool = False     # a user associated with the request's org (clients always are)
-    org_admin: bool = False  # in the request's org's admins group
+    groups: frozenset[str] = frozenset()  # the request's org's groups it is in, directly or nested
+    key_name: str | None = None  # the key that signed the request
+
+    @property
+    def org_admin(self) -> bool:
+        return "admins" in self.groups
 
 
 class KeyCache:
@@ -87,33 +92,57 @@ class KeyCache:
             await asyncio.sleep(1.0)
 
 
-async def authenticate(db: Database, cache: KeyCache, method: str, path: str, headers: Mapping[str, str],
-                       body: bytes, org: str | None) -> tuple[Requestor, str | None]:
-    """The verified requestor and the org's id, or erchef's 400/401/403/404 as a ChefError."""
-    signed = signing.check_headers(headers)
-    now = datetime.datetime.now(datetime.UTC)
-    signing.check_clock(signed, now)
-    key = (org, signed.user_id)
+async def _lookup(db: Database, cache: KeyCache, org: str | None, name: str) -> dict:
+    key = (org, name)
     record = cache.get(key)
     if record is None:
         generation = cache.generation
         async with db.connection() as conn:
-            record = await principals.lookup(conn, org, signed.user_id)
+            record = await principals.lookup(conn, org, name)
         cache.put(key, record, generation)
+    return record
+
+
+def _live_keys(principal: dict, now_epoch: float) -> list[tuple[str, object]]:
+    """(name, public key) of a principal's keys that have not expired."""
+    keys = [(name, keylib.load_public_key(pem)) for name, pem, expires in principal["keys"]
+            if expires is None or expires > now_epoch]
+    return [(name, key) for name, key in keys if key is not None]
+
+
+async def authenticate(db: Database, cache: KeyCache, method: str, path: str, headers: Mapping[str, str],
+                       body: bytes, org: str | None, superuser_name: str) -> tuple[Requestor, str | None]:
+    """The verified requestor and the org's id, or erchef's 400/401/403/404 as a ChefError.
+
+    Every key of every principal of the name (a user, and a client of the org) is tried. A request marked
+    `X-Ops-Request-Source: web` is signed by the web UI's key (the superuser's) on behalf of the named user.
+    """
+    signed = signing.check_headers(headers)
+    now = datetime.datetime.now(datetime.UTC)
+    signing.check_clock(signed, now)
+    record = await _lookup(db, cache, org, signed.user_id)
     if org is not None and record["org_id"] is None:
         raise ChefError(404, error_body(f"organization '{org}' does not exist."))
-    if not record["principals"]:
+    candidates = record["principals"]
+    if not candidates:
         raise signing.unknown_requestor(signed.user_id)
     now_epoch = now.timestamp()
-    for principal in record["principals"]:
-        public_keys = [keylib.load_public_key(pem) for _name, pem, expires in principal["keys"]
-                       if expires is None or expires > now_epoch]
-        if signing.verify(signed, method, path, body, [k for k in public_keys if k is not None]):
-            requestor = Requestor(name=signed.user_id, type=principal["type"], id=principal["id"],
-                                  authz_id=principal["authz_id"], superuser=principal["superuser"],
-                                  validator=principal["validator"], member=principal["member"],
-                                  org_admin=principal["org_admin"])
-            if org is not None and requestor.type == "user" and not requestor.member and not requestor.superuser:
-                raise ChefError(403, error_body(f"'{requestor.name}' not associated with organization '{org}'"))
-            return requestor, record["org_id"]
+    web = headers.get("x-ops-request-source") == "web"
+    if web:
+        webui = await _lookup(db, cache, None, superuser_name)
+        signer_keys = _live_keys(webui["principals"][0], now_epoch) if webui["principals"] else []
+    for principal in candidates:
+        if web and principal["type"] != "user":
+            continue
+        keys = signer_keys if web else _live_keys(principal, now_epoch)
+        index = signing.matching_key(signed, method, path, body, [key for _, key in keys])
+        if index is None:
+            continue
+        requestor = Requestor(name=signed.user_id, type=principal["type"], id=principal["id"],
+                              authz_id=principal["authz_id"], superuser=principal["superuser"],
+                              validator=principal["validator"], member=principal["member"],
+                              groups=frozenset(principal["groups"]), key_name=None if web else keys[index][0])
+        if org is not None and requestor.type == "user" and not requestor.member and not requestor.superuser:
+            raise ChefError(403, error_body(f"'{requestor.name}' not associated with organization '{org}'"))
+        return requestor, record["org_id"]
     raise signing.bad_signature(signed.user_id)

@@ -11,7 +11,7 @@ import binascii
 import datetime
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -137,13 +137,18 @@ def signature_matches(key: rsa.RSAPublicKey, signed: SignedRequest, canonical: b
         return False
 
 
-def verify(signed: SignedRequest, method: str, path: str, body: bytes,
-           keys: Iterable[rsa.RSAPublicKey]) -> bool:
-    """True when the body matches its hash and one of `keys` signed this request."""
+def matching_key(signed: SignedRequest, method: str, path: str, body: bytes,
+                 keys: Sequence[rsa.RSAPublicKey]) -> int | None:
+    """The index of the key in `keys` that signed this request (the body matching its hash), or None."""
     if content_hash(signed, body) != signed.content_hash:
-        return False
+        return None
     canonical = canonical_request(signed, method, path)
-    return any(signature_matches(key, signed, canonical) for key in keys)
+    return next((i for i, key in enumerate(keys) if signature_matches(key, signed, canonical)), None)
+
+
+def verify(signed: SignedRequest, method: str, path: str, body: bytes, keys: Sequence[rsa.RSAPublicKey]) -> bool:
+    """True when the body matches its hash and one of `keys` signed this request."""
+    return matching_key(signed, method, path, body, keys) is not None
 
 
 def bad_signature(user_id: str) -> ChefError:

@@ -8,7 +8,10 @@ import orjson
 
 from .errors import ChefError, bad_request, error_body
 
-MAX_BODY = 1_000_000  # erchef's default max_request_size
+MAX_BODY = 2_000_000  # the largest request body Chef's frontends accept
+TOO_BIG = f"JSON must be no more than {MAX_BODY} bytes."
+MIN_CLIENT_MAJOR = 10  # Chef's frontends refuse clients older than Chef 10 (X-Chef-Version)
+_CHEF_VERSION = re.compile(r"^(\d+)\.(\d+)\.")
 
 USER_NAME = re.compile(r"^[a-z0-9\-_]+$")
 CLIENT_NAME = re.compile(r"^[.\w-]+$", re.ASCII)
@@ -29,7 +32,7 @@ EMAIL = re.compile(
 def parse_json_object(body: bytes) -> dict:
     """The request body as a JSON object, or erchef's 400 (invalid JSON / wrong type) or 413."""
     if len(body) > MAX_BODY:
-        raise ChefError(413, {"error": "JSON must be no more than 1000000 bytes."})
+        raise ChefError(413, {"error": TOO_BIG})
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -68,3 +71,16 @@ def optional_bool(data: dict, field: str) -> bool | None:
 
 def error_for_json_type(field: str) -> ChefError:
     return ChefError(400, error_body(f"Field '{field}' invalid"))
+
+
+def check_client_version(version: str | None) -> None:
+    """Refuse (400) a chef-client older than MIN_CLIENT_MAJOR by its X-Chef-Version, as Chef's nginx does."""
+    if version is None:
+        return
+    match = _CHEF_VERSION.match(version)
+    if match:
+        major, minor = int(match.group(1)), int(match.group(2))
+        if major >= MIN_CLIENT_MAJOR or (major == 0 and minor == 10):
+            return
+    raise ChefError(400, {"error": f"400 - Bad Request: Chef Client version {MIN_CLIENT_MAJOR} or higher "
+                                   f"required. Your version of Chef is {version}."})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import authz
+from .. import keys as keylib
 from ..context import Ctx
 from ..errors import ChefError, bad_request, error_body, forbidden
 from ..storage import clients as store
@@ -50,7 +51,7 @@ def client_body(row: dict, org: str, api_version: int) -> dict:
 
 async def list_clients(ctx: Ctx) -> tuple[int, object]:
     r = ctx.requestor
-    if not (r.superuser or r.org_admin or (r.type == "user" and r.member)):
+    if not (r.superuser or r.org_admin or "users" in r.groups):
         authz.deny("read")
     async with ctx.db.connection() as conn:
         names = await store.names(conn, ctx.org_id)
@@ -98,7 +99,7 @@ async def _load(conn, ctx: Ctx) -> dict:
 async def get_client(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
         row = await _load(conn, ctx)
-    if not authz.may_read_client(ctx.requestor, row["name"]):
+    if not authz.may_access_client(ctx.requestor, row["name"], "read"):
         authz.deny("read")
     return 200, client_body(row, ctx.org_name, ctx.api_version)
 
@@ -107,7 +108,7 @@ async def update_client(ctx: Ctx) -> tuple[int, object]:
     data = ctx.json()
     async with ctx.db.transaction() as conn:
         row = await _load(conn, ctx)
-        if not authz.may_change_client(ctx.requestor, row["name"], "update"):
+        if not authz.may_access_client(ctx.requestor, row["name"], "update"):
             authz.deny("update")
         client = validate_client(ctx.api_version, data, row["name"], "update")
         validator = row["validator"] if client["validator"] is None else client["validator"]
@@ -116,23 +117,23 @@ async def update_client(ctx: Ctx) -> tuple[int, object]:
         private = public = None
         if ctx.api_version == 0:
             if data.get("private_key") is True:
-                from .. import keys as keylib
                 public, private = keylib.generate_key_pair()
             elif data.get("public_key") is not None:
                 public = data["public_key"]
             if public is not None:
                 await key_store.upsert_default(conn, row["id"], public)
-    body = client_body({**row, "name": client["name"], "validator": validator,
-                        "public_key": public or row.get("public_key")}, ctx.org_name, ctx.api_version)
-    if private is not None:
-        body["private_key"] = private
+    # erchef answers the request's body as stored; v0 adds the key and whether a private key was made
+    body = {**data, "name": client["name"], "clientname": client["name"], "validator": validator}
+    if ctx.api_version == 0:
+        body["public_key"] = public or row.get("public_key")
+        body["private_key"] = private if private is not None else False
     return (201 if client["name"] != row["name"] else 200), body
 
 
 async def delete_client(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.transaction() as conn:
         row = await _load(conn, ctx)
-        if not authz.may_change_client(ctx.requestor, row["name"], "delete"):
+        if not authz.may_access_client(ctx.requestor, row["name"], "delete"):
             authz.deny("delete")
         await store.delete(conn, row["id"])
     return 200, client_body(row, ctx.org_name, ctx.api_version)

@@ -12,6 +12,7 @@ from ..storage import clients as client_store
 from ..storage import keys as store
 from ..storage import users as user_store
 from ..validation import KEY_NAME, field_invalid, field_missing, optional_bool
+from .users import may_read_user
 
 KEY_FIELDS = ("name", "public_key", "create_key", "expiration_date")
 
@@ -48,42 +49,51 @@ def key_json(row: dict) -> dict:
             "expiration_date": keylib.format_expiration(row["expires_at"])}
 
 
-async def _owner(ctx: Ctx, conn, kind: str) -> tuple[str, list[str], str]:
-    """(owner id, URL parts of the owner, owner name) or erchef's 404."""
+async def _owner(ctx: Ctx, conn, kind: str) -> tuple[dict, list[str], str]:
+    """(owner row, URL parts of the owner, owner name) or erchef's 404."""
     if kind == "client":
         name = ctx.params["client"]
         row = await client_store.get(conn, ctx.org_id, name)
         if row is None:
             raise ChefError(404, error_body(f"Cannot load client {name}"))
-        return row["id"], ["organizations", ctx.org_name, "clients", name], name
+        return row, ["organizations", ctx.org_name, "clients", name], name
     name = ctx.params["user"]
     row = await user_store.get(conn, name)
     if row is None:
         raise ChefError(404, {"error": f"Could not find user {name}"})
-    return row["id"], ["users", name], name
+    url = ["users", name] if ctx.org_name is None else ["organizations", ctx.org_name, "users", name]
+    return row, url, name
 
 
-def _may_read(ctx: Ctx, kind: str, owner: str) -> None:
-    r = ctx.requestor
-    if ctx.org_name is not None:  # members of the org read its actors' public keys
-        return
-    authz.require_self_or_superuser(r, owner, "read")
+async def _may_read(conn, ctx: Ctx, kind: str, owner: dict) -> None:
+    """In an org, members of its public_key_read_access group read its actors' keys; elsewhere whoever may
+    read the user does."""
+    if ctx.org_name is not None:
+        if not authz.may_read_public_keys(ctx.requestor):
+            authz.deny("read")
+    elif not await may_read_user(conn, ctx, owner):
+        authz.deny("read")
 
 
 def _may_change(ctx: Ctx, kind: str, owner: str) -> None:
-    r = ctx.requestor
     if kind == "user":
-        authz.require_self_or_superuser(r, owner, "update")
-    elif not authz.may_change_client(r, owner, "update") or (r.type == "user" and not r.org_admin and
-                                                              not r.superuser):
+        authz.require_self_or_superuser(ctx.requestor, owner, "update")
+    elif not authz.may_change_client_keys(ctx.requestor):
         authz.deny("update")
+
+
+def _not_the_signing_key(ctx: Ctx, owner: dict, key_name: str) -> None:
+    """A requestor cannot change or delete the key its request was signed with."""
+    if ctx.requestor.id == owner["id"] and ctx.requestor.key_name == key_name:
+        raise ChefError(403, {"error": f"The key '{key_name}' was used to authenticate this request and cannot "
+                                       "be modified or deleted."})
 
 
 async def _list(ctx: Ctx, kind: str) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
-        owner_id, url, owner = await _owner(ctx, conn, kind)
-        _may_read(ctx, kind, owner)
-        rows = await store.list_for(conn, owner_id)
+        row, url, _ = await _owner(ctx, conn, kind)
+        await _may_read(conn, ctx, kind, row)
+        rows = await store.list_for(conn, row["id"])
     return 200, [{"uri": ctx.url(*url, "keys", r["key_name"]), "name": r["key_name"], "expired": r["expired"]}
                  for r in rows]
 
@@ -91,7 +101,8 @@ async def _list(ctx: Ctx, kind: str) -> tuple[int, object]:
 async def _create(ctx: Ctx, kind: str) -> tuple[int, object]:
     data = ctx.json()
     async with ctx.db.transaction() as conn:
-        owner_id, url, owner = await _owner(ctx, conn, kind)
+        owner_row, url, owner = await _owner(ctx, conn, kind)
+        owner_id = owner_row["id"]
         _may_change(ctx, kind, owner)
         key = validate_key(data, "create")
         public, private = (keylib.generate_key_pair() if data.get("create_key") is True
@@ -104,26 +115,28 @@ async def _create(ctx: Ctx, kind: str) -> tuple[int, object]:
     return 201, body
 
 
-async def _named(ctx: Ctx, conn, kind: str) -> tuple[str, list[str], str, dict]:
-    owner_id, url, owner = await _owner(ctx, conn, kind)
-    row = await store.get(conn, owner_id, ctx.params["key"])
+async def _named(ctx: Ctx, conn, kind: str) -> tuple[dict, str, dict]:
+    owner_row, _, owner = await _owner(ctx, conn, kind)
+    row = await store.get(conn, owner_row["id"], ctx.params["key"])
     if row is None:
         raise ChefError(404, {"error": f"There is no key named {ctx.params['key']} associated with {owner}."})
-    return owner_id, url, owner, row
+    return owner_row, owner, row
 
 
 async def _get(ctx: Ctx, kind: str) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
-        _, _, owner, row = await _named(ctx, conn, kind)
-    _may_read(ctx, kind, owner)
+        owner_row, _, row = await _named(ctx, conn, kind)
+        await _may_read(conn, ctx, kind, owner_row)
     return 200, key_json(row)
 
 
 async def _update(ctx: Ctx, kind: str) -> tuple[int, object]:
     data = ctx.json()
     async with ctx.db.transaction() as conn:
-        owner_id, _, owner, row = await _named(ctx, conn, kind)
+        owner_row, owner, row = await _named(ctx, conn, kind)
+        owner_id = owner_row["id"]
         _may_change(ctx, kind, owner)
+        _not_the_signing_key(ctx, owner_row, row["key_name"])
         key = validate_key(data, "update")
         new_name = data.get("name", row["key_name"])
         private = None
@@ -144,9 +157,10 @@ async def _update(ctx: Ctx, kind: str) -> tuple[int, object]:
 
 async def _delete(ctx: Ctx, kind: str) -> tuple[int, object]:
     async with ctx.db.transaction() as conn:
-        owner_id, _, owner, row = await _named(ctx, conn, kind)
+        owner_row, owner, row = await _named(ctx, conn, kind)
         _may_change(ctx, kind, owner)
-        await store.delete(conn, owner_id, row["key_name"])
+        _not_the_signing_key(ctx, owner_row, row["key_name"])
+        await store.delete(conn, owner_row["id"], row["key_name"])
     return 200, key_json(row)
 
 

@@ -69,11 +69,12 @@ async def get_org(ctx: Ctx) -> tuple[int, object]:
 
 async def update_org(ctx: Ctx) -> tuple[int, object]:
     authz.require_org_admin(ctx.requestor, "update")
-    org = validate_org(ctx.json(), ctx.org_name)
+    data = ctx.json()
+    org = validate_org(data, ctx.org_name)
     async with ctx.db.transaction() as conn:
         row = await _org(conn, ctx)
         await store.update(conn, row["id"], org["full_name"])
-    return 200, org_body({**row, **org})
+    return 200, {**data, **org_body({**row, **org})}
 
 
 async def delete_org(ctx: Ctx) -> tuple[int, object]:
@@ -157,7 +158,7 @@ async def invite(ctx: Ctx) -> tuple[int, object]:
             raise _no_user(name)
         if await store.is_member(conn, ctx.org_id, user["id"]):
             raise ChefError(409, {"error": "The association already exists."})
-        invite_id = await store.insert_invite(conn, ctx.org_id, user["id"], ctx.requestor.authz_id)
+        invite_id = await store.insert_invite(conn, ctx.org_id, user["id"], ctx.requestor.id)
         if invite_id is None:
             raise ChefError(409, {"error": "The invite already exists."})
     return 201, {"uri": ctx.org_url("association_requests", invite_id),
@@ -219,6 +220,10 @@ async def answer_invite(ctx: Ctx) -> tuple[int, object]:
         if row is None or row["user_id"] != user["id"]:
             raise ChefError(404, {"error": f"Cannot find association request: {ctx.params['invite']}"})
         if response == "accept":
+            # an invitation is only good while the admin who sent it is still an admin of the org
+            if not await store.in_group(conn, row["org_id"], "admins", row["last_updated_by"]):
+                raise ChefError(403, {"error": "This invitation is no longer valid. Please notify an administrator "
+                                               "and request to be re-invited to the organization."})
             await store.add_member(conn, row["org_id"], user["id"])
         await store.delete_invite(conn, row["id"])
     return 200, invite_body(row)

@@ -22,3 +22,8 @@ async def get_status(ctx: Ctx) -> tuple[int, object]:
 
 async def get_server_api_version(ctx: Ctx) -> tuple[int, object]:
     return 200, {"min_api_version": api_version.MIN_VERSION, "max_api_version": api_version.MAX_VERSION}
+
+
+async def validate(ctx: Ctx) -> tuple[int, object]:
+    """/organizations/O/validate/PATH: who signed a request for PATH (used by Chef add-ons to check signatures)."""
+    return 200, {"requestor_name": ctx.requestor.name, "requestor_type": ctx.requestor.type}

@@ -168,11 +168,19 @@ async def _load(conn, name: str) -> dict:
     return row
 
 
+async def may_read_user(conn, ctx: Ctx, row: dict) -> bool:
+    """The user itself, the superuser, and users of the target's orgs read a user."""
+    r = ctx.requestor
+    return r.superuser or authz.is_self(r, row["username"]) or (
+        r.type == "user" and await store.readable_by(conn, row["id"], r.id))
+
+
 async def get_user(ctx: Ctx) -> tuple[int, object]:
     name = ctx.params["user"]
     async with ctx.db.connection() as conn:
         row = await _load(conn, name)
-    authz.require_self_or_superuser(ctx.requestor, name, "read")
+        if not await may_read_user(conn, ctx, row):
+            authz.deny("read")
     return 200, user_body(row, ctx.api_version)
 
 
@@ -221,8 +229,13 @@ async def user_orgs(ctx: Ctx) -> tuple[int, object]:
     name = ctx.params["user"]
     async with ctx.db.connection() as conn:
         row = await _load(conn, name)
-        authz.require_self_or_superuser(ctx.requestor, name, "read")
-        orgs = await store.orgs_of(conn, row["id"])
+        r = ctx.requestor
+        if r.superuser or authz.is_self(r, name):
+            orgs = await store.orgs_of(conn, row["id"])
+        elif r.type == "user":
+            orgs = await store.common_orgs(conn, row["id"], r.id)
+        else:
+            authz.deny("read")
     return 200, [{"organization": {"name": o["name"], "full_name": o["full_name"], "guid": o["guid"]}}
                  for o in orgs]
 
@@ -243,3 +256,21 @@ async def authenticate_user(ctx: Ctx) -> tuple[int, object]:
     if row is None or not check_password(row["hashed_password"], password):
         raise ChefError(401, error_body("Failed to authenticate: Username and password incorrect"))
     return 200, {"status": "linked", "user": user_body(row, 1)}
+
+
+async def system_recovery(ctx: Ctx) -> tuple[int, object]:
+    """The superuser checks the password of a user allowed to recover the system (recovery_authentication_enabled)."""
+    data = ctx.json()
+    name, password = data.get("username"), data.get("password")
+    if not (isinstance(name, str) and name and isinstance(password, str) and password):
+        raise bad_request("Invalid system recovery request")
+    if name == ctx.settings.superuser_name:
+        raise ChefError(403, error_body("missing read permission"))
+    authz.require_superuser(ctx.requestor)
+    async with ctx.db.connection() as conn:
+        row = await store.get(conn, name)
+    if row is None or not row["recovery_authentication_enabled"]:
+        raise ChefError(403, error_body("System recovery disabled for this user"))
+    if not check_password(row["hashed_password"], password):
+        raise ChefError(401, error_body("Failed to authenticate: Username and password incorrect"))
+    return 200, {**user_body(row, 1), "recovery_authentication_enabled": True}

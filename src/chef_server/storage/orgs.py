@@ -126,7 +126,7 @@ async def invites_of_user(conn: psycopg.AsyncConnection, user_id: str) -> list[d
 
 async def get_invite(conn: psycopg.AsyncConnection, invite_id: str) -> dict | None:
     cur = await conn.execute(
-        "SELECT i.id, i.org_id, i.user_id, o.name AS orgname, u.username FROM org_user_invites i "
+        "SELECT i.id, i.org_id, i.user_id, i.last_updated_by, o.name AS orgname, u.username FROM org_user_invites i "
         "JOIN orgs o ON o.id = i.org_id JOIN users u ON u.id = i.user_id WHERE i.id = %s", (invite_id,))
     return await cur.fetchone()
 

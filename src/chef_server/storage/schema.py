@@ -94,15 +94,17 @@ BEGIN
     PERFORM pg_notify('chef_auth', TG_TABLE_NAME);
     RETURN NULL;
 END $$;
-CREATE TRIGGER users_auth_change AFTER UPDATE OR DELETE ON users
+CREATE TRIGGER users_auth_change AFTER INSERT OR UPDATE OR DELETE ON users
     FOR EACH STATEMENT EXECUTE FUNCTION chef_notify_auth_change();
-CREATE TRIGGER orgs_auth_change AFTER DELETE ON orgs
+CREATE TRIGGER orgs_auth_change AFTER INSERT OR DELETE ON orgs
     FOR EACH STATEMENT EXECUTE FUNCTION chef_notify_auth_change();
-CREATE TRIGGER clients_auth_change AFTER UPDATE OR DELETE ON clients
+CREATE TRIGGER clients_auth_change AFTER INSERT OR UPDATE OR DELETE ON clients
     FOR EACH STATEMENT EXECUTE FUNCTION chef_notify_auth_change();
 CREATE TRIGGER keys_auth_change AFTER INSERT OR UPDATE OR DELETE ON keys
     FOR EACH STATEMENT EXECUTE FUNCTION chef_notify_auth_change();
 CREATE TRIGGER assoc_auth_change AFTER INSERT OR DELETE ON org_user_associations
+    FOR EACH STATEMENT EXECUTE FUNCTION chef_notify_auth_change();
+CREATE TRIGGER group_members_auth_change AFTER INSERT OR DELETE ON group_members
     FOR EACH STATEMENT EXECUTE FUNCTION chef_notify_auth_change();
 """),
 ]

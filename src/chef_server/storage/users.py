@@ -76,3 +76,21 @@ async def orgs_of(conn: psycopg.AsyncConnection, user_id: str) -> list[dict]:
         "SELECT o.name, o.full_name, o.id AS guid FROM org_user_associations a JOIN orgs o ON o.id = a.org_id "
         "WHERE a.user_id = %s ORDER BY o.name", (user_id,))
     return await cur.fetchall()
+
+
+async def readable_by(conn: psycopg.AsyncConnection, target_id: str, requestor_id: str) -> bool:
+    """Can a user read another? Yes through an org of the target whose users or admins group holds the reader
+    (the org's read-access group is on every member's read ACL)."""
+    cur = await conn.execute(
+        "SELECT 1 FROM org_user_associations a JOIN groups g ON g.org_id = a.org_id AND g.name IN ('users', 'admins') "
+        "JOIN group_members m ON m.group_id = g.id AND m.member_type = 'user' AND m.member_id = %s "
+        "WHERE a.user_id = %s LIMIT 1", (requestor_id, target_id))
+    return await cur.fetchone() is not None
+
+
+async def common_orgs(conn: psycopg.AsyncConnection, user_id: str, other_id: str) -> list[dict]:
+    cur = await conn.execute(
+        "SELECT o.name, o.full_name, o.id AS guid FROM org_user_associations a JOIN orgs o ON o.id = a.org_id "
+        "JOIN org_user_associations b ON b.org_id = a.org_id AND b.user_id = %s "
+        "WHERE a.user_id = %s ORDER BY o.name", (other_id, user_id))
+    return await cur.fetchall()
