@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 Handler = Callable[[Ctx], Awaitable[tuple[int, object]]]
 
+async def _no_such_route(ctx: Ctx) -> tuple[int, object]:
+    raise ChefError(404, error_body("not found"))
+
+
 # The path a /validate/* request was signed for: the part after /validate (erchef's chef_wm_validate).
 def _validated_path(params: dict[str, str]) -> str:
     return "/" + params["rest"]
@@ -71,15 +75,12 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
                                                           "DELETE": keys.delete_client_key}, True),
     ("/organizations/{org}/groups", {"GET": groups.list_groups}, True),
     ("/organizations/{org}/groups/{group}", {"GET": groups.get_group, "PUT": groups.update_group}, True),
+    ("/organizations/{org}/principals", {"GET": _no_such_route}, False),  # erchef routes no principal list
     ("/organizations/{org}/principals/{name}", {"GET": principals.get_principal}, False),
     ("/organizations/{org}/validate/{rest:path}", dict.fromkeys(("GET", "PUT", "POST", "DELETE"), status.validate),
      _validated_path),
     ("/system_recovery", {"POST": users.system_recovery}, True),
 ]
-
-
-async def _no_such_route(ctx: Ctx) -> tuple[int, object]:
-    raise ChefError(404, error_body("not found"))
 
 
 # Paths no route matches still authenticate first: a bad signature is a 401 whatever the path.

@@ -61,5 +61,6 @@ def may_access_client(requestor: Requestor, client_name: str, perm: str) -> bool
     return perm in ("read", "delete") and "users" in requestor.groups
 
 
-def may_change_client_keys(requestor: Requestor) -> bool:
-    return requestor.superuser or requestor.org_admin
+def may_change_client_keys(requestor: Requestor, client_name: str) -> bool:
+    """Admins, and the client itself (its own ACL grants it update)."""
+    return may_access_client(requestor, client_name, "update")

@@ -6,6 +6,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -41,14 +42,21 @@ class Postgres:
         return subprocess.Popen(args, preexec_fn=preexec, **kw)
 
     def start(self) -> None:
+        """initdb, run, and create the opscode_chef database."""
         if os.geteuid() == 0:
             os.chown(self.base, self.user.pw_uid, self.user.pw_gid)
-        bindir = _bindir()
-        initdb = self._as_postgres([f"{bindir}/initdb", "-D", self.data, "-U", "postgres", "-A", "trust",
+        initdb = self._as_postgres([f"{_bindir()}/initdb", "-D", self.data, "-U", "postgres", "-A", "trust",
                                     "--no-sync", "-E", "UTF8"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, err = initdb.communicate(timeout=120)
         if initdb.returncode:
             raise RuntimeError(f"initdb failed: {err.decode()}")
+        self.run()
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE opscode_chef")
+
+    def run(self) -> None:
+        """Start the postmaster on the existing data directory and wait until it answers."""
+        bindir = _bindir()
         log_path = os.path.join(self.base, "log")
         with open(log_path, "wb") as log:
             self.proc = self._as_postgres(
@@ -65,15 +73,20 @@ class Postgres:
                     with open(log_path) as log:
                         raise RuntimeError(f"postgres did not start: {log.read()}") from exc
                 time.sleep(0.2)
-        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE opscode_chef")
+
+    def halt(self) -> None:
+        """Stop the postmaster, keeping the data: an outage (fast shutdown: SIGINT drops every connection)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(timeout=60)
 
     def dsn(self, dbname: str = "opscode_chef") -> str:
         return f"host={self.host} port={self.port} dbname={dbname} user=postgres"
 
     def stop(self) -> None:
+        """Stop the postmaster and remove everything."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -78,7 +78,7 @@ async def _may_read(conn, ctx: Ctx, kind: str, owner: dict) -> None:
 def _may_change(ctx: Ctx, kind: str, owner: str) -> None:
     if kind == "user":
         authz.require_self_or_superuser(ctx.requestor, owner, "update")
-    elif not authz.may_change_client_keys(ctx.requestor):
+    elif not authz.may_change_client_keys(ctx.requestor, owner):
         authz.deny("update")
 
 

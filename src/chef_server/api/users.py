@@ -71,7 +71,7 @@ def validate_user(api_version: int, data: dict, operation: str, existing: dict |
     password = data.get("password")
     if password is not None and (not isinstance(password, str) or len(password.encode()) < 6):
         raise bad_request("Password must have at least 6 characters")
-    recovery = optional_bool(data, "recovery_authentication_enabled") if operation == "update" else None
+    recovery = optional_bool(data, "recovery_authentication_enabled")
     external = data.get("external_authentication_uid")
     if external is None and existing is not None:
         external = existing.get("external_authentication_uid")
@@ -232,7 +232,7 @@ async def user_orgs(ctx: Ctx) -> tuple[int, object]:
         r = ctx.requestor
         if r.superuser or authz.is_self(r, name):
             orgs = await store.orgs_of(conn, row["id"])
-        elif r.type == "user":
+        elif r.type == "user" and await store.readable_by(conn, row["id"], r.id):
             orgs = await store.common_orgs(conn, row["id"], r.id)
         else:
             authz.deny("read")
