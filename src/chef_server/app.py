@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -129,6 +130,8 @@ def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, st
                 handler = methods["GET"]
             if handler is None:
                 raise ChefError(405, error_body(f"Method {request.method} not allowed"), headers={"Allow": allowed})
+            if any("\x00" in value for value in request.path_params.values()):
+                raise ChefError(404, error_body("not found"))  # no name holds a NUL
             body = await _read_body(request)
             if request.method in ("POST", "PUT") and body:
                 ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
@@ -168,7 +171,22 @@ async def _not_found(request: Request, exc: Exception) -> Response:
         "X-Ops-Server-API-Version": api_version.response_header(request.headers.get(api_version.HEADER), 0)})
 
 
-def create_app(settings: Settings) -> Starlette:
+class CanonicalPaths:
+    """Route `/a//b/` as `/a/b`, as Chef's signing canonicalises paths (the signature still uses the raw path)."""
+
+    def __init__(self, app: Starlette):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            path = re.sub(r"/+", "/", scope["path"])
+            path = path.rstrip("/") or "/"
+            if path != scope["path"]:
+                scope = {**scope, "path": path}
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings) -> CanonicalPaths:
     """The API as an ASGI app; its pool opens at startup and a listener keeps the key cache honest."""
 
     @contextlib.asynccontextmanager
@@ -185,4 +203,4 @@ def create_app(settings: Settings) -> Starlette:
             await app.state.db.close()
 
     routes = [Route(path, _endpoint(methods, signed), methods=_ALL_METHODS) for path, methods, signed in ROUTES]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found})
+    return CanonicalPaths(Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found}))

@@ -12,6 +12,8 @@ import requests
 from chefsessionlib import ChefSession
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .signer import sign
 
@@ -237,3 +239,36 @@ def test_database_outage_answers_503_then_recovers(frontend, postgres):
             break
         time.sleep(0.2)
     assert pivotal.get(frontend.url + "/users/pivotal").status_code == 200
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12)
+FIELDS = st.sampled_from(["name", "username", "clientname", "display_name", "email", "password", "public_key",
+                          "create_key", "private_key", "validator", "full_name", "expiration_date", "user", "actors",
+                          "response", "first_name", "external_authentication_uid"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(["/users", "/organizations", "/organizations/{org}/clients", "/users/pivotal/keys",
+                             "/organizations/{org}/users", "/organizations/{org}/association_requests",
+                             "/authenticate_user"]),
+       body=st.dictionaries(FIELDS, JSON_VALUES, max_size=6), api=st.sampled_from(["0", "1", "2"]))
+def test_random_bodies_never_500(frontend, org, path, body, api):
+    key = private_key(frontend.pivotal_key)
+    r = raw(frontend, "POST", path.format(org=org["name"]), key, body=json.dumps(body).encode(), api_version=api,
+            headers={"Content-Type": "application/json"})
+    assert r.status_code < 500, r.text
+
+
+@pytest.mark.parametrize("body", [
+    {"username": "nul", "display_name": "x", "email": "nul@example.com", "password": "secret12",
+     "first_name": "a\u0000b"},
+    {"name": "nul-org", "full_name": "a\u0000b"},
+])
+def test_strings_postgres_cannot_store_are_400(frontend, body):
+    path = "/users" if "username" in body else "/organizations"
+    r = raw(frontend, "POST", path, private_key(frontend.pivotal_key), body=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text

@@ -9,7 +9,7 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
-from ..errors import unavailable
+from ..errors import bad_request, unavailable
 
 
 class Database:
@@ -36,6 +36,9 @@ class Database:
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.errors.ReadOnlySqlTransaction,
                 psycopg.errors.AdminShutdown) as exc:
             raise unavailable() from exc
+        except psycopg.DataError as exc:
+            # values PostgreSQL cannot store (a NUL in a string, an out-of-range number) come from the request
+            raise bad_request("Invalid value in request") from exc
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection]:
