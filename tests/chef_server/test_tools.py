@@ -13,6 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+
+from .signer import sign
 
 pytestmark = pytest.mark.integration
 HERE = os.path.dirname(__file__)
@@ -37,6 +40,11 @@ def test_requests_signed_by_mixlib_authentication(frontend, protocol):
                    "Content-Type": "application/json", "Accept": "application/json"}
         r = requests.request(method, frontend.url + path, data=payload, headers=headers, timeout=30)
         assert r.status_code == expected, r.text  # 400: signature good, body invalid (no full_name)
+
+
+def pivotal_headers(frontend, path: str, body: dict) -> dict:
+    key = serialization.load_pem_private_key(frontend.pivotal_key.encode(), password=None)
+    return {**sign(key, "pivotal", "POST", path, json.dumps(body).encode()), "Content-Type": "application/json"}
 
 
 def ctl(frontend, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -65,6 +73,12 @@ def test_chef_server_ctl_users_orgs_and_keys(frontend, tmp_path):
     assert org in ctl(frontend, "org-list").stdout.split()
     assert ctl(frontend, "org-user-add", org, user, "--admin").returncode == 0
     assert summary(ctl(frontend, "user-show", user, "-l").stdout)["organizations"] == org
+    assert ctl(frontend, "password", user, "newsecret1").returncode == 0
+    r = requests.post(frontend.url + "/authenticate_user", timeout=30, data=json.dumps(
+        {"username": user, "password": "newsecret1"}), headers=pivotal_headers(frontend, "/authenticate_user",
+                                                                                {"username": user,
+                                                                                 "password": "newsecret1"}))
+    assert r.status_code == 200, r.text
     r = ctl(frontend, "add-user-key", user, "--key-name", "laptop")
     assert r.returncode == 0 and "PRIVATE KEY" in r.stdout
     assert "name: laptop" in ctl(frontend, "list-user-keys", user).stdout

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
+import subprocess
 import sys
+import tempfile
 
 from .. import config
 from .client import ApiError, ChefClient
@@ -106,6 +109,35 @@ def user_delete(api: ChefClient, a: argparse.Namespace) -> int:
                     "users": [u for u in group["users"] if u != a.user_name], "clients": group.get("clients", []),
                     "groups": group.get("groups", [])}})
     api.delete(f"/users/{a.user_name}")
+    return 0
+
+
+def _put_user(api: ChefClient, name: str, changes: dict) -> None:
+    user = api.get(f"/users/{name}")
+    user.pop("public_key", None)
+    api.put(f"/users/{name}", {**user, **changes})
+
+
+def password(api: ChefClient, a: argparse.Namespace) -> int:
+    secret = a.password if a.password is not None else getpass.getpass(f"Enter the new password for {a.user_name}: ")
+    _put_user(api, a.user_name, {"password": secret})
+    print("Password updated.")
+    return 0
+
+
+def user_edit(api: ChefClient, a: argparse.Namespace) -> int:
+    """Edit the user's JSON in $EDITOR (vi), then save it."""
+    user = api.get(f"/users/{a.user_name}")
+    user.pop("public_key", None)
+    with tempfile.NamedTemporaryFile("w+", suffix=".json") as fh:
+        json.dump(user, fh, indent=2, sort_keys=True)
+        fh.flush()
+        subprocess.run([os.environ.get("EDITOR", "vi"), fh.name], check=True)
+        fh.seek(0)
+        edited = json.load(fh)
+    if edited != user:
+        api.put(f"/users/{a.user_name}", edited)
+        print(f"Saved {a.user_name}.")
     return 0
 
 
@@ -233,6 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-R", "--remove-from-admin-groups", action="store_true")
     p.add_argument("-y", "--yes", action="store_true")
     p.set_defaults(run=user_delete)
+
+    p = sub.add_parser("password", help="set a user's password")
+    p.add_argument("user_name")
+    p.add_argument("password", nargs="?", help="the new password (prompted for when omitted)")
+    p.set_defaults(run=password)
+
+    p = sub.add_parser("user-edit", help="edit a user's JSON in $EDITOR")
+    p.add_argument("user_name")
+    p.set_defaults(run=user_edit)
 
     p = sub.add_parser("org-create", help="create an organization (prints or writes its validator key)")
     p.add_argument("org_name")
