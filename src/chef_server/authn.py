@@ -74,8 +74,9 @@ class KeyCache:
         self.generation += 1
         self.entries.clear()
 
-    async def listen(self, conninfo: str) -> None:
-        """Run forever: LISTEN chef_auth and forget everything on each notification or disconnection."""
+    async def listen(self, conninfo: str, on_disconnect=None) -> None:
+        """Run forever: LISTEN chef_auth and forget everything on each notification or disconnection
+        (then call `on_disconnect`: the pool's connections are likely dead too)."""
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
@@ -87,8 +88,10 @@ class KeyCache:
             except (psycopg.Error, OSError) as exc:
                 log.info("key cache listener: %s", exc)
             finally:
-                self.listening = False
+                was_listening, self.listening = self.listening, False
                 self.invalidate()
+            if was_listening and on_disconnect is not None:
+                on_disconnect()
             await asyncio.sleep(1.0)
 
 

@@ -30,10 +30,6 @@ def forbidden(message: str) -> ChefError:
     return ChefError(403, error_body(message))
 
 
-def not_found(message: str) -> ChefError:
-    return ChefError(404, error_body(message))
-
-
 def conflict(message: str) -> ChefError:
     return ChefError(409, error_body(message))
 
@@ -41,12 +37,3 @@ def conflict(message: str) -> ChefError:
 def unavailable(message: str = "The database is unavailable; retry later.") -> ChefError:
     """A backend outage (failover in progress): chef-client retries 503s, never 401/404."""
     return ChefError(503, error_body(message))
-
-
-def not_found_message(kind: str, name: str) -> str:
-    """erchef's chef_wm_util:not_found_message."""
-    return f"Cannot load {kind} {name}"
-
-
-def missing_permission(perm: str, what: str) -> ChefError:
-    return forbidden(f"missing {perm} permission")

@@ -69,7 +69,3 @@ def parse_expiration(value: object, field: str = "expiration_date") -> datetime.
 
 def format_expiration(when: datetime.datetime | None) -> str:
     return INFINITY if when is None else when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def is_expired(when: datetime.datetime | None, now: datetime.datetime) -> bool:
-    return when is not None and when <= now

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+
+import psycopg
 
 from . import bootstrap, config
 from .storage.migrate import migrate
@@ -31,10 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.config:
-        import os
         os.environ["CHEF_SERVER_CONFIG"] = args.config
-    settings = config.load()
-    prepare(settings)
+    try:
+        settings = config.load()
+        prepare(settings)
+    except (OSError, ValueError, psycopg.Error) as exc:
+        reason = " ".join(str(exc).split())
+        print(f"chef-server-api: cannot start: {reason}", file=sys.stderr)
+        return 1
     if args.prepare_only:
         return 0
     from granian import Granian

@@ -6,7 +6,7 @@ import re
 
 import orjson
 
-from .errors import ChefError, bad_request, error_body
+from .errors import ChefError, bad_request
 
 MAX_BODY = 2_000_000  # the largest request body Chef's frontends accept
 TOO_BIG = f"JSON must be no more than {MAX_BODY} bytes."
@@ -18,7 +18,6 @@ CLIENT_NAME = re.compile(r"^[.\w-]+$", re.ASCII)
 KEY_NAME = re.compile(r"^[.\w:-]+$", re.ASCII)
 ORG_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,254}$")
 ORG_FULL_NAME = re.compile(r"^\S.{0,1022}$", re.DOTALL)
-DISPLAY_NAME = re.compile(r"^[\w!'. -]+$")
 # erchef's email check, case-insensitive (RFC 5322 dot-atom or quoted local part; a domain or an address literal).
 EMAIL = re.compile(
     r"^(?:[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -67,10 +66,6 @@ def optional_bool(data: dict, field: str) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise field_invalid(field)
     return value
-
-
-def error_for_json_type(field: str) -> ChefError:
-    return ChefError(400, error_body(f"Field '{field}' invalid"))
 
 
 def check_client_version(version: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -20,12 +21,19 @@ class Database:
         self.pool = psycopg_pool.AsyncConnectionPool(
             conninfo, min_size=1, max_size=max_size, timeout=timeout, open=False,
             kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 2})
+        self._checking: asyncio.Task | None = None
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
 
     async def close(self) -> None:
         await self.pool.close()
+
+    def check_soon(self) -> None:
+        """Test the idle connections in the background and replace the broken ones: after a failover every
+        pooled connection is dead, and only one request should learn it the hard way."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.get_running_loop().create_task(self.pool.check())
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
@@ -35,6 +43,7 @@ class Database:
                 yield conn
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.errors.ReadOnlySqlTransaction,
                 psycopg.errors.AdminShutdown) as exc:
+            self.check_soon()
             raise unavailable() from exc
         except psycopg.DataError as exc:
             # values PostgreSQL cannot store (a NUL in a string, an out-of-range number) come from the request

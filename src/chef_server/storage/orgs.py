@@ -86,12 +86,6 @@ async def add_member(conn: psycopg.AsyncConnection, org_id: str, user_id: str, a
     return True
 
 
-async def add_to_group(conn: psycopg.AsyncConnection, org_id: str, group: str, user_id: str) -> None:
-    await conn.execute(
-        "INSERT INTO group_members (group_id, member_type, member_id) SELECT id, 'user', %s FROM groups "
-        "WHERE org_id = %s AND name = %s ON CONFLICT DO NOTHING", (user_id, org_id, group))
-
-
 async def in_group(conn: psycopg.AsyncConnection, org_id: str, group: str, user_id: str) -> bool:
     cur = await conn.execute(
         "SELECT 1 FROM group_members m JOIN groups g ON g.id = m.group_id WHERE g.org_id = %s AND g.name = %s "
