@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.integration.harness import Cluster
-from tests.integration.workload import HAProxy, Writer, outage_after
+from tests.support.harness import Cluster
+from tests.support.workload import HAProxy, Writer, outage_after
 
 CLIENT = "127.0.0.20"
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.faults.hosts import FAULT_CONFIG, PG_DISK_MB, client_workload, ns_cluster, setup_network, teardown_network
-from tests.integration.harness import Cluster
-from tests.integration.workload import LeaderProber, Writer
+from tests.support.harness import Cluster
+from tests.support.hosts import FAULT_CONFIG, PG_DISK_MB, client_workload, ns_cluster, setup_network, teardown_network
+from tests.support.workload import LeaderProber, Writer
 
 FAULTS = ("cut_leader", "cut_follower", "asymmetric", "loss_and_delay", "etcd_outage", "kill_leader",
           "freeze_manager", "disk_full")

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from tests.faults.hosts import (
+from tests.support.harness import Cluster
+from tests.support.hosts import (
     FAULT_CONFIG,
     PG_DISK_MB,
     NsNode,
@@ -25,8 +26,7 @@ from tests.faults.hosts import (
     setup_network,
     teardown_network,
 )
-from tests.integration.harness import Cluster
-from tests.integration.workload import LeaderProber, Writer, assert_nothing_lost
+from tests.support.workload import LeaderProber, Writer, assert_nothing_lost
 
 pytestmark = pytest.mark.faults
 

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.harness import Cluster, Node
-from tests.integration.workload import HAProxy, LeaderProber, Writer
+from tests.support.harness import Cluster, Node
+from tests.support.workload import HAProxy, LeaderProber, Writer
 
 PREFIX = "cbf"
 BRIDGE = f"{PREFIX}-br0"

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from chef_backend.httpcheck import http_status
-from tests.integration.harness import Cluster, Node
+from chef_backend.host.httpcheck import http_status
+from tests.support.harness import Cluster, Node
 
 CLONE_NEWNET = 0x40000000
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.workload import DirectWrite, LeaderProber
+from tests.support.workload import DirectWrite, LeaderProber
 
 
 def prober(*writes: tuple[str, float, float, bool]) -> LeaderProber:
