@@ -1,6 +1,6 @@
 """Failover benchmark: prints one JSON line per trial, then a JSON summary.
 
-    sudo /opt/chef-backend/embedded/bin/python bench/failover.py [--trials N] [--patroni]
+    /opt/chef-backend/embedded/bin/python bench/failover.py [--trials N] [--patroni]
 
 Measured on real processes, through HAProxy (`inter 1s fall 1 rise 1`, `on-marked-down
 shutdown-sessions`) as the fault suite's client sees the cluster:

@@ -1,6 +1,6 @@
 """Soak: N random fault cycles against a three-host cluster (network namespaces), under load.
 
-    sudo /opt/chef-backend/embedded/bin/python bench/soak.py --cycles 100 [--seed S] [--faults a,b]
+    /opt/chef-backend/embedded/bin/python bench/soak.py --cycles 100 [--seed S] [--faults a,b]
 
 Prints one JSON line per cycle and a JSON summary: cycles, lost writes, double-leader windows,
 max write outage, max recovery time. The run's history (workload and prober logs, each node's
