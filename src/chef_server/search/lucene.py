@@ -32,6 +32,31 @@ _RECURSION_LIMIT = 20000
 Result = tuple[int, str] | None  # (end position, output) or no match
 
 
+def escape(value: str) -> str:
+    """`value` as one term of a query (`"name:" + escape(value)` finds `name__=__value`), with a
+    backslash before each character the grammar lets one escape. ValueError for a value no term
+    can match: empty, holding characters outside terms (space, `&`, `|`, `=` ...), starting with
+    `@ + -`, or a bare `AND`/`OR`/`NOT` (not followed by a term's first character)."""
+    escaped = "".join("\\" + c if c in _ESCAPABLE else c for c in value)
+    after_keyword = next((len(k) for k in _KEYWORDS if value.startswith(k)), 0)
+    first = value[after_keyword:after_keyword + 1]
+    if not value or any(c not in _CONTINUE | _ESCAPABLE for c in value) or not first or \
+            first not in _START | _ESCAPABLE:
+        raise ValueError(f"no search term matches {value!r} exactly")
+    return escaped
+
+
+def unescape(term: str) -> str:
+    """The value a term stands for: its escapes resolved."""
+    out, i = [], 0
+    while i < len(term):
+        if term[i] == "\\" and i + 1 < len(term) and term[i + 1] in _ESCAPABLE:
+            i += 1
+        out.append(term[i])
+        i += 1
+    return "".join(out)
+
+
 def rewrite(query: str) -> str | None:
     """The query erchef sends to the search engine for the user's `query`, or None when erchef
     rejects it as a bad query."""
