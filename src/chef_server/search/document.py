@@ -35,14 +35,13 @@ SEPARATOR = "__=__"
 
 def flatten(obj: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> str:
     """The `content` field for a JSON object (or its key/value pairs, duplicates kept): every
-    `key__=__value ` pair, sorted by key then value (bytewise, as Erlang compares binaries),
-    without duplicates, each followed by one space."""
+    `key__=__value ` pair, sorted by key then value, without duplicates, each followed by one
+    space. (erchef sorts UTF-8 binaries bytewise; code point order is the same order.)"""
     pairs: set[tuple[str, str]] = set()
     items = obj.items() if isinstance(obj, Mapping) else obj
     for key, value in items:
-        _expand((key,), value, pairs)
-    ordered = sorted(pairs, key=lambda kv: (_bytes(kv[0]), _bytes(kv[1])))
-    return "".join(f"{k}{SEPARATOR}{v} " for k, v in ordered)
+        _expand(key, key, False, value, pairs)
+    return "".join(f"{k}{SEPARATOR}{v} " for k, v in sorted(pairs))
 
 
 def flatten_pairs(content: str) -> list[tuple[str, str]]:
@@ -51,28 +50,24 @@ def flatten_pairs(content: str) -> list[tuple[str, str]]:
     return [tuple(p.split(SEPARATOR, 1)) for p in content.split(" ") if p]  # type: ignore[misc]
 
 
-def _bytes(text: str) -> bytes:
-    return text.encode("utf-8", "surrogatepass")
-
-
-def _expand(keys: tuple[str, ...], value: Any, pairs: set[tuple[str, str]]) -> None:
+def _expand(path: str, key: str, nested: bool, value: Any, pairs: set[tuple[str, str]]) -> None:
+    """Add the pairs of `value`, found at `key`; `path` is the keys down to it joined with `_`
+    (the same as `key` at the top, where `nested` is False)."""
     if isinstance(value, Mapping):
-        for key, inner in value.items():
-            _add(keys, key, pairs)  # a key is also a value of its parent
-            _expand((*keys, key), inner, pairs)
+        for inner_key, inner in value.items():
+            _add(path, key, nested, inner_key, pairs)  # a key is also a value of its parent
+            _expand(f"{path}_{inner_key}", inner_key, True, inner, pairs)
     elif isinstance(value, list | tuple):
         for element in value:
-            _expand(keys, element, pairs)
+            _expand(path, key, nested, element, pairs)
     else:
-        _add(keys, leaf_text(value), pairs)
+        _add(path, key, nested, leaf_text(value), pairs)
 
 
-def _add(keys: tuple[str, ...], value: str, pairs: set[tuple[str, str]]) -> None:
-    if not keys:
-        return
-    pairs.add((keys[-1], value))
-    if len(keys) > 1:
-        pairs.add(("_".join(keys), value))
+def _add(path: str, key: str, nested: bool, text: str, pairs: set[tuple[str, str]]) -> None:
+    pairs.add((key, text))
+    if nested:
+        pairs.add((path, text))
 
 
 def leaf_text(value: Any) -> str:

@@ -260,7 +260,7 @@ def word_break_cases() -> list[tuple[str, bool]]:
 
 def test_pedants_word_break_queries(engine: None) -> None:
     attributes: dict[str, str] = {}
-    for char in WORD_BREAK_CHARS:  # numbered by first occurrence, as pedant does (% and \\ come twice)
+    for char in WORD_BREAK_CHARS:  # numbered by first occurrence, as pedant does: two characters come twice
         attributes[f"attrtest{WORD_BREAK_CHARS.index(char)}"] = f"hello{char}world"
         attributes[f"key{char}abc"] = f"dlrowolleh{WORD_BREAK_CHARS.index(char)}"
     supernode = {"name": "search_supernode", "chef_environment": "_default", "run_list": [], "default": attributes}
