@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from chef_server.search import document, lucene, mapping, query
+from chef_server.search import document, lucene, mapping, partial, query
 from chef_server.search.query import SearchError
 
 pytestmark = pytest.mark.integration
@@ -268,3 +268,26 @@ def test_pedants_word_break_queries(engine: None) -> None:
     wrong = [(q, found) for q, found in word_break_cases()
              if (search("node", q, org=WORD_BREAK_ORG)[0] == 1) != found]
     assert wrong == []
+
+
+OHAI = "/usr/bin/ohai"
+OHAI_ORG = "0123456789abcdef0123456789abcdee"
+
+
+def test_knife_search_on_this_machines_ohai_attributes(engine: None) -> None:
+    """`knife search node 'platform:P AND role:web' -a ipaddress`: a search, then a partial
+    search for one attribute, over a node whose automatic attributes are ohai's real output."""
+    if not Path(OHAI).exists():
+        pytest.skip("no ohai (Debian's ohai package)")
+    ohai = json.loads(subprocess.run([OHAI], capture_output=True, text=True, timeout=120, check=True).stdout)
+    web = {"name": "real", "chef_environment": "prod", "run_list": ["role[web]"], "automatic": ohai}
+    write(OHAI_ORG, [("node", 0, web, None), ("node", 1, {**web, "name": "other", "run_list": []}, None)])
+    q = f"platform:{lucene.escape(ohai['platform'])} AND role:web"
+    if ohai.get("ipaddress"):
+        q += f" AND ipaddress:{lucene.escape(ohai['ipaddress'])}"
+    assert search("node", q, org=OHAI_ORG) == (1, [object_id("node", 0, OHAI_ORG)])
+    assert search("node", f"kernel_machine:{lucene.escape(ohai['kernel']['machine'])}", org=OHAI_ORG)[0] == 2
+    paths = partial.parse_body(json.dumps({"ipaddress": ["ipaddress"], "os": ["kernel", "name"]}))
+    assert partial.row("https://chef", "acme", "node", web, paths) == {
+        "url": "https://chef/organizations/acme/nodes/real",
+        "data": {"ipaddress": ohai.get("ipaddress"), "os": ohai["kernel"]["name"]}}
