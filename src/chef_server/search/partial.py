@@ -21,7 +21,8 @@ NO_SUCH_ATTRIBUTE = "ERROR - Attribute does not exist"
 def parse_body(raw: bytes | str) -> Paths:
     """The requested (name, path) pairs, in the body's order; SearchError (400) with erchef's
     message for a body that is not JSON or whose values are not arrays of strings. (For a body
-    that is JSON but not an object erchef fails with a 500; this answers 400.)"""
+    that is JSON but not an object erchef fails with a 500; this answers 400.) erchef checks the
+    query parameters (`query.search_query`) first."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
