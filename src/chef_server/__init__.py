@@ -1,0 +1,1 @@
+"""The Chef Infra Server API frontend."""
