@@ -1,0 +1,175 @@
+"""The cookbook selection problem as a CP-SAT model (OR-tools), and how its answers are read.
+
+One Boolean per allowed cookbook version; at most one per cookbook; a selected version implies,
+for each of its dependencies, that the dependency is selected at a matching version; each
+run-list item must be met. Cookbooks need not be selected at all unless something requires them.
+
+`relaxed=True` adds dep_selector's relaxation, used only to explain a failure: each cookbook can
+be "disabled", which lifts every constraint on it; the model then minimises how many are
+disabled, run-list cookbooks first, then those merely required by others, then "suspicious"
+ones (the target of a dependency no version meets), as erchef's dep_selector does.
+
+Why CP-SAT: measured on bench/depsolver.py's universe (500 cookbooks x 20 versions), a solvable
+run list takes tens of milliseconds with proven optimality, conflicts end in a proof of
+infeasibility, and the time limit is the solver's own. resolvelib (pip's resolver) finds *a*
+solution greedily (newest first, backtracking on conflicts) but cannot prove a preference optimum
+and, on a conflict buried under independent choices, backtracks through their product before
+giving up; python-sat needs a MaxSAT layer (RC2) for the preferences and has no time limit of
+its own. CP-SAT runs with one worker so that every frontend gives the same answer for the same
+input.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from ortools.sat.python import cp_model
+
+from .graph import Graph
+from .runlist import RunListCookbook
+
+
+class TimeLimit(Exception):
+    """The solver ran out of time before proving its answer."""
+
+
+class SelectionModel:
+    """The CP-SAT model of one depsolver request; run-list items can be switched off for culprit search."""
+
+    def __init__(self, graph: Graph, roots: Sequence[RunListCookbook], *, relaxed: bool = False,
+                 optional_roots: bool = False) -> None:
+        self.graph = graph
+        self.roots = list(roots)
+        model = self.model = cp_model.CpModel()
+        self.chosen = {name: [model.new_bool_var(f"{name}@{v}") for v in pkg.versions]
+                       for name, pkg in graph.packages.items()}
+        self.disabled = {name: model.new_bool_var(f"off:{name}") for name in graph.packages} if relaxed else {}
+        self.suspicious: set[str] = set()
+        self._met: dict[tuple[str, int, int], cp_model.IntVar | None] = {}
+        for lits in self.chosen.values():
+            if len(lits) > 1:
+                model.add_at_most_one(lits)
+        for name, pkg in graph.packages.items():
+            lits = self.chosen[name]
+            for index, deps in enumerate(pkg.dependencies):
+                for dep, constraint in deps:
+                    met = self._met_literal(dep, graph.matching(dep, constraint))
+                    if met is None:
+                        model.add_bool_or([lits[index].Not()])
+                    else:
+                        model.add_implication(lits[index], met)
+        self.enabled = []
+        for root in self.roots:
+            met = self._met_literal(root.name, graph.matching(root.name, root.constraint))
+            assert met is not None, "run-list items that no version meets are rejected before solving"
+            if optional_roots:
+                on = model.new_bool_var(f"item:{root}")
+                model.add_implication(on, met)
+                self.enabled.append(on)
+            else:
+                model.add_bool_or([met])
+
+    def _met_literal(self, name: str, versions: range) -> cp_model.IntVar | None:
+        """A literal implying `name` is at one of `versions` (or disabled); None when impossible."""
+        key = (name, versions.start, versions.stop)
+        if key in self._met:
+            return self._met[key]
+        lits = self.chosen[name][versions.start:versions.stop]
+        if not versions:
+            self.suspicious.add(name)
+        if self.disabled:
+            lits = [*lits, self.disabled[name]]
+        if not lits:
+            met = None
+        elif len(lits) == 1:
+            met = lits[0]
+        else:
+            met = self.model.new_bool_var(f"met:{key}")
+            self.model.add_bool_or(lits).only_enforce_if(met)
+        self._met[key] = met
+        return met
+
+    def prefer_newest(self) -> None:
+        """Objective: run-list cookbooks at their newest allowed version first, then every other
+        selected cookbook at its newest, then versions as new as possible overall."""
+        root_names = {root.name for root in self.roots}
+        distance_terms, older_terms, root_terms = [], [], []
+        distance_max = older_max = 0
+        for name, lits in self.chosen.items():
+            last = len(lits) - 1
+            for index, lit in enumerate(lits[:-1]):
+                distance_terms.append((last - index, lit))
+                distance_max += last - index
+                if name not in root_names:
+                    older_terms.append(lit)
+            if name in root_names and lits:
+                root_terms.append(lits[-1])
+            older_max += max(last, 0)
+        older_weight = distance_max + 1
+        root_weight = older_weight * (older_max + 1)
+        self.model.minimize(
+            sum(w * lit for w, lit in distance_terms)
+            + older_weight * sum(older_terms)
+            - root_weight * sum(root_terms)
+        )
+
+    def prefer_fewest_disabled(self, active_roots: int) -> None:
+        """Objective of the relaxed model: as dep_selector, disable as few run-list cookbooks as
+        possible, then as few others, then as few suspicious ones; among equals, later ones."""
+        required = {root.name for root in self.roots[:active_roots]}
+        names = list(self.disabled)
+        n = len(names)
+        order_max = n * (n + 1) // 2
+        suspicious_weight = order_max + 1
+        induced_weight = suspicious_weight * (n + 1)
+        required_weight = induced_weight * (n + 1)
+        terms = []
+        for position, name in enumerate(names):
+            weight = n - position
+            if name in required:
+                weight += required_weight
+            if name in self.suspicious:
+                weight += suspicious_weight
+            if name not in required and name not in self.suspicious:
+                weight += induced_weight
+            terms.append(weight * self.disabled[name])
+        self.model.minimize(sum(terms))
+
+    def solve(self, deadline: float, active_roots: int | None = None) -> cp_model.CpSolver | None:
+        """Solve with the first `active_roots` run-list items switched on (all by default).
+
+        Returns the solver holding a proven answer, None when infeasible; raises TimeLimit.
+        """
+        self.model.clear_assumptions()
+        if self.enabled:
+            count = len(self.enabled) if active_roots is None else active_roots
+            self.model.add_assumptions(self.enabled[:count])
+            self.model.add_assumptions([lit.Not() for lit in self.enabled[count:]])
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeLimit
+        solver = cp_model.CpSolver()
+        solver.parameters.num_workers = 1  # deterministic: every frontend answers alike
+        solver.parameters.max_time_in_seconds = remaining
+        status = solver.solve(self.model)
+        if status == cp_model.OPTIMAL:
+            return solver
+        if status == cp_model.INFEASIBLE:
+            return None
+        if status in (cp_model.FEASIBLE, cp_model.UNKNOWN):
+            raise TimeLimit
+        raise RuntimeError(f"depsolver model rejected by CP-SAT: {solver.status_name(status)}")
+
+    def selection(self, solver: cp_model.CpSolver) -> dict[str, int]:
+        """The chosen version index of each selected cookbook."""
+        picked = {}
+        for name, lits in self.chosen.items():
+            for index, lit in enumerate(lits):
+                if solver.boolean_value(lit):
+                    picked[name] = index
+        return picked
+
+    def disabled_names(self, solver: cp_model.CpSolver) -> list[str]:
+        """The cookbooks the relaxed model had to disable, in graph order."""
+        return [name for name, lit in self.disabled.items() if solver.boolean_value(lit)]
