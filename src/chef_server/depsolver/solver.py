@@ -39,6 +39,9 @@ def solve(universe: Universe, pins: Mapping[str, str], run_list: list[str],
     unmet = [str(item) for item in items if not graph.matching(item.name, item.constraint)]
     if unmet:
         raise NoVersionsMatch(unmet)
+    picked = _newest_everywhere(graph, items)
+    if picked is not None:
+        return _needed(graph, items, picked)
     try:
         model = SelectionModel(graph, items)
         model.prefer_newest()
@@ -48,6 +51,29 @@ def solve(universe: Universe, pins: Mapping[str, str], run_list: list[str],
         return _needed(graph, items, model.selection(solver))
     except TimeLimit:
         raise SolveTimeout from None
+
+
+def _newest_everywhere(graph: Graph, items: list[RunListCookbook]) -> dict[str, int] | None:
+    """The newest version of every cookbook (within the run list's own constraints), if that is
+    consistent; no assignment can then score better, so it is the solver's answer without search."""
+    picked: dict[str, int] = {}
+    for item in items:
+        index = graph.matching(item.name, item.constraint)[-1]
+        if picked.setdefault(item.name, index) != index:
+            return None
+    pending = list(picked)
+    while pending:
+        name = pending.pop()
+        for dep, constraint in graph.packages[name].dependencies[picked[name]]:
+            package = graph.packages[dep]
+            if dep not in picked:
+                if not package.versions:
+                    return None
+                picked[dep] = len(package.versions) - 1
+                pending.append(dep)
+            if picked[dep] not in package.matching(constraint):
+                return None
+    return picked
 
 
 def _needed(graph: Graph, items: list[RunListCookbook], picked: dict[str, int]) -> dict[str, str]:
