@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_VERSION_PART = 2**63 - 1
 
@@ -30,9 +30,9 @@ class InvalidConstraint(ValueError):
     """A constraint string is not `OP VERSION` (one space) or a bare version."""
 
 
-@dataclass(frozen=True, order=True, slots=True)
-class Version:
-    """A cookbook version; ordered by (major, minor, patch)."""
+class Version(NamedTuple):
+    """A cookbook version; ordered by (major, minor, patch). A tuple: solving compares and hashes
+    versions and constraints by the hundred thousand, and tuples do that in C."""
 
     major: int
     minor: int = 0
@@ -59,8 +59,7 @@ def _parse_version_parts(text: str) -> tuple[Version, int]:
     return Version(*parts), len(parts)
 
 
-@dataclass(frozen=True, slots=True)
-class Constraint:
+class Constraint(NamedTuple):
     """One version constraint. `short` marks `~>` given as `x` or `x.y` (minor may float)."""
 
     op: str

@@ -5,7 +5,7 @@ unsolvable; it then relaxes the smallest set of cookbooks ("disabled") that make
 solvable, names the first that does not exist (else the first that exists), and lists the paths
 from the run list to that cookbook. We find the same first item by bisection (solvability only
 shrinks as items are added) and reproduce the texts of erchef's 412 body. The path listing is
-capped (`MAX_PATHS`), as the paths through a large universe can be exponentially many.
+capped (`MAX_PATHS`, `MAX_STEPS`), as the paths through a large universe can be exponentially many.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .model import SelectionModel
 from .runlist import RunListCookbook
 
 MAX_PATHS = 32
-MAX_STEPS = 100_000
+MAX_STEPS = 20_000
 
 
 def explain(graph: Graph, items: Sequence[RunListCookbook], deadline: float) -> Unsatisfiable:

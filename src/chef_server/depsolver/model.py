@@ -44,9 +44,9 @@ class SelectionModel:
         self.graph = graph
         self.roots = list(roots)
         model = self.model = cp_model.CpModel()
-        self.chosen = {name: [model.new_bool_var(f"{name}@{v}") for v in pkg.versions]
+        self.chosen = {name: [model.new_bool_var("") for _ in pkg.versions]
                        for name, pkg in graph.packages.items()}
-        self.disabled = {name: model.new_bool_var(f"off:{name}") for name in graph.packages} if relaxed else {}
+        self.disabled = {name: model.new_bool_var("") for name in graph.packages} if relaxed else {}
         self.suspicious: set[str] = set()
         self._met: dict[tuple[str, int, int], cp_model.IntVar | None] = {}
         for lits in self.chosen.values():
@@ -66,7 +66,7 @@ class SelectionModel:
             met = self._met_literal(root.name, graph.matching(root.name, root.constraint))
             assert met is not None, "run-list items that no version meets are rejected before solving"
             if optional_roots:
-                on = model.new_bool_var(f"item:{root}")
+                on = model.new_bool_var("")
                 model.add_implication(on, met)
                 self.enabled.append(on)
             else:
@@ -87,7 +87,7 @@ class SelectionModel:
         elif len(lits) == 1:
             met = lits[0]
         else:
-            met = self.model.new_bool_var(f"met:{key}")
+            met = self.model.new_bool_var("")
             self.model.add_bool_or(lits).only_enforce_if(met)
         self._met[key] = met
         return met
