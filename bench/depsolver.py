@@ -8,7 +8,7 @@ cookbook has `--versions` versions (majors, minors and patches mixed); each vers
 few cookbooks of lower tiers with every Chef operator (`>=`, `~> x.y`, `~> x.y.z`, `=`, `<`,
 `>`), newer versions asking for newer dependencies, and a dependency is added or dropped now and
 then. The environment pins about one cookbook in ten. Run lists name 3 to 12 wrapper or service
-cookbooks, some with `@version`.
+cookbooks, some with `@version` (plus ten large run lists of 40 to 60).
 
 Unsatisfiable cases: two run-list cookbooks asking for disjoint ranges of a shared dependency
 (far apart in the run list and deep in the graph), an environment pin excluding what a
@@ -107,10 +107,10 @@ def make_pins(rng: random.Random, history) -> dict[str, str]:
     return pins
 
 
-def make_run_list(rng: random.Random, tiers, history) -> list[str]:
+def make_run_list(rng: random.Random, tiers, history, size: tuple[int, int] = (3, 12)) -> list[str]:
     pool = tiers["wrap"] + tiers["svc"]
     run_list = []
-    for name in rng.sample(pool, rng.randint(3, 12)):
+    for name in rng.sample(pool, rng.randint(*size)):
         recipe = name if rng.random() < 0.5 else f"{name}::{rng.choice(('default', 'server', 'client'))}"
         if rng.random() < 0.1:
             recipe += "@" + text(rng.choice(history[name][-5:]))
@@ -178,6 +178,7 @@ def main() -> None:
     pins = make_pins(rng, history)
     conflicts = add_conflicts(rng, universe, tiers, history)
     run_lists = [make_run_list(rng, tiers, history) for _ in range(args.runs)]
+    large = [make_run_list(rng, tiers, history, (40, 60)) for _ in range(10)]
 
     timed(universe, pins, run_lists[0], args.timeout)  # warm-up: imports, first CP-SAT call
     results = [timed(universe, pins, run_list, args.timeout) for run_list in run_lists]
@@ -189,7 +190,10 @@ def main() -> None:
         "pinned": len(pins),
         "timeout_s": args.timeout,
         "random_run_lists": summary([t for t, _ in results], [o for _, o in results]),
+        "random_run_lists_solved_only": summary([t for t, o in results if o == "solved"], ["solved"]),
     }
+    runs = [timed(universe, pins, run_list, args.timeout) for run_list in large]
+    report["large_run_lists_40_to_60"] = summary([t for t, _ in runs], [o for _, o in runs])
     for kind in ("conflict", "pin", "missing"):
         runs = [timed(universe, {**pins, **extra}, run_list, args.timeout)
                 for k, run_list, extra in conflicts if k == kind]

@@ -34,9 +34,9 @@ def explain(graph: Graph, items: Sequence[RunListCookbook], deadline: float) -> 
             high = middle
         else:
             low = middle + 1
-    relaxed = SelectionModel(graph, items, relaxed=True, optional_roots=True)
+    relaxed = SelectionModel(graph.restricted(item.name for item in items[:high]), items[:high], relaxed=True)
     relaxed.prefer_fewest_disabled(high)
-    solver = relaxed.solve(deadline, high)
+    solver = relaxed.solve(deadline)
     assert solver is not None, "disabling every cookbook always satisfies the relaxed model"
     disabled = relaxed.disabled_names(solver)
     missing = [name for name in disabled if name not in graph.known]

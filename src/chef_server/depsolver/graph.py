@@ -11,7 +11,7 @@ a failure reports first).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .constraints import Constraint, Version, parse_constraint, parse_version
@@ -63,7 +63,6 @@ class Graph:
     def build(cls, universe: Universe, pins: Mapping[str, str], roots: Iterable[str]) -> Graph:
         """Parse and filter what `roots` can reach; cookbooks without allowed versions have none."""
         parsed_pins = {name: parse_constraint(text) for name, text in pins.items()}
-        packages: dict[str, Package] = {}
 
         def load(name: str) -> Package:
             pin = parsed_pins.get(name)
@@ -75,20 +74,30 @@ class Graph:
             allowed.sort(key=lambda entry: entry[0])
             return Package(name, [a[0] for a in allowed], [a[1] for a in allowed], [a[2] for a in allowed])
 
-        # Depth-first preorder over newest-first versions, as dep_selector orders its packages.
-        for root in roots:
-            if root in packages:
-                continue
-            packages[root] = load(root)
-            stack = [_children(packages[root])]
-            while stack:
-                child = next(stack[-1], None)
-                if child is None:
-                    stack.pop()
-                elif child not in packages:
-                    packages[child] = load(child)
-                    stack.append(_children(packages[child]))
-        return cls(packages, universe)
+        return cls(_depth_first(roots, load), universe)
+
+    def restricted(self, roots: Iterable[str]) -> Graph:
+        """The part of this graph reachable from `roots`, in the same order."""
+        return Graph(_depth_first(roots, self.packages.__getitem__), self.known)
+
+
+def _depth_first(roots: Iterable[str], load: Callable[[str], Package]) -> dict[str, Package]:
+    """Packages reachable from `roots`, depth-first preorder over newest-first versions, as
+    dep_selector orders its packages."""
+    packages: dict[str, Package] = {}
+    for root in roots:
+        if root in packages:
+            continue
+        packages[root] = load(root)
+        stack = [_children(packages[root])]
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                stack.pop()
+            elif child not in packages:
+                packages[child] = load(child)
+                stack.append(_children(packages[child]))
+    return packages
 
 
 def _children(package: Package) -> Iterable[str]:

@@ -118,24 +118,22 @@ class SelectionModel:
 
     def prefer_fewest_disabled(self, active_roots: int) -> None:
         """Objective of the relaxed model: as dep_selector, disable as few run-list cookbooks as
-        possible, then as few others, then as few suspicious ones; among equals, later ones."""
+        possible, then as few others, then as few suspicious ones."""
         required = {root.name for root in self.roots[:active_roots]}
-        names = list(self.disabled)
-        n = len(names)
-        order_max = n * (n + 1) // 2
-        suspicious_weight = order_max + 1
-        induced_weight = suspicious_weight * (n + 1)
+        n = len(self.disabled)
+        suspicious_weight = 1
+        induced_weight = n + 1
         required_weight = induced_weight * (n + 1)
         terms = []
-        for position, name in enumerate(names):
-            weight = n - position
+        for name, lit in self.disabled.items():
+            weight = 0
             if name in required:
                 weight += required_weight
             if name in self.suspicious:
                 weight += suspicious_weight
             if name not in required and name not in self.suspicious:
                 weight += induced_weight
-            terms.append(weight * self.disabled[name])
+            terms.append(weight * lit)
         self.model.minimize(sum(terms))
 
     def solve(self, deadline: float, active_roots: int | None = None) -> cp_model.CpSolver | None:
