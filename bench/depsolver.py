@@ -155,7 +155,7 @@ def timed(universe, pins, run_list, timeout) -> tuple[float, str]:
     return (time.perf_counter() - start) * 1000, outcome
 
 
-def summary(times: list[float], outcomes: list[str]) -> dict:
+def summary(times, outcomes) -> dict:
     return {
         "runs": len(times),
         "p50_ms": round(percentile(times, 50), 2),
@@ -190,7 +190,7 @@ def main() -> None:
         "pinned": len(pins),
         "timeout_s": args.timeout,
         "random_run_lists": summary([t for t, _ in results], [o for _, o in results]),
-        "random_run_lists_solved_only": summary([t for t, o in results if o == "solved"], ["solved"]),
+        "random_run_lists_solved_only": summary(*zip(*[(t, o) for t, o in results if o == "solved"], strict=True)),
     }
     runs = [timed(universe, pins, run_list, args.timeout) for run_list in large]
     report["large_run_lists_40_to_60"] = summary([t for t, _ in runs], [o for _, o in runs])
