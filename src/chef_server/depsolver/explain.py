@@ -35,7 +35,7 @@ def explain(graph: Graph, items: Sequence[RunListCookbook], deadline: float) -> 
         else:
             low = middle + 1
     relaxed = SelectionModel(graph.restricted(item.name for item in items[:high]), items[:high], relaxed=True)
-    relaxed.prefer_fewest_disabled(high)
+    relaxed.prefer_fewest_disabled(strict.suspicious)
     solver = relaxed.solve(deadline)
     assert solver is not None, "disabling every cookbook always satisfies the relaxed model"
     disabled = relaxed.disabled_names(solver)

@@ -49,6 +49,7 @@ class SelectionModel:
                        for name, pkg in graph.packages.items()}
         self.disabled = {name: model.new_bool_var("") for name in graph.packages} if relaxed else {}
         self.suspicious: set[str] = set()
+        """Cookbooks some dependency in the graph constrains to no version."""
         self._met: dict[tuple[str, int, int], cp_model.IntVar | None] = {}
         for lits in self.chosen.values():
             if len(lits) > 1:
@@ -117,23 +118,19 @@ class SelectionModel:
             - root_weight * sum(root_terms)
         )
 
-    def prefer_fewest_disabled(self, active_roots: int) -> None:
-        """Objective of the relaxed model: as dep_selector, disable as few run-list cookbooks as
-        possible, then as few others, then as few suspicious ones."""
-        required = {root.name for root in self.roots[:active_roots]}
+    def prefer_fewest_disabled(self, suspicious: set[str]) -> None:
+        """Objective of the relaxed model, dep_selector's: disable as few run-list cookbooks as
+        possible, then as few of the others, then as few `suspicious` ones (targets of a
+        dependency that no version meets anywhere in the request's graph)."""
+        required = {root.name for root in self.roots}
         n = len(self.disabled)
-        suspicious_weight = 1
         induced_weight = n + 1
         required_weight = induced_weight * (n + 1)
         terms = []
         for name, lit in self.disabled.items():
-            weight = 0
-            if name in required:
-                weight += required_weight
-            if name in self.suspicious:
-                weight += suspicious_weight
-            if name not in required and name not in self.suspicious:
-                weight += induced_weight
+            weight = (required_weight if name in required else 0) + (1 if name in suspicious else 0)
+            if not weight:
+                weight = induced_weight
             terms.append(weight * lit)
         self.model.minimize(sum(terms))
 

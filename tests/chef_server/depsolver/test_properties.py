@@ -13,8 +13,10 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from chef_server.depsolver import CookbooksNotFound, DepsolverFailure, NoVersionsMatch, Unsatisfiable, solve
-from chef_server.depsolver.constraints import parse_constraint, parse_version
+from chef_server.depsolver.constraints import parse_version
 from chef_server.depsolver.runlist import cookbooks_for_run_list
+
+from .checks import allowed, satisfied, score
 
 NAMES = ["a", "b", "c", "d"]
 VERSIONS = ["0.5.0", "1.0.0", "1.1.0", "1.2.3", "2.0.0"]
@@ -34,41 +36,6 @@ def problems(draw):
         sorted(universe))
     item = st.tuples(names, st.sampled_from(["", "::x"]), st.sampled_from(["", "", "", "@1.0.0", "@2.0"]))
     return universe, draw(pins), draw(st.lists(item.map("".join), min_size=1, max_size=4))
-
-
-def allowed(universe, pins, name):
-    """The cookbook's versions the environment allows, oldest first."""
-    pin = parse_constraint(pins[name]) if name in pins else None
-    versions = sorted(universe.get(name, {}), key=parse_version)
-    return [v for v in versions if pin is None or pin.matches(parse_version(v))]
-
-
-def satisfied(universe, pins, roots, assignment):
-    """Whether `assignment` {name: label} meets the run-list items and every chosen version's dependencies."""
-    for root in roots:
-        if root.name not in assignment or not root.constraint.matches(parse_version(assignment[root.name])):
-            return False
-    for name, label in assignment.items():
-        if label not in allowed(universe, pins, name):
-            return False
-        for dep, text in universe[name][label].items():
-            if dep not in assignment or not parse_constraint(text).matches(parse_version(assignment[dep])):
-                return False
-    return True
-
-
-def score(universe, pins, roots, assignment):
-    root_names = {root.name for root in roots}
-    off_root = off_other = distance = 0
-    for name, label in assignment.items():
-        versions = allowed(universe, pins, name)
-        behind = len(versions) - 1 - versions.index(label)
-        distance += behind
-        if name in root_names:
-            off_root += behind > 0
-        else:
-            off_other += behind > 0
-    return off_root, off_other, distance
 
 
 def brute_force(universe, pins, roots):
