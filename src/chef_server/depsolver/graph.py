@@ -11,7 +11,7 @@ a failure reports first).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .constraints import Constraint, Version, parse_constraint, parse_version
@@ -51,7 +51,7 @@ class Graph:
     """Reachable packages in depth-first order from the run list's cookbooks."""
 
     packages: dict[str, Package]
-    known: frozenset[str] | Mapping[str, object]
+    known: Container[str]
     """Every cookbook name in the organization, whether or not the environment allows a version."""
 
     def matching(self, name: str, constraint: Constraint) -> range:
