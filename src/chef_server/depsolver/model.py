@@ -9,17 +9,17 @@ be "disabled", which lifts every constraint on it; the model then minimises how 
 disabled, run-list cookbooks first, then those merely required by others, then "suspicious"
 ones (the target of a dependency no version meets), as erchef's dep_selector does.
 
-Why CP-SAT (OR-tools): on bench/depsolver.py's universe (540 cookbooks x 20 versions, seed 1, on
-this project's shared 2-core machine) it answers solvable run lists with proven-optimal
-preferences in p50 115 ms, p99 316 ms (40-60 item run lists: p50 0.8 s), and proves and explains
-conflicts in p50 180-270 ms, max 0.73 s. resolvelib (pip's resolver), measured on the same cases
-with a provider trying newest first, is faster on easy lists (p50 41 ms) but picks by greedy
-backtracking, not by preference: its answer differed from the preferred one on 46 of 50 solvable
-lists, it gave up ("too deep", 20000 rounds) on 6 solvable ones, and on conflicts it ran 5-23 s,
-mostly ending "too deep" rather than proving anything. python-sat would need a MaxSAT layer (RC2)
-for the preferences and has no time limit of its own. CP-SAT runs with one worker so that every
-frontend gives the same answer for the same input, honours the time limit itself, and releases
-the GIL while it searches.
+Why CP-SAT (OR-tools): on bench/depsolver.py's universe (540 cookbooks x 20 versions, seed 1)
+it answers solvable run lists with proven-optimal preferences in p50 110 ms, p99 230 ms of CPU
+(40-60 item run lists: p50 0.6 s), and proves and explains conflicts in p50 150-230 ms of CPU,
+all well inside erchef's 5 s limit on this project's shared 2-core machine. resolvelib (pip's
+resolver), measured on the same cases with a provider trying newest first, is faster on easy
+lists (p50 41 ms) but picks by greedy backtracking, not by preference: its answer differed from
+the preferred one on 46 of 50 solvable lists, it gave up ("too deep", 20000 rounds) on 6
+solvable ones, and on conflicts it ran 5-23 s, mostly ending "too deep" rather than proving
+anything. python-sat would need a MaxSAT layer (RC2) for the preferences and has no time limit
+of its own. CP-SAT runs with one worker so that every frontend gives the same answer for the
+same input, honours the time limit itself, and releases the GIL while it searches.
 """
 
 from __future__ import annotations
