@@ -3,6 +3,9 @@
 One Boolean per allowed cookbook version; at most one per cookbook; a selected version implies,
 for each of its dependencies, that the dependency is selected at a matching version; each
 run-list item must be met. Cookbooks need not be selected at all unless something requires them.
+The preferences are erchef's order (run-list cookbooks at their newest allowed version, then the
+others); dep_selector also counts cookbooks the answer leaves out, which can hold back one it
+keeps, so we count only selected cookbooks and break remaining ties toward newer versions.
 
 `relaxed=True` adds dep_selector's relaxation, used only to explain a failure: each cookbook can
 be "disabled", which lifts every constraint on it; the model then minimises how many are
