@@ -1,1 +1,1 @@
-"""chef_server: the Chef Infra Server API frontend."""
+"""The Chef Infra Server API frontend."""
