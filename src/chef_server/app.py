@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import api_version, authn
-from .api import clients, groups, keys, license, organizations, principals, status, users
+from .api import bookshelf, clients, groups, keys, license, organizations, principals, sandboxes, status, users
 from .config import Settings
 from .context import Ctx
 from .errors import ChefError, error_body
@@ -81,6 +81,10 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
     ("/organizations/{org}/validate/{rest:path}", dict.fromkeys(("GET", "PUT", "POST", "DELETE"), status.validate),
      _validated_path),
     ("/system_recovery", {"POST": users.system_recovery}, True),
+    # -- cookbooks area: sandboxes, cookbooks, cookbook artifacts, universe, depsolver, policies, reports --
+    ("/organizations/{org}/sandboxes", {"POST": sandboxes.create_sandbox}, True),
+    ("/organizations/{org}/sandboxes/{sandbox}", {"PUT": sandboxes.commit_sandbox}, True),
+    # -- end of cookbooks area --
 ]
 
 
@@ -202,5 +206,6 @@ def create_app(settings: Settings) -> CanonicalPaths:
             listener.cancel()
             await app.state.db.close()
 
-    routes = [Route(path, _endpoint(methods, signed), methods=_ALL_METHODS) for path, methods, signed in ROUTES]
+    routes = bookshelf.routes()  # signed URLs, not Chef-signed requests
+    routes += [Route(path, _endpoint(methods, signed), methods=_ALL_METHODS) for path, methods, signed in ROUTES]
     return CanonicalPaths(Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found}))
