@@ -19,7 +19,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import api_version, authn
-from .api import bookshelf, clients, groups, keys, license, organizations, principals, sandboxes, status, users
+from .api import (
+    bookshelf,
+    clients,
+    cookbooks,
+    depsolver,
+    groups,
+    keys,
+    license,
+    organizations,
+    principals,
+    sandboxes,
+    status,
+    users,
+)
 from .config import Settings
 from .context import Ctx
 from .errors import ChefError, error_body
@@ -84,6 +97,17 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
     # -- cookbooks area: sandboxes, cookbooks, cookbook artifacts, universe, depsolver, policies, reports --
     ("/organizations/{org}/sandboxes", {"POST": sandboxes.create_sandbox}, True),
     ("/organizations/{org}/sandboxes/{sandbox}", {"PUT": sandboxes.commit_sandbox}, True),
+    ("/organizations/{org}/cookbooks", {"GET": cookbooks.list_cookbooks}, True),
+    ("/organizations/{org}/cookbooks/{cookbook}", {"GET": cookbooks.get_cookbook}, True),
+    ("/organizations/{org}/cookbooks/{cookbook}/{version}", {"GET": cookbooks.get_version,
+                                                            "PUT": cookbooks.put_version,
+                                                            "DELETE": cookbooks.delete_version}, True),
+    ("/organizations/{org}/universe", {"GET": cookbooks.universe}, True),
+    ("/organizations/{org}/environments/{environment}/cookbooks", {"GET": cookbooks.environment_cookbooks}, True),
+    ("/organizations/{org}/environments/{environment}/cookbooks/{cookbook}",
+     {"GET": cookbooks.environment_cookbooks}, True),
+    ("/organizations/{org}/environments/{environment}/recipes", {"GET": cookbooks.environment_recipes}, True),
+    ("/organizations/{org}/environments/{environment}/cookbook_versions", {"POST": depsolver.solve_run_list}, True),
     # -- end of cookbooks area --
 ]
 
