@@ -114,6 +114,7 @@ async def collect(conn: psycopg.AsyncConnection, org_id: str, sums: list[str]) -
         return
     try:
         async with conn.transaction():
+            await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
             await conn.execute(
                 "DELETE FROM checksums c WHERE c.org_id = %s AND c.checksum = ANY(%s) "
                 "AND NOT EXISTS (SELECT 1 FROM cookbook_version_checksums r "

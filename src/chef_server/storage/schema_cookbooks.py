@@ -23,6 +23,7 @@ CREATE TABLE file_chunks (
         DEFERRABLE INITIALLY DEFERRED
 );
 -- Checksums committed through a sandbox: what cookbook manifests may reference (erchef's checksums table).
+-- References to them are checked at commit (an org's deletion cascades to both); collecting checks at once.
 CREATE TABLE checksums (
     org_id text NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
     checksum text NOT NULL,
@@ -61,7 +62,7 @@ CREATE TABLE cookbook_version_checksums (
     org_id text NOT NULL,
     checksum text NOT NULL,
     PRIMARY KEY (cookbook_version_id, checksum),
-    FOREIGN KEY (org_id, checksum) REFERENCES checksums(org_id, checksum)
+    FOREIGN KEY (org_id, checksum) REFERENCES checksums(org_id, checksum) DEFERRABLE INITIALLY DEFERRED
 );
 CREATE INDEX cookbook_version_checksums_sum ON cookbook_version_checksums(org_id, checksum);
 CREATE TABLE cookbook_artifacts (
@@ -84,7 +85,7 @@ CREATE TABLE cookbook_artifact_version_checksums (
     org_id text NOT NULL,
     checksum text NOT NULL,
     PRIMARY KEY (cookbook_artifact_version_id, checksum),
-    FOREIGN KEY (org_id, checksum) REFERENCES checksums(org_id, checksum)
+    FOREIGN KEY (org_id, checksum) REFERENCES checksums(org_id, checksum) DEFERRABLE INITIALLY DEFERRED
 );
 CREATE INDEX cookbook_artifact_version_checksums_sum ON cookbook_artifact_version_checksums(org_id, checksum);
 CREATE TABLE policies (
