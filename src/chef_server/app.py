@@ -22,6 +22,7 @@ from . import api_version, authn
 from .api import (
     bookshelf,
     clients,
+    cookbook_artifacts,
     cookbooks,
     depsolver,
     groups,
@@ -108,6 +109,11 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
      {"GET": cookbooks.environment_cookbooks}, True),
     ("/organizations/{org}/environments/{environment}/recipes", {"GET": cookbooks.environment_recipes}, True),
     ("/organizations/{org}/environments/{environment}/cookbook_versions", {"POST": depsolver.solve_run_list}, True),
+    ("/organizations/{org}/cookbook_artifacts", {"GET": cookbook_artifacts.list_artifacts}, True),
+    ("/organizations/{org}/cookbook_artifacts/{name}", {"GET": cookbook_artifacts.get_artifact}, True),
+    ("/organizations/{org}/cookbook_artifacts/{name}/{identifier}", {"GET": cookbook_artifacts.get_version,
+                                                                    "PUT": cookbook_artifacts.put_version,
+                                                                    "DELETE": cookbook_artifacts.delete_version}, True),
     # -- end of cookbooks area --
 ]
 

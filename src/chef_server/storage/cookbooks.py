@@ -133,3 +133,54 @@ async def docs(conn: psycopg.AsyncConnection, org_id: str, wanted: dict[str, tup
         "WHERE c.org_id = %s",
         (names, [wanted[n][0] for n in names], [wanted[n][1] for n in names], [wanted[n][2] for n in names], org_id))
     return {row["name"]: (row["frozen"], orjson.loads(row["doc"])) for row in await cur.fetchall()}
+
+
+async def artifact_listing(conn: psycopg.AsyncConnection, org_id: str, name: str | None = None) -> list[dict]:
+    """(name, identifier) of every cookbook artifact version, by name then identifier."""
+    where, args = ("AND a.name = %s", (org_id, name)) if name is not None else ("", (org_id,))
+    cur = await conn.execute(
+        "SELECT a.name, v.identifier FROM cookbook_artifacts a JOIN cookbook_artifact_versions v "
+        f"ON v.cookbook_artifact_id = a.id WHERE a.org_id = %s {where} ORDER BY a.name, v.identifier", args)
+    return await cur.fetchall()
+
+
+async def get_artifact(conn: psycopg.AsyncConnection, org_id: str, name: str, identifier: str,
+                       lock: bool = False) -> dict | None:
+    cur = await conn.execute(
+        "SELECT v.id, v.cookbook_artifact_id, v.doc FROM cookbook_artifacts a JOIN cookbook_artifact_versions v "
+        "ON v.cookbook_artifact_id = a.id WHERE a.org_id = %s AND a.name = %s AND v.identifier = %s"
+        + (" FOR UPDATE OF v" if lock else ""), (org_id, name, identifier))
+    row = await cur.fetchone()
+    if row is not None:
+        row["doc"] = orjson.loads(row["doc"])
+    return row
+
+
+async def put_artifact(conn: psycopg.AsyncConnection, org_id: str, name: str, identifier: str, doc: dict,
+                       sums: list[str]) -> bool:
+    """Create an artifact version with its file references (inside a transaction); False when it exists."""
+    await conn.execute("INSERT INTO cookbook_artifacts (id, org_id, authz_id, name) VALUES (%s, %s, %s, %s) "
+                       "ON CONFLICT (org_id, name) DO NOTHING", (uuid.uuid4().hex, org_id, uuid.uuid4().hex, name))
+    cur = await conn.execute("SELECT id FROM cookbook_artifacts WHERE org_id = %s AND name = %s", (org_id, name))
+    artifact_id = (await cur.fetchone())["id"]
+    version_id = uuid.uuid4().hex
+    cur = await conn.execute(
+        "INSERT INTO cookbook_artifact_versions (id, cookbook_artifact_id, identifier, doc) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT DO NOTHING", (version_id, artifact_id, identifier, orjson.dumps(doc).decode()))
+    if cur.rowcount != 1:
+        return False
+    await _reference(conn, "cookbook_artifact_version_checksums", "cookbook_artifact_version_id", version_id, org_id,
+                     sums)
+    return True
+
+
+async def delete_artifact(conn: psycopg.AsyncConnection, row: dict) -> list[str]:
+    """Delete an artifact version (and its artifact when it was the last); returns the checksums it referenced."""
+    cur = await conn.execute("DELETE FROM cookbook_artifact_version_checksums WHERE cookbook_artifact_version_id = %s "
+                             "RETURNING checksum", (row["id"],))
+    sums = sorted(r["checksum"] for r in await cur.fetchall())
+    await conn.execute("DELETE FROM cookbook_artifact_versions WHERE id = %s", (row["id"],))
+    await conn.execute("DELETE FROM cookbook_artifacts a WHERE id = %s AND NOT EXISTS "
+                       "(SELECT 1 FROM cookbook_artifact_versions v WHERE v.cookbook_artifact_id = a.id)",
+                       (row["cookbook_artifact_id"],))
+    return sums
