@@ -29,6 +29,7 @@ from .api import (
     keys,
     license,
     organizations,
+    policies,
     principals,
     sandboxes,
     status,
@@ -114,6 +115,17 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
     ("/organizations/{org}/cookbook_artifacts/{name}/{identifier}", {"GET": cookbook_artifacts.get_version,
                                                                     "PUT": cookbook_artifacts.put_version,
                                                                     "DELETE": cookbook_artifacts.delete_version}, True),
+    ("/organizations/{org}/policies", {"GET": policies.list_policies}, True),
+    ("/organizations/{org}/policies/{policy}", {"GET": policies.get_policy, "DELETE": policies.delete_policy}, True),
+    ("/organizations/{org}/policies/{policy}/revisions", {"POST": policies.create_revision}, True),
+    ("/organizations/{org}/policies/{policy}/revisions/{revision}", {"GET": policies.get_revision,
+                                                                   "DELETE": policies.delete_revision}, True),
+    ("/organizations/{org}/policy_groups", {"GET": policies.list_groups}, True),
+    ("/organizations/{org}/policy_groups/{group}", {"GET": policies.get_group, "DELETE": policies.delete_group},
+     True),
+    ("/organizations/{org}/policy_groups/{group}/policies/{policy}", {"GET": policies.get_group_policy,
+                                                                     "PUT": policies.put_group_policy,
+                                                                     "DELETE": policies.delete_group_policy}, True),
     # -- end of cookbooks area --
 ]
 

@@ -113,7 +113,8 @@ CREATE TABLE policy_groups (
 CREATE TABLE policy_group_revisions (
     policy_group_id text NOT NULL REFERENCES policy_groups(id) ON DELETE CASCADE,
     policy_id text NOT NULL REFERENCES policies(id) ON DELETE CASCADE,
-    policy_revision_id text NOT NULL REFERENCES policy_revisions(id),
+    policy_revision_id text NOT NULL REFERENCES policy_revisions(id) ON DELETE CASCADE,
+    assigned_at timestamptz NOT NULL DEFAULT clock_timestamp(),  -- a revision lists its groups in this order
     PRIMARY KEY (policy_group_id, policy_id)
 );
 -- The key bookshelf URLs are signed with, shared by every frontend (two random UUIDs: ~244 bits).
