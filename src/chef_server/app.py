@@ -31,6 +31,7 @@ from .api import (
     organizations,
     policies,
     principals,
+    reports,
     sandboxes,
     status,
     users,
@@ -126,6 +127,10 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
     ("/organizations/{org}/policy_groups/{group}/policies/{policy}", {"GET": policies.get_group_policy,
                                                                      "PUT": policies.put_group_policy,
                                                                      "DELETE": policies.delete_group_policy}, True),
+    ("/organizations/{org}/required_recipe", {"GET": reports.required_recipe}, True),
+    ("/organizations/{org}/data-collector", dict.fromkeys(("GET", "POST"), reports.not_served), True),
+    ("/organizations/{org}/reports/{rest:path}", dict.fromkeys(("GET", "POST", "PUT"), reports.not_served), True),
+    ("/reports/{rest:path}", dict.fromkeys(("GET", "POST", "PUT"), reports.not_served), True),
     # -- end of cookbooks area --
 ]
 
@@ -198,7 +203,10 @@ def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, st
                     state.db, state.key_cache, request.method, signed_path, headers, body, ctx.org_name,
                     ctx.settings.superuser_name)
             status, reply = await handler(ctx)
-            response = _json(status, None if request.method == "HEAD" else reply, {})
+            if isinstance(reply, Response):  # not JSON (required_recipe's text)
+                response = reply
+            else:
+                response = _json(status, None if request.method == "HEAD" else reply, {})
         except ChefError as exc:
             response = _json(exc.status, exc.body, exc.headers)
         except Exception:
@@ -249,5 +257,8 @@ def create_app(settings: Settings) -> CanonicalPaths:
             await app.state.db.close()
 
     routes = bookshelf.routes()  # signed URLs, not Chef-signed requests
+    if not settings.required_recipe_path:  # disabled: 404 to everyone, signed or not, as Chef's nginx
+        routes.append(Route("/organizations/{org}/required_recipe", _endpoint(_ANY_METHOD, False),
+                            methods=_ALL_METHODS))
     routes += [Route(path, _endpoint(methods, signed), methods=_ALL_METHODS) for path, methods, signed in ROUTES]
     return CanonicalPaths(Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found}))
