@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -171,3 +172,18 @@ def test_default_container_rules():
     assert container_acl.may(user, "cookbooks", "delete") and container_acl.may(user, "sandboxes", "create")
     assert container_acl.may(client, "cookbooks", "read") and not container_acl.may(client, "cookbooks", "create")
     assert not container_acl.may(client, "sandboxes", "create")
+
+
+def test_depsolver_answers_503_when_no_solver_is_free(monkeypatch):
+    async def run():
+        monkeypatch.setattr(depsolver, "_solvers", asyncio.Semaphore(1))
+        monkeypatch.setattr(depsolver, "QUEUE_WAIT", 0.05)
+        await depsolver._solvers.acquire()  # the only solver is busy
+        with pytest.raises(ChefError) as err:
+            await depsolver._solve({"a": {"1.0.0": {}}}, {}, ["a"])
+        assert err.value.status == 503
+        assert err.value.body == {"error": ["Dependency solver overloaded. Try again later."]}
+        depsolver._solvers.release()
+        assert await depsolver._solve({"a": {"1.0.0": {}}}, {}, ["a"]) == {"a": "1.0.0"}
+
+    asyncio.run(run())
