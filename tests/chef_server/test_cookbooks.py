@@ -11,6 +11,7 @@ import signal
 import socket
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import orjson
@@ -294,3 +295,14 @@ def test_frontend_killed_mid_upload_leaves_nothing_half_visible(postgres, fronte
             assert count == 0, table
     r = survivor.put(sandbox["uri"].replace(victim.url, frontend.url), json={"is_completed": True})
     assert r.status_code == 503  # the half-sent file never counts as uploaded
+
+
+def test_concurrent_uploads_of_one_new_version(frontend, org):
+    url = f"{frontend.url}/organizations/{org}/cookbooks/racy/1.0.0"
+
+    def put(_):
+        return session(frontend.pivotal_key).put(url, json=cookbook("racy", "1.0.0")).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(put, range(8)))
+    assert statuses.count(201) == 1 and set(statuses) <= {201, 200, 409}, statuses

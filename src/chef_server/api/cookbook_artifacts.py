@@ -96,7 +96,6 @@ async def delete_version(ctx: Ctx) -> tuple[int, object]:
             raise _not_found()
         container_acl.require(ctx.requestor, "cookbook_artifacts", "delete")
         sums = await store.delete_artifact(conn, row)
-        url_for = await url_maker(ctx, conn)
-    async with ctx.db.transaction() as conn:
         await files.collect(conn, ctx.org_id, sums)
+        url_for = await url_maker(ctx, conn)
     return 200, for_client(row["doc"], ctx.api_version >= 2, url_for)

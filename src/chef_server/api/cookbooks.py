@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+
 from .. import container_acl, presign
 from .. import cookbook_version as cbv
 from ..context import Ctx
@@ -128,9 +130,9 @@ async def put_version(ctx: Ctx) -> tuple[int, object]:
             if existing is None:
                 raise bad_request("Manifest has a checksum that hasn't been uploaded.") from None
             raise bad_request(f"Manifest has checksum {exc.checksum} but it hasn't yet been uploaded") from None
-    if unused:
-        async with ctx.db.transaction() as conn:
-            await files.collect(conn, ctx.org_id, unused)
+        except psycopg.errors.UniqueViolation:
+            raise conflict("Cookbook already exists") from None  # created by a concurrent request
+        await files.collect(conn, ctx.org_id, unused)
     return (201 if existing is None else 200), doc
 
 
@@ -142,9 +144,8 @@ async def delete_version(ctx: Ctx) -> tuple[int, object]:
             raise _not_found(ctx)
         container_acl.require(ctx.requestor, "cookbooks", "delete")
         sums = await store.delete_version(conn, row)
-        url_for = await url_maker(ctx, conn)
-    async with ctx.db.transaction() as conn:
         await files.collect(conn, ctx.org_id, sums)
+        url_for = await url_maker(ctx, conn)
     return 200, cbv.for_client(row["doc"], row["frozen"], False, url_for)
 
 

@@ -109,7 +109,8 @@ async def commit_sandbox(conn: psycopg.AsyncConnection, org_id: str, sandbox_id:
 
 
 async def collect(conn: psycopg.AsyncConnection, org_id: str, sums: list[str]) -> None:
-    """Delete the committed files among `sums` that no cookbook or cookbook artifact references any more."""
+    """Delete the committed files among `sums` that no cookbook or cookbook artifact references any more
+    (inside the transaction that dropped the references, so a crash cannot leave them unreferenced)."""
     if not sums:
         return
     try:
