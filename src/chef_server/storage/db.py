@@ -31,7 +31,8 @@ class Database:
 
     def check_soon(self) -> None:
         """Test the idle connections in the background and replace the broken ones: after a failover every
-        pooled connection is dead, and only one request should learn it the hard way."""
+        pooled connection is dead, and only one request should learn it the hard way. Done periodically, it
+        also keeps idle connections from being cut by HAProxy's tunnel timeout."""
         if self._checking is None or self._checking.done():
             self._checking = asyncio.get_running_loop().create_task(self.pool.check())
 
