@@ -1,1 +1,1 @@
-"""The Chef Infra Server API frontend."""
+"""Chef Infra Server API frontend: a stateless service on top of the chef_backend cluster."""

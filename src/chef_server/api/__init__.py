@@ -1,0 +1,1 @@
+"""One module per area of the Chef Infra Server API; each handler takes a Ctx and returns (status, body)."""

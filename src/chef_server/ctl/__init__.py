@@ -1,0 +1,1 @@
+"""chef-server-ctl: operators' commands, talking to the API signed as the superuser (as Chef's does)."""

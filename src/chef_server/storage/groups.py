@@ -1,0 +1,54 @@
+"""Groups of an organization and their members (users, clients, groups) in PostgreSQL."""
+
+from __future__ import annotations
+
+import psycopg
+
+MEMBERS = """
+SELECT m.member_type AS type, COALESCE(u.username, c.name, g2.name) AS name
+  FROM group_members m
+  LEFT JOIN users u ON m.member_type = 'user' AND u.id = m.member_id
+  LEFT JOIN clients c ON m.member_type = 'client' AND c.id = m.member_id
+  LEFT JOIN groups g2 ON m.member_type = 'group' AND g2.id = m.member_id
+ WHERE m.group_id = %s ORDER BY 2
+"""
+
+
+async def get(conn: psycopg.AsyncConnection, org_id: str, name: str) -> dict | None:
+    """The group with its members' names by type, or None."""
+    cur = await conn.execute("SELECT id, name FROM groups WHERE org_id = %s AND name = %s", (org_id, name))
+    group = await cur.fetchone()
+    if group is None:
+        return None
+    cur = await conn.execute(MEMBERS, (group["id"],))
+    members: dict[str, list[str]] = {"user": [], "client": [], "group": []}
+    for row in await cur.fetchall():
+        if row["name"] is not None:
+            members[row["type"]].append(row["name"])
+    return {**group, "members": members}
+
+
+async def names(conn: psycopg.AsyncConnection, org_id: str) -> list[str]:
+    cur = await conn.execute("SELECT name FROM groups WHERE org_id = %s ORDER BY name", (org_id,))
+    return [row["name"] for row in await cur.fetchall()]
+
+
+async def resolve(conn: psycopg.AsyncConnection, org_id: str, kind: str, names_: list[str]) -> dict[str, str]:
+    """Ids of the named users (any), clients (of the org) or groups (of the org), by name."""
+    if kind == "user":
+        cur = await conn.execute("SELECT username AS name, id FROM users WHERE username = ANY(%s)", (names_,))
+    elif kind == "client":
+        cur = await conn.execute("SELECT name, id FROM clients WHERE org_id = %s AND name = ANY(%s)",
+                                 (org_id, names_))
+    else:
+        cur = await conn.execute("SELECT name, id FROM groups WHERE org_id = %s AND name = ANY(%s)",
+                                 (org_id, names_))
+    return {row["name"]: row["id"] for row in await cur.fetchall()}
+
+
+async def set_members(conn: psycopg.AsyncConnection, group_id: str, members: list[tuple[str, str]]) -> None:
+    """Replace the group's members with (type, id) pairs."""
+    await conn.execute("DELETE FROM group_members WHERE group_id = %s", (group_id,))
+    for kind, member_id in members:
+        await conn.execute("INSERT INTO group_members (group_id, member_type, member_id) VALUES (%s, %s, %s) "
+                           "ON CONFLICT DO NOTHING", (group_id, kind, member_id))
