@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from chef_backend import fsutil
+from chef_backend.host import fsutil
 from chef_backend.supervision.runit import ServiceSpec
 
 from .server_rb import ServerSettings

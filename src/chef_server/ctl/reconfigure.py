@@ -19,10 +19,10 @@ import psycopg
 import requests
 from psycopg import sql
 
-from chef_backend import fsutil
 from chef_backend.frontend import cli as haproxy_cli
 from chef_backend.frontend.settings import FrontendConfigError
-from chef_backend.paths import NodePaths
+from chef_backend.host import fsutil
+from chef_backend.host.paths import NodePaths
 from chef_backend.supervision.runit import CHPST, ServiceSpec, Supervisor
 
 from .. import config, server
