@@ -249,7 +249,9 @@ def create_app(settings: Settings) -> CanonicalPaths:
         app.state.db = Database(settings.db_conninfo, max_size=settings.db_pool_size)
         app.state.key_cache = authn.KeyCache(ttl=settings.key_cache_ttl)
         await app.state.db.open()
-        listener = asyncio.create_task(app.state.key_cache.listen(settings.db_conninfo, app.state.db.check_soon))
+        db = app.state.db
+        listener = asyncio.create_task(app.state.key_cache.listen(settings.db_conninfo, on_disconnect=db.check_soon,
+                                                                  on_heartbeat=db.check_soon))
         try:
             yield
         finally:

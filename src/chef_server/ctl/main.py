@@ -1,7 +1,8 @@
 """chef-server-ctl: user, org, membership and key commands with Chef's names, flags and outputs.
 
 Like Chef's, it signs its requests as the superuser (pivotal) with the key the API service wrote at start
-(/etc/opscode/pivotal.pem by default). `reconfigure` and service control are not here yet.
+(/etc/opscode/pivotal.pem by default). `reconfigure`, `status`, `start`, `stop` and `restart` manage this
+host's services (reconfigure.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import sys
 import tempfile
 
 from .. import config
+from . import reconfigure
 from .client import ApiError, ChefClient
+from .server_rb import FrontendPaths
 
 
 def _summary(data: dict) -> str:
@@ -243,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--key", help="the superuser's private key (default: the configured pivotal key)")
     parser.add_argument("--user", help="sign as this user (default: the configured superuser)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _local_commands(sub)
 
     p = sub.add_parser("user-create", help="create a user (prints or writes its private key)")
     p.add_argument("fields", nargs="+", metavar="USER_NAME FIRST_NAME [MIDDLE_NAME] LAST_NAME EMAIL PASSWORD")
@@ -345,12 +349,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _local_commands(sub: argparse._SubParsersAction) -> None:
+    """Commands about this host's services (root only)."""
+    p = sub.add_parser("reconfigure", help="set up and start this frontend from /etc/opscode/chef-server.rb")
+    p.add_argument("--tries", type=int, default=10, help="checks, 2 s apart, for exactly one backend leader")
+    p.set_defaults(local=lambda paths, a: reconfigure.reconfigure(paths, a.tries))
+    p = sub.add_parser("status", help="show this frontend's services")
+    p.set_defaults(local=lambda paths, a: reconfigure.status(paths))
+    for command in ("start", "stop", "restart"):
+        p = sub.add_parser(command, help=f"{command} this frontend's services (or one of them)")
+        p.add_argument("service", nargs="?", choices=reconfigure.SERVICES)
+        p.set_defaults(local=lambda paths, a, c=command: reconfigure.control(paths, c, a.service))
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print(f"ERROR: chef-server-ctl {args.command} must run as root", file=sys.stderr)
+        return 1
+    try:
+        return args.local(FrontendPaths.current(), args)
+    except reconfigure.ReconfigureError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = config.load()
+    if getattr(args, "local", None):
+        return _run_local(args)
+    paths = FrontendPaths.current()
+    settings = config.load(None if os.environ.get("CHEF_SERVER_CONFIG") or not paths.api_config.exists()
+                           else str(paths.api_config))
     host = "127.0.0.1" if settings.listen_host in ("0.0.0.0", "") else settings.listen_host
     server_url = args.server_url or os.environ.get("CHEF_SERVER_URL") or f"http://{host}:{settings.listen_port}"
-    key_path = args.key or settings.pivotal_key_path
+    key_path = args.key or settings.pivotal_key_path or str(paths.pivotal_key)
     try:
         with open(key_path) as fh:
             key = fh.read()
