@@ -28,7 +28,7 @@ the lease. Followers detach from a leader only when they *suspect* it: its lease
 renewed for a few seconds and their WAL receiver lost it. The most advanced of them then
 replaces the old key (a transaction on the key's revision) and revokes the old lease; the daemon
 holds its `/leader` at 503 until the old leader, if it still runs, must have seen its standbys go
-quiet and turned 503 itself (see daemon.py, FENCE_WAIT_SECONDS). In asynchronous mode there is no
+quiet and turned 503 itself (see timing.takeover_hold). In asynchronous mode there is no
 such fence, so the followers wait for the lease to expire.
 """
 
@@ -43,10 +43,7 @@ from chef_backend.leader.state import (
     Role,
     SyncSet,
 )
-
-# How long equally advanced candidates defer to the last leader (or to a smaller GUID) before
-# racing anyway; the create-if-absent transaction makes a race harmless, this only avoids churn.
-TIE_GRACE_SECONDS = 3.0
+from chef_backend.leader.timing import TIE_GRACE_SECONDS
 
 
 def decide(obs: Observation, required_active_followers: int = 0) -> Decision:
