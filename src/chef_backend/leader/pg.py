@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 import psycopg
 
 from chef_backend.config.settings import Settings
 from chef_backend.leader.state import PgState, Position
+from chef_backend.leader.timing import STANDBY_STALE_SECONDS, clock
 from chef_backend.services import postgresql
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,6 @@ SELECT pg_is_in_recovery(),
           FROM pg_stat_replication WHERE state = 'streaming')
 """
 
-# A standby replies at least every wal_receiver_status_interval (1 s). One whose reply has not
-# changed for this long is treated as gone, whether or not its TCP connection has noticed yet.
-STANDBY_STALE_SECONDS = 2.0
 
 
 class LocalPg:
@@ -98,16 +95,8 @@ class LocalPg:
         )
 
     def _fresh_standbys(self, rows: list[str]) -> tuple[str, ...]:
-        """Standbys whose reply changed recently, by this node's monotonic clock (no clock skew)."""
-        now = time.monotonic()
-        seen = {}
-        for row in rows:
-            name, _, reply = row.partition("=")
-            previous = self._replies.get(name)
-            changed_at = now if previous is None or previous[0] != reply else previous[1]
-            seen[name] = (reply, changed_at)
-        self._replies = seen
-        return tuple(sorted(n for n, (_, at) in seen.items() if now - at < STANDBY_STALE_SECONDS))
+        self._replies, fresh = fresh_standbys(self._replies, rows, clock())
+        return fresh
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         cur = self._connection().execute(sql, params)
@@ -141,3 +130,16 @@ class LocalPg:
             if active and not active[0][0]:
                 self.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
                 log.info("dropped replication slot %s of a removed member", slot)
+
+
+def fresh_standbys(previous: dict[str, tuple[str, float]], rows: list[str],
+                   now: float) -> tuple[dict[str, tuple[str, float]], tuple[str, ...]]:
+    """Standbys whose reply (`name=reply_time` rows) changed recently by this node's clock (no skew
+    between nodes): the replies to remember for the next look, and the fresh standbys' names."""
+    seen = {}
+    for row in rows:
+        name, _, reply = row.partition("=")
+        last = previous.get(name)
+        changed_at = now if last is None or last[0] != reply else last[1]
+        seen[name] = (reply, changed_at)
+    return seen, tuple(sorted(n for n, (_, at) in seen.items() if now - at < STANDBY_STALE_SECONDS))
