@@ -122,7 +122,7 @@ class Pg:
     receiver_heard: float = 0.0  # last message from the upstream (wal_receiver_timeout 10 s)
     receiver_linger_until: float = 0.0  # a receiver told to stop keeps going until then (replay conflict)
     receiving_since_start: bool = False  # pg_last_wal_receive_lsn() is NULL until the receiver got something
-    sync: SyncSet = SyncSet()  # synchronous_standby_names
+    sync: SyncSet = field(default_factory=SyncSet)  # synchronous_standby_names
     replies: dict[str, tuple[int, float]] = field(default_factory=dict)  # standby -> (flush, reply time)
     pending: list[tuple[int, float]] = field(default_factory=list)  # (WAL index, issued at) waiting for standbys
 

@@ -52,6 +52,7 @@ class Node:
     was_leader: bool = False
     unsynced: str | None = None
     replies_seen: dict[str, tuple[str, float]] = field(default_factory=dict)
+    last_look: float = float("-inf")
     promoted_at: float = -1.0  # real time of this node's last promotion
     generation: int = 0  # bumped at each kill: a dead manager's generator stops
 
@@ -87,13 +88,13 @@ class Manager:
         for i in order:
             member = w.nodes[i]
             if not w.network.ok(me, i, "etcd") or not member.host_up:
-                yield ETCD_TIMEOUT
+                yield 0.001 if w.reject and member.host_up else ETCD_TIMEOUT  # a reset, or silence
                 continue
             if not member.etcd_up:
                 yield 0.001  # refused
                 continue
             if not w.etcd_member_serves(i):
-                yield ETCD_TIMEOUT  # a member without a raft leader hangs the request
+                yield 0.01  # "etcdserver: no leader"
                 continue
             yield w.rng.uniform(0.002, 0.03)
             if not w.etcd_member_serves(i) or not w.network.ok(me, i, "etcd"):
@@ -107,6 +108,9 @@ class Manager:
         """An HTTP request to another leader manager: its code, 0 when refused, None when silent."""
         w = self.world
         if not target.host_up or not w.network.ok(self.node.index, target.index, "http"):
+            if w.reject and target.host_up:
+                yield 0.001
+                return 0  # a firewall's reset looks like a refused connection
             yield PROBE_TIMEOUT
             return None
         if not target.manager_up:
@@ -128,16 +132,19 @@ class Manager:
         if not pg.running:
             return PgState(running=False)
         rows = [f"{g}={t}" for g, (_, t) in pg.replies.items() if self.now - t < WAL_SENDER_TIMEOUT]
-        self.node.replies_seen, fresh = fresh_standbys(self.node.replies_seen, rows, self.clock())
+        now = self.clock()
+        self.node.replies_seen, until = fresh_standbys(self.node.replies_seen, rows, self.node.last_look, now)
+        self.node.last_look = now
         if pg.in_recovery:
-            fresh = ()
+            until = ()
         return PgState(
             running=True,
             in_recovery=pg.in_recovery,
             position=pg.position(),
             upstream=pg.receiver if pg.receiver_connected else None,
             streaming=pg.receiver_connected,
-            standbys=fresh,
+            standbys=tuple(g for g, t in until if now < t),
+            fresh_until=until,
             receiving=pg.receiver is not None,
             flushed=tuple(sorted((g, f) for g, (f, _) in pg.replies.items())),
         )
@@ -163,7 +170,7 @@ class Manager:
             try:
                 sent_at = self.clock()
                 lid = node.memory.lease
-                ttl = (yield from self.etcd(lambda e: e.keepalive(lid, w.now))) if lid else 0.0
+                ttl = (yield from self.etcd(lambda e, lid=lid: e.keepalive(lid, w.now))) if lid else 0.0
                 if ttl <= 0:
                     sent_at = self.clock()
                     lid = yield from self.etcd(lambda e: e.grant(w.ttl, w.now))
@@ -188,6 +195,7 @@ class Manager:
                             leader_answers=leader_answers, old_leader_code=old_code, observed_at=observed_at)
             node.memory, plan = step(node.memory, sensed, self.clock())
             w.log(node, plan.decision.role.value, plan.decision.reason, [a.kind.value for a in plan.actions])
+            node.ready_until, node.deadline = plan.ready_until, plan.deadline  # published before acting
             for action in plan.actions:
                 try:
                     ok = yield from self.act(action)
@@ -198,8 +206,6 @@ class Manager:
             node.ready_until = node.memory.ready_until
             node.deadline = node.memory.deadline
             w.check()
-            if self.clock() >= node.memory.deadline and node.pg.primary():
-                self.stop_pg("lease deadline passed")
             pause = (URGENT_TICK_SECONDS if plan.urgent else TICK_SECONDS) - (self.clock() - started)
             yield max(0.05, pause)
 
@@ -210,22 +216,23 @@ class Manager:
     def act(self, action: Action) -> Steps:
         node, w = self.node, self.world
         k = action.kind
-        me_rec = records.encode_leader(node.guid, node.address, w.now)
-        if k is Kind.ACQUIRE:
-            ok = yield from self.etcd(lambda e: e.txn([(keys.LEADER, "create", 0)], [(keys.LEADER, me_rec, node.memory.lease)]))
-            if ok:
-                yield from self.record_history(node.guid)
-            return ok
-        if k is Kind.TAKEOVER:
+        me_rec = records.encode_leader(node.guid, node.address, w.now, fork=action.position)
+        guards = [(keys.STATUS + g, "mod", rev) for g, rev in action.guards]
+        if k in (Kind.ACQUIRE, Kind.TAKEOVER, Kind.RECORD_HISTORY):
+            entry = yield from self.etcd(lambda e: e.kv.get(keys.HISTORY))
+            history = records.appended_history(entry.value if entry else None, {"guid": node.guid})
+            rev = entry.mod_revision if entry else 0
             old = action.leader
-            assert old is not None
-            ok = yield from self.etcd(lambda e: e.txn([(keys.LEADER, "mod", old.mod_revision)],
-                                                      [(keys.LEADER, me_rec, node.memory.lease)]))
-            if not ok:
-                return False
-            yield from self.etcd(lambda e: e.revoke(old.lease))
-            yield from self.record_history(node.guid)
-            return True
+            key_cmp = {Kind.ACQUIRE: (keys.LEADER, "create", 0),
+                       Kind.RECORD_HISTORY: (keys.LEADER, "lease", node.memory.lease),
+                       Kind.TAKEOVER: (keys.LEADER, "mod", old.mod_revision if old else 0)}[k]
+            puts = [(keys.HISTORY, history, 0)]
+            if k is not Kind.RECORD_HISTORY:
+                puts.append((keys.LEADER, me_rec, node.memory.lease))
+            ok = yield from self.etcd(lambda e: e.txn([key_cmp, (keys.HISTORY, "mod", rev), *guards], puts))
+            if ok and k is Kind.TAKEOVER and old is not None:
+                yield from self.etcd(lambda e: e.revoke(old.lease))
+            return ok
         if k is Kind.RELEASE:
             lid = node.memory.lease
             yield from self.etcd(lambda e: e.txn([(keys.LEADER, "lease", lid)], []) and e.delete(keys.LEADER))
@@ -239,6 +246,11 @@ class Manager:
         if k is Kind.FENCE:
             self.stop_pg("fence")
             yield 0.01
+            return True
+        if k is Kind.RESTART_PG:
+            self.stop_pg("restart")
+            yield 1.0
+            w.start_pg(node)
             return True
         if k is Kind.START_PG:
             w.start_pg(node)
@@ -287,7 +299,3 @@ class Manager:
             raise RuntimeError("PostgreSQL is not running")
         yield 0.01
 
-    def record_history(self, guid: str) -> Steps:
-        entry = yield from self.etcd(lambda e: e.kv.get(keys.HISTORY))
-        value = records.appended_history(entry.value if entry else None, {"guid": guid})
-        yield from self.etcd(lambda e: e.put(keys.HISTORY, value))

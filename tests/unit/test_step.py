@@ -24,6 +24,7 @@ from chef_backend.leader.state import (
 from chef_backend.leader.step import feed, step
 from chef_backend.leader.timing import (
     READY_VALIDITY_SECONDS,
+    RECEIVER_STOP_GRACE_SECONDS,
     REJOIN_BACKOFF_SECONDS,
     SUSPECT_AFTER_SECONDS,
     fence_deadline,
@@ -40,12 +41,14 @@ def standby(lsn: int = 100, upstream: str | None = None) -> PgState:
                    streaming=upstream is not None, receiving=upstream is not None)
 
 
-def primary(lsn: int = 100, standbys: tuple[str, ...] = ()) -> PgState:
-    return PgState(running=True, in_recovery=False, position=Position(1, lsn), standbys=standbys)
+def primary(lsn: int = 100, standbys: tuple[str, ...] = (), fresh_until: float = 1e9, flushed: int = 100) -> PgState:
+    return PgState(running=True, in_recovery=False, position=Position(1, lsn), standbys=standbys,
+                   fresh_until=tuple((g, fresh_until) for g in standbys), flushed=tuple((g, flushed) for g in standbys))
 
 
 def peer(guid: str, lsn: int = 100, detached: bool = True, rev: int = 50) -> Peer:
-    return Peer(guid, ADDR[guid], "waiting_for_leader", True, Position(1, lsn), detached, False, mod_revision=rev)
+    return Peer(guid, ADDR[guid], "waiting_for_leader", True, Position(1, lsn), detached, False, mod_revision=rev,
+                final=detached)
 
 
 AB = SyncSet((A, B), 1)
@@ -53,7 +56,7 @@ AB = SyncSet((A, B), 1)
 
 def view(leader: str | None = C, peers: dict[str, Peer] | None = None, revision: int = 100,
          sync: SyncSet = AB, last: str | None = C) -> EtcdView:
-    key = LeaderKey(leader, ADDR[leader], mod_revision=7, lease=3 if leader == C else 9) if leader else None
+    key = LeaderKey(leader, ADDR[leader], mod_revision=7, lease=1 if leader == A else 3) if leader else None
     return EtcdView(revision=revision, leader=key, members=(A, B, C), peers=peers or {}, sync=sync,
                     history=History(last, 1))
 
@@ -96,8 +99,10 @@ def test_reports_count_only_when_posted_after_the_leader_was_lost() -> None:
     _, plan = step(m, sensed(10.0, etcd=view(leader=None, peers=stale)), 10.0)
     assert kinds(plan) == []  # B's report predates the loss: wait for a fresh one
     fresh = {B: peer(B, lsn=50, rev=61)}
-    _, plan = step(m, sensed(10.0, etcd=view(leader=None, peers=fresh)), 10.0)
-    assert kinds(plan) == [Kind.ACQUIRE]
+    m, plan = step(m, sensed(10.0, etcd=view(leader=None, peers=fresh)), 10.0)
+    assert kinds(plan) == []  # our own position is not final yet: one look so far
+    _, plan = step(m, sensed(11.0, etcd=view(leader=None, peers=fresh)), 11.0)
+    assert kinds(plan) == [Kind.ACQUIRE] and plan.actions[0].guards == ((B, 61),)
 
 
 def test_follower_too_far_behind_the_leader_is_ineligible() -> None:
@@ -124,6 +129,16 @@ def test_ready_leader_answers_200_for_a_short_while_after_its_look() -> None:
     assert plan.decision.ready and plan.ready_until == 9.5 + READY_VALIDITY_SECONDS
 
 
+def test_ready_leader_answers_200_no_longer_than_its_standbys_count_as_replying() -> None:
+    # Path 0 of issue 14: a leader cut off from everyone (etcd too) keeps its lease for a while,
+    # but its 200 must end when its standbys' last replies go stale, not at its lease deadline.
+    m = Memory(lease=1, applied_sync=SyncSet((B, C), 1), deadline=100.0)
+    m, plan = step(m, sensed(10.0, pg=primary(standbys=(B,), fresh_until=11.0), etcd=None, lease=None), 10.0)
+    assert plan.decision.ready and plan.ready_until == 11.0
+    m, plan = step(m, sensed(12.0, pg=primary(standbys=(), fresh_until=11.0), etcd=None, lease=None), 12.0)
+    assert not plan.decision.ready and plan.ready_until == 0.0
+
+
 def test_takeover_holds_503_until_the_hold_ends_or_the_old_leader_answers_503() -> None:
     takeover = Action(Kind.TAKEOVER, leader=LeaderKey(C, ADDR[C], 7, 3))
     m = feed(Memory(lease=1, promoted_at=0.0), takeover, True, 0.0)
@@ -131,6 +146,8 @@ def test_takeover_holds_503_until_the_hold_ends_or_the_old_leader_answers_503() 
     _, plan = step(m, sensed(1.0, pg=primary(standbys=(B,)), etcd=etcd), 1.0)
     assert not plan.decision.ready
     _, plan = step(m, sensed(1.0, pg=primary(standbys=(B,)), etcd=etcd, old_leader_code=0), 1.0)
+    assert not plan.decision.ready  # refused: maybe a firewall's reset (path 0 of issue 14)
+    _, plan = step(m, sensed(1.0, pg=primary(standbys=(B,)), etcd=etcd, old_leader_code=503), 1.0)
     assert plan.decision.ready
     t = takeover_hold()
     _, plan = step(m, sensed(t, pg=primary(standbys=(B,)), etcd=etcd, lease=Lease(1, t, TTL)), t)
@@ -180,3 +197,68 @@ def test_status_is_posted_when_it_changes_and_every_interval() -> None:
     assert not [a for a in plan.actions if a.kind is Kind.POST_STATUS]  # only the position moved
     m, plan = step(m, sensed(11.0, pg=pg, etcd=etcd), 11.0)
     assert [a for a in plan.actions if a.kind is Kind.POST_STATUS]
+
+
+# --- issue 14's paths at the step level ---------------------------------------------------------------------
+
+def test_path1_a_position_is_final_only_when_unchanged_over_two_looks_without_a_receiver() -> None:
+    m = Memory(lease=1)
+    etcd = view(leader=None)
+    m, plan = step(m, sensed(0.0, pg=standby(lsn=40), etcd=etcd), 0.0)
+    assert not plan.report.final  # first look
+    m, plan = step(m, sensed(1.0, pg=standby(lsn=80), etcd=etcd), 1.0)
+    assert not plan.report.final  # replay still climbing from a restartpoint
+    m, plan = step(m, sensed(2.0, pg=standby(lsn=80), etcd=etcd), 2.0)
+    assert plan.report.final
+    m, plan = step(m, sensed(3.0, pg=PgState(running=False), etcd=etcd), 3.0)
+    assert not plan.report.final  # down (or frozen: the check failed)
+    receiving = replace(standby(lsn=80), receiving=True)
+    m, _ = step(m, sensed(4.0, pg=receiving, etcd=etcd), 4.0)
+    m, plan = step(m, sensed(5.0, pg=receiving, etcd=etcd), 5.0)
+    assert not plan.report.final  # a WAL receiver still runs
+
+
+def test_path2_a_final_report_is_retracted_before_re_attaching() -> None:
+    m = Memory(lease=1)
+    lost = view(leader=None, peers={B: peer(B, lsn=999, rev=200)})
+    m, _ = step(m, sensed(0.0, pg=standby(lsn=80), etcd=lost), 0.0)
+    m, plan = step(m, sensed(1.0, pg=standby(lsn=80), etcd=lost), 1.0)
+    assert plan.report.final
+    m = feed(m, plan.actions[-1], True, 1.0)
+    back = view(leader=C)
+    m, plan = step(m, sensed(2.0, pg=standby(lsn=80), etcd=back, leader_answers=True), 2.0)
+    assert [a.kind for a in plan.actions] == [Kind.POST_STATUS, Kind.FOLLOW]
+    assert not plan.actions[0].report.final and plan.actions[1].target == ADDR[C]
+
+
+def test_path3_a_receiver_that_outlives_the_detachment_is_stopped_by_a_restart() -> None:
+    m = Memory(lease=1, following=ADDR[C])
+    m = feed(m, Action(Kind.FOLLOW, None), True, 0.0)
+    lingering = replace(standby(lsn=80), receiving=True)
+    etcd = view(leader=None)
+    m, plan = step(m, sensed(1.0, pg=lingering, etcd=etcd), 1.0)
+    assert kinds(plan) == [] and not plan.report.final
+    m, plan = step(m, sensed(RECEIVER_STOP_GRACE_SECONDS, pg=lingering, etcd=etcd), RECEIVER_STOP_GRACE_SECONDS)
+    assert kinds(plan) == [Kind.RESTART_PG]
+
+
+def test_path6_a_stricter_set_is_published_only_once_its_members_caught_up() -> None:
+    # B was removed from the cluster: the set goes from (B, C) ANY 1 to (C) ANY 1, which alone would
+    # let C elect itself. Commits acknowledged by B only are on C only once C flushed past the switch.
+    m = Memory(lease=1, applied_sync=SyncSet((B, C), 1))
+    pg = replace(primary(lsn=500, standbys=(C,)), flushed=((C, 100),))
+    target = SyncSet((C,), 1)
+    m = feed(m, Action(Kind.APPLY_SYNC, sync=target, position=Position(1, 500)), True, 0.0)
+    etcd = replace(view(leader=A, sync=SyncSet((B, C), 1), last=A), members=(A, C))
+    _, plan = step(m, sensed(1.0, pg=pg, etcd=etcd), 1.0)
+    publish = [a for a in plan.actions if a.kind is Kind.PUBLISH_SYNC]
+    assert not publish  # C has flushed 100 of the 500 the switch needs: the union stays published
+    caught_up = replace(pg, flushed=((C, 500),))
+    _, plan = step(m, sensed(1.0, pg=caught_up, etcd=etcd), 1.0)
+    assert [a.sync for a in plan.actions if a.kind is Kind.PUBLISH_SYNC] == [target]
+
+
+def test_path9_a_fencing_tick_publishes_503_before_it_acts() -> None:
+    m = Memory(lease=1, ready_until=50.0, deadline=5.0)
+    _, plan = step(m, sensed(10.0, pg=primary(standbys=(B,)), etcd=None, lease=None), 10.0)
+    assert kinds(plan) == [Kind.FENCE] and plan.ready_until == 0.0

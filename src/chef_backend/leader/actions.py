@@ -64,32 +64,53 @@ class Executor:
         return handler(action, reason) is not False
 
     # -- leadership ----------------------------------------------------------------------------
-    def _my_record(self) -> dict[str, object]:
-        return records.encode_leader(self.guid, self.settings.publish_address, time.time(), self.settings.node_name)
+    def _my_record(self, action: Action) -> dict[str, object]:
+        return records.encode_leader(self.guid, self.settings.publish_address, time.time(), self.settings.node_name,
+                                     fork=action.position)
+
+    def _history(self, reason: str, guid: str | None = None,
+                 address: str | None = None) -> tuple[dict[str, object], dict[str, object]]:
+        """(compare, put) that append a leadership change to the history in a transaction, so that
+        the last leader recorded is always the node that last took the key."""
+        entry = self.store.get(keys.HISTORY)
+        history = records.appended_history(entry.value if entry else None, {
+            "at": time.time(),
+            "guid": guid or self.guid,
+            "address": address or self.settings.publish_address,
+            "reason": reason,
+        })
+        return Store.cmp_mod(keys.HISTORY, entry.mod_revision if entry else 0), Store.op_put(keys.HISTORY, history)
+
+    @staticmethod
+    def _guards(action: Action) -> list[dict[str, object]]:
+        """The statuses the decision counted must be unchanged: a report retracted meanwhile (its
+        node re-attached to a leader) no longer vouches for anything."""
+        return [Store.cmp_mod(keys.STATUS + guid, revision) for guid, revision in action.guards]
 
     def _do_acquire(self, action: Action, reason: str) -> bool:
-        if self.store.create(keys.LEADER, self._my_record(), lease=self.lease):
+        cmp_history, put_history = self._history(reason)
+        if self.store.txn([Store.cmp_absent(keys.LEADER), cmp_history, *self._guards(action)],
+                          [Store.op_put(keys.LEADER, self._my_record(action), lease=self.lease), put_history]):
             log.warning("took leadership (%s)", reason)
-            self.record_history(reason)
             self.store.delete(keys.CONTROL_FORCE)
             return True
-        log.info("another node took leadership first")
+        log.info("another node took leadership first, or a counted report changed")
         return False
 
     def _do_takeover(self, action: Action, reason: str) -> bool:
         old = action.leader
         assert old is not None
         # Only if the key is still the dead leader's, unchanged since we judged it.
-        if not self.store.txn([Store.cmp_mod(keys.LEADER, old.mod_revision)],
-                              [Store.op_put(keys.LEADER, self._my_record(), lease=self.lease)]):
-            log.info("the leader key changed meanwhile; not taking over")
+        cmp_history, put_history = self._history(f"took over from {old.guid}: {reason}")
+        if not self.store.txn([Store.cmp_mod(keys.LEADER, old.mod_revision), cmp_history, *self._guards(action)],
+                              [Store.op_put(keys.LEADER, self._my_record(action), lease=self.lease), put_history]):
+            log.info("the leader key or a counted report changed meanwhile; not taking over")
             return False
         log.warning("took over from %s (%s)", old.guid, reason)
         try:
             self.store.revoke(old.lease)  # its holder, if alive, learns at its next renewal
         except Exception as exc:
             log.warning("could not revoke the old leader's lease: %s", exc)
-        self.record_history(f"took over from {old.guid}: {reason}")
         return True
 
     def _do_handover(self, action: Action, reason: str) -> bool:
@@ -101,8 +122,9 @@ class Executor:
         position = self._checkpoint_position()
         record = records.encode_leader(heir.guid, heir.address, time.time(), handover=position)
         if self.store.txn([Store.cmp_lease(keys.LEADER, self.lease)], [Store.op_put(keys.LEADER, record, heir.lease)]):
+            # The heir records itself in the history when it promotes (RECORD_HISTORY): until then
+            # this node, which holds every commit, stays the last leader.
             log.warning("handed leadership to %s at %s (%s)", heir.guid, position, reason)
-            self.record_history(f"switchover from {self.guid} to {heir.guid}", guid=heir.guid, address=heir.address)
             return True
         log.error("could not hand leadership to %s: the leader key changed", heir.guid)
         return False
@@ -117,16 +139,10 @@ class Executor:
         self.store.delete(keys.CONTROL_SWITCHOVER)
         log.info("switchover request closed: %s", reason)
 
-    def record_history(self, reason: str, guid: str | None = None, address: str | None = None) -> None:
-        """Append a leadership change (by default: this node became leader)."""
-        entry = self.store.get(keys.HISTORY)
-        history = records.appended_history(entry.value if entry else None, {
-            "at": time.time(),
-            "guid": guid or self.guid,
-            "address": address or self.settings.publish_address,
-            "reason": reason,
-        })
-        self.store.put(keys.HISTORY, history)
+    def _do_record_history(self, action: Action, reason: str) -> bool:
+        """A switchover's heir: record itself as the last leader, while the key is still bound to it."""
+        cmp_history, put_history = self._history(f"switchover to {self.guid}")
+        return self.store.txn([Store.cmp_lease(keys.LEADER, self.lease), cmp_history], [put_history])
 
     def _do_release(self, action: Action, reason: str) -> None:
         if self.store.delete_if_lease(keys.LEADER, self.lease):
@@ -153,6 +169,11 @@ class Executor:
             self.supervisor.sv("down", "postgresql", wait=0)
         if not self.supervisor.wait_state("postgresql", "down", 30):
             self.supervisor.sv("kill", "postgresql", wait=5)
+
+    def _do_restart_pg(self, action: Action, reason: str) -> None:
+        log.warning("restarting PostgreSQL: its WAL receiver outlived the detachment")
+        self.stop_pg(immediate=False)
+        self.supervisor.sv("up", "postgresql", wait=0)
 
     def _do_start_pg(self, action: Action, reason: str) -> None:
         self.supervisor.sv("up", "postgresql", wait=0)

@@ -61,6 +61,7 @@ from chef_backend.supervision.runit import Supervisor
 log = logging.getLogger("leaderl")
 
 RAFT_CHECK_SECONDS = 2.0
+FENCE_CHECK_SECONDS = 0.1
 ZEN_CHECK_SECONDS = 10.0  # how often the leader checks Elasticsearch 6's quorum setting
 # Below this much free space on PostgreSQL's data or WAL filesystem it cannot start a new WAL
 # segment (16 MB) or extend a table: the node counts as full, whatever disk_min_space_mb says.
@@ -347,6 +348,9 @@ class Manager:
         sensed, snapshot = self.sense()
         self.memory, plan = step(self.memory, sensed, clock())
         self.urgent = plan.urgent
+        # Before acting: a tick that fences or hands over must not answer 200 while it does.
+        self.published.ready_until = plan.ready_until
+        self.published.lease_deadline = plan.deadline
         self.execute(plan)
         # "ready" is a fact about the moment we observed, so it only holds for a short while.
         self.published.ready_until = self.memory.ready_until
@@ -372,9 +376,25 @@ class Manager:
         self.ttl = self.settings["leaderl.leader_ttl_seconds"]
         log.info("reloaded settings from %s", self.config_path)
 
+    def fence_on_time(self) -> None:
+        """Fence at the lease deadline on a thread of its own: the loop may be blocked for seconds in
+        etcd requests exactly when the deadline passes."""
+        fenced = None
+        while not self.stopping.wait(FENCE_CHECK_SECONDS):
+            deadline = self.memory.deadline
+            if clock() >= deadline and deadline != fenced and self._is_primary():
+                fenced = deadline
+                log.error("fencing PostgreSQL: lease deadline passed")
+                try:  # immediate shutdown (SIGQUIT); the loop's own FENCE follows on its next tick
+                    self.supervisor.sv("down", "postgresql", wait=0)
+                    self.supervisor.sv("quit", "postgresql", wait=0)
+                except Exception as exc:
+                    log.error("fencing failed: %s", exc)
+
     def run(self) -> None:
         host = self.settings["leaderl.http_address"]
         HttpServer(self.published, host, self.settings["leaderl.http_port"]).start()
+        threading.Thread(target=self.fence_on_time, name="fence", daemon=True).start()
         log.info(
             "leaderl %s started as %s (%s); /leader on %s:%s",
             __version__,
@@ -392,9 +412,6 @@ class Manager:
                 self.tick()
             except Exception:
                 log.exception("tick failed")
-            if clock() >= self.memory.deadline and self._is_primary():
-                # Belt and braces: whatever the tick did, a primary past its deadline is stopped.
-                self.executor.run(Action(Kind.FENCE), "lease deadline passed")
             pause = (URGENT_TICK_SECONDS if self.urgent else TICK_SECONDS) - (clock() - started)
             self.stopping.wait(max(0.05, pause))
         self.shutdown()

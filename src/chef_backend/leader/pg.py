@@ -27,7 +27,9 @@ SELECT pg_is_in_recovery(),
        (SELECT sender_host FROM pg_stat_wal_receiver),
        (SELECT received_tli FROM pg_stat_wal_receiver),
        (SELECT coalesce(array_agg(application_name || '=' || coalesce(reply_time::text, '')), '{}')
-          FROM pg_stat_replication WHERE state = 'streaming')
+          FROM pg_stat_replication WHERE state = 'streaming'),
+       (SELECT coalesce(array_agg(application_name || '=' || coalesce((flush_lsn - '0/0')::text, '0')), '{}')
+          FROM pg_stat_replication)
 """
 
 
@@ -43,6 +45,7 @@ class LocalPg:
         self._conn: psycopg.Connection | None = None
         self._last_tli = 0  # timeline last seen streaming, kept once the receiver stops
         self._replies: dict[str, tuple[str, float]] = {}  # standby -> (last reply_time, when it changed)
+        self._last_look = float("-inf")
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -76,6 +79,7 @@ class LocalPg:
             sender,
             recv_tli,
             standbys,
+            flushes,
         ) = row
         if in_recovery:
             if recv_tli:
@@ -85,18 +89,26 @@ class LocalPg:
         else:
             tli, lsn = int(cur_tli), int(cur_lsn)
             self._last_tli = tli
+        until = self._fresh_standbys(list(standbys or ()))
+        # pg_stat_wal_receiver has a row while a receiver process runs, in whatever state.
+        now = clock()
         return PgState(
             running=True,
             in_recovery=bool(in_recovery),
             position=Position(tli, lsn),
             upstream=sender,
             streaming=wr_status == "streaming",
-            standbys=self._fresh_standbys(list(standbys or ())),
+            standbys=tuple(g for g, t in until if now < t),
+            fresh_until=until,
+            receiving=wr_status is not None,
+            flushed=tuple(sorted(_flushed(list(flushes or ())))),
         )
 
-    def _fresh_standbys(self, rows: list[str]) -> tuple[str, ...]:
-        self._replies, fresh = fresh_standbys(self._replies, rows, clock())
-        return fresh
+    def _fresh_standbys(self, rows: list[str]) -> tuple[tuple[str, float], ...]:
+        now = clock()
+        self._replies, until = fresh_standbys(self._replies, rows, self._last_look, now)
+        self._last_look = now
+        return until
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         cur = self._connection().execute(sql, params)
@@ -132,14 +144,34 @@ class LocalPg:
                 log.info("dropped replication slot %s of a removed member", slot)
 
 
-def fresh_standbys(previous: dict[str, tuple[str, float]], rows: list[str],
-                   now: float) -> tuple[dict[str, tuple[str, float]], tuple[str, ...]]:
-    """Standbys whose reply (`name=reply_time` rows) changed recently by this node's clock (no skew
-    between nodes): the replies to remember for the next look, and the fresh standbys' names."""
+def fresh_standbys(previous: dict[str, tuple[str, float]], rows: list[str], last_look: float,
+                   now: float) -> tuple[dict[str, tuple[str, float]], tuple[tuple[str, float], ...]]:
+    """How long each standby (`name=reply_time` rows) counts as replying, by this node's clock (no
+    skew between nodes): a reply seen to change since the last look changed *after* that look, so
+    it counts from then (never from now: a look after a long pause must not make an old reply
+    new), for STANDBY_STALE_SECONDS. A standby seen for the first time has not been seen to reply.
+    Returns the replies to remember for the next look, and (name, fresh until) per standby."""
     seen = {}
     for row in rows:
         name, _, reply = row.partition("=")
         last = previous.get(name)
-        changed_at = now if last is None or last[0] != reply else last[1]
+        if last is None:
+            changed_at = float("-inf")
+        elif last[0] != reply:
+            changed_at = last_look
+        else:
+            changed_at = last[1]
         seen[name] = (reply, changed_at)
-    return seen, tuple(sorted(n for n, (_, at) in seen.items() if now - at < STANDBY_STALE_SECONDS))
+    return seen, tuple(sorted((n, at + STANDBY_STALE_SECONDS) for n, (_, at) in seen.items()))
+
+
+def _flushed(rows: list[str]) -> list[tuple[str, int]]:
+    """(standby, flush LSN) from `name=lsn` rows; a standby listed twice counts its furthest."""
+    out: dict[str, int] = {}
+    for row in rows:
+        name, _, lsn = row.rpartition("=")
+        try:
+            out[name] = max(out.get(name, 0), int(float(lsn)))
+        except ValueError:
+            continue
+    return list(out.items())

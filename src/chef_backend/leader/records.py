@@ -32,7 +32,9 @@ def leader_key(value: Any, mod_revision: int, lease: int) -> LeaderKey | None:
     if not isinstance(value, dict):
         return None
     guid, address = _str(value.get("guid")), _str(value.get("address"))
-    return LeaderKey(guid, address, mod_revision, lease, handover_position(value)) if guid and address else None
+    if not (guid and address):
+        return None
+    return LeaderKey(guid, address, mod_revision, lease, handover_position(value), position(value.get("fork")))
 
 
 def handover_position(value: Any) -> Position | None:
@@ -49,7 +51,8 @@ def peer(guid: str, value: Any, fresh: bool, lease: int, mod_revision: int = 0) 
         return None
     return Peer(guid=guid, address=address, role=str(value.get("role", "")), eligible=value.get("eligible") is True,
                 position=pos, detached=value.get("detached") is True, fresh=fresh, lease=lease,
-                storage_full=bool(value.get("storage_full")), mod_revision=mod_revision)
+                storage_full=bool(value.get("storage_full")), mod_revision=mod_revision,
+                final=value.get("final") is True)
 
 
 def sync_set(value: Any) -> SyncSet:
@@ -109,8 +112,10 @@ def encode_position(pos: Position) -> dict[str, int]:
 
 
 def encode_leader(guid: str, address: str, since: float, name: str | None = None,
-                  handover: Position | None = None) -> dict[str, Any]:
+                  handover: Position | None = None, fork: Position | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {"guid": guid, "address": address, "since": since}
+    if fork is not None:
+        doc["fork"] = encode_position(fork)
     if name is not None:
         doc["name"] = name
     if handover is not None:
@@ -136,6 +141,7 @@ def encode_status(report: Report, guid: str, extra: dict[str, Any]) -> dict[str,
         "leader": report.leader,
         "position": encode_position(report.position),
         "detached": report.detached,
+        "final": report.final,
         "pg": {
             "running": report.pg_running,
             "in_recovery": report.pg_in_recovery,

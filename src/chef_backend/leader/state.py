@@ -34,6 +34,7 @@ class PgState:
     upstream: str | None = None  # host the WAL receiver streams from
     streaming: bool = False
     standbys: tuple[str, ...] = ()  # GUIDs streaming from us with a recent reply (we are primary)
+    fresh_until: tuple[tuple[str, float], ...] = ()  # (GUID, until when its last reply counts as recent)
     receiving: bool = False  # a WAL receiver process exists (in whatever state)
     flushed: tuple[tuple[str, int], ...] = ()  # (GUID, flush LSN) of each standby streaming from us
 
@@ -45,6 +46,7 @@ class LeaderKey:
     mod_revision: int = 0
     lease: int = 0
     handover: Position | None = None  # after a switchover: the old leader's final position
+    fork: Position | None = None  # where the holder's timeline forks: its position when it took the key
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,14 @@ class Peer:
     role: str
     eligible: bool
     position: Position
-    detached: bool  # its WAL receiver is stopped: its position can no longer grow
+    detached: bool  # it follows no one (its standby configuration streams from no one)
     fresh: bool  # posted after this node last saw a leader, so its position is current
     lease: int = 0  # the lease its status is bound to (a switchover hands the leader key to it)
     storage_full: bool = False  # its PostgreSQL filesystem is full: it leads only if no one with room can
     mod_revision: int = 0  # of its status key: a takeover is conditioned on the reports it counted
+    # Its position can no longer grow: PostgreSQL runs in recovery, follows no one, has no WAL
+    # receiver, and showed the same position at two looks in a row. Only such a report counts.
+    final: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,9 @@ class Observation:
     # node cannot take writes, so a leader hands over to an eligible follower with room, and such a
     # node is a candidate only when no node with room is.
     storage_full: str | None = None
+    final: bool = False  # our own position is final (see Peer.final)
+    lease: int = 0  # our lease: the leader key is ours only if bound to it
+    stream_stuck: bool = False  # told to follow the leader for a while, and not streaming from it
 
     @property
     def detached(self) -> bool:
@@ -131,6 +139,8 @@ class Kind(StrEnum):
     REJOIN = "rejoin"  # pg_rewind (or a base backup) from `target`, then follow it
     HANDOVER = "handover"  # switchover: stop PostgreSQL cleanly, give the key to `target`
     END_SWITCHOVER = "end_switchover"  # delete the switchover request
+    RECORD_HISTORY = "record_history"  # a switchover's heir: record itself as the last leader before promoting
+    RESTART_PG = "restart_pg"  # a fast restart: stops a WAL receiver that outlived its detachment
     SET_SYNC = "set_sync"  # move to a synchronous standby set (step.py splits it in the two below)
     PUBLISH_SYNC = "publish_sync"  # write the synchronous set to etcd
     APPLY_SYNC = "apply_sync"  # set PostgreSQL's synchronous_standby_names
@@ -146,6 +156,9 @@ class Action:
     sync: SyncSet | None = None
     leader: LeaderKey | None = None  # the key a TAKEOVER replaces; the node a HANDOVER gives it to
     report: Report | None = None  # what a POST_STATUS posts
+    # (GUID, mod revision) of every status a TAKEOVER or ACQUIRE counted: it happens only if none changed
+    guards: tuple[tuple[str, int], ...] = ()
+    position: Position | None = None  # ACQUIRE/TAKEOVER: our final position (the fork point); APPLY_SYNC: the WAL end
 
 
 @dataclass(frozen=True)
@@ -252,6 +265,7 @@ class Memory:
     leaderless_since: float | None = None
     leaderless_revision: int = 0
     unreachable_since: float | None = None  # since when the leader's manager has not answered us
+    suspected_key: tuple[str, int] | None = None  # (GUID, revision) of the leader key `unreachable_since` is about
     hold_until: float = 0.0  # after a takeover: no 200 before this
     hold_probe: str | None = None  # the old leader's address, probed to end the hold early
     promoted_at: float = -1e9
@@ -261,6 +275,12 @@ class Memory:
     last_post: float = -1e9
     last_report: Report | None = None
     last_obs: Observation | None = None  # for refreshing "ready" from a fresh look at PostgreSQL
+    last_position: Position | None = None  # at the last look, if PostgreSQL was detached and receiving nothing
+    detached_at: float | None = None  # when we last stopped following
+    # The synchronous set last applied and the WAL end then: a stricter set is published exactly only
+    # once enough of its members have flushed that far (until then the union stays published).
+    sync_switch: tuple[SyncSet, int] | None = None
+    stuck_since: float | None = None  # since when we follow the leader without streaming from it
 
 
 @dataclass(frozen=True)
@@ -276,6 +296,7 @@ class Report:
     leader: str | None
     position: Position
     detached: bool
+    final: bool
     pg_running: bool
     pg_in_recovery: bool
     pg_streaming: bool

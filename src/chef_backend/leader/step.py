@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chef_backend.leader.decide import decide, desired_sync_set
+from chef_backend.leader.decide import decide, desired_sync_set, standby_quorum
 from chef_backend.leader.state import (
     Action,
     Decision,
@@ -33,7 +33,9 @@ from chef_backend.leader.state import (
 from chef_backend.leader.timing import (
     JUST_PROMOTED_SECONDS,
     READY_VALIDITY_SECONDS,
+    RECEIVER_STOP_GRACE_SECONDS,
     REJOIN_BACKOFF_SECONDS,
+    STREAM_STUCK_SECONDS,
     SUSPECT_AFTER_SECONDS,
     fence_deadline,
     takeover_hold,
@@ -52,13 +54,28 @@ def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
     """The next plan for this node, and the memory to carry to the next tick."""
     memory = _count(memory, sensed, now)
     memory = _lease(memory, sensed)
+    memory, final = _finality(memory, sensed.pg, now)
     obs, memory = _observe(memory, sensed, now)
+    memory, stuck = _stream_stuck(memory, obs, now)
+    obs = replace(obs, final=final, lease=memory.lease, stream_stuck=stuck)
     decision = decide(obs, sensed.knobs.required_active_followers)
     actions, memory = _expand(memory, decision, obs, now)
-    ready = decision.ready and obs.lease_ok
-    ready_until = sensed.observed_at + READY_VALIDITY_SECONDS if ready else 0.0
-    report = _report(obs, decision)
-    if _should_post(memory, sensed, obs, report, now):
+    if memory.following is None and sensed.pg.running and sensed.pg.in_recovery and sensed.pg.receiving \
+            and memory.detached_at is not None and now - memory.detached_at >= RECEIVER_STOP_GRACE_SECONDS \
+            and not actions:
+        # Detached, but the WAL receiver still runs (PostgreSQL restarts it only when replay next
+        # needs WAL; a replay conflict can delay that indefinitely): it may still acknowledge the
+        # old leader's commits. A fast restart stops it.
+        actions = (Action(Kind.RESTART_PG),)
+    ready_until = _ready_until(obs, decision.ready, sensed.observed_at)
+    # A final position stops being final the moment an action may move it: the report says so
+    # before that action runs (and the action runs only if that report was posted).
+    moves = any(a.kind not in (Kind.POST_STATUS, Kind.PUBLISH_SYNC) for a in actions)
+    report = _report(obs, decision, final and not moves)
+    last = memory.last_report
+    if last is not None and last.final and not report.final:
+        actions = (Action(Kind.POST_STATUS, report=report), *actions)
+    elif _should_post(memory, sensed, obs, report, now):
         actions = (*actions, Action(Kind.POST_STATUS, report=report))
     urgent = (obs.switchover is not None or decision.role in (Role.WAITING, Role.PROMOTING)
               or memory.unreachable_since is not None)
@@ -73,9 +90,22 @@ def refresh_ready(memory: Memory, pg: PgState, observed_at: float, required_acti
     last = memory.last_obs
     if last is None or observed_at >= memory.ready_until:
         return memory
-    if decide(replace(last, pg=pg), required_active_followers).ready:
-        return replace(memory, ready_until=observed_at + READY_VALIDITY_SECONDS)
-    return memory
+    obs = replace(last, pg=pg)
+    return replace(memory, ready_until=_ready_until(obs, decide(obs, required_active_followers).ready, observed_at))
+
+
+def _ready_until(obs: Observation, ready: bool, observed_at: float) -> float:
+    """Until when /leader may answer 200 after a look at `observed_at`: READY_VALIDITY at most,
+    and no longer than the quorum of synchronous standbys it needs counts as replying (so a
+    leader that loses its standbys turns 503 in time even while this loop is blocked)."""
+    if not ready or not obs.lease_ok:
+        return 0.0
+    until = observed_at + READY_VALIDITY_SECONDS
+    sync = standby_quorum(obs)
+    if sync is not None:
+        fresh = sorted((t for g, t in obs.pg.fresh_until if g in sync.members), reverse=True)
+        until = min(until, fresh[sync.quorum - 1] if len(fresh) >= sync.quorum else 0.0)
+    return until
 
 
 def feed(memory: Memory, action: Action, ok: bool, now: float) -> Memory:
@@ -84,19 +114,26 @@ def feed(memory: Memory, action: Action, ok: bool, now: float) -> Memory:
     if kind is Kind.TAKEOVER and ok:
         assert action.leader is not None
         return replace(memory, hold_until=now + takeover_hold(), hold_probe=action.leader.address)
+    lsn = action.position.lsn if action.position is not None else 0
     if kind is Kind.PROMOTE and ok:
-        return replace(memory, promoted_at=now, applied_sync=action.sync or SyncSet())
+        sync = action.sync or SyncSet()
+        return replace(memory, promoted_at=now, applied_sync=sync, sync_switch=(sync, lsn))
     if kind is Kind.APPLY_SYNC and ok:
-        return replace(memory, applied_sync=action.sync or SyncSet())
+        sync = action.sync or SyncSet()
+        return replace(memory, applied_sync=sync, sync_switch=(sync, lsn))
     if kind is Kind.FOLLOW and ok:
-        return replace(memory, following=action.target)
+        detached_at = None if action.target is not None else (memory.detached_at if memory.following is None else now)
+        return replace(memory, following=action.target, detached_at=detached_at, last_position=None)
     if kind is Kind.REWIND and not ok:
         return replace(memory, rewind_failed=True)  # re-copy at once
     if kind in (Kind.REWIND, Kind.REBUILD):
         following = action.target if ok else memory.following
-        return replace(memory, last_rejoin=now, rewind_failed=False, following=following)
+        return replace(memory, last_rejoin=now, rewind_failed=False, following=following,
+                       detached_at=None if ok else memory.detached_at)
     if kind is Kind.POST_STATUS and ok:
         return replace(memory, last_post=now, last_report=action.report)
+    if kind is Kind.RESTART_PG:
+        return replace(memory, last_position=None, detached_at=now)
     if kind is Kind.FENCE or kind is Kind.HANDOVER:
         return replace(memory, ready_until=0.0)
     return memory
@@ -149,18 +186,22 @@ def _suspect(memory: Memory, sensed: Sensed, leader: LeaderKey, now: float) -> t
     """Whether the leader looks dead: our WAL receiver lost it *and* its manager has not answered
     for SUSPECT_AFTER_SECONDS. Either alone is normal (PostgreSQL restarting on the leader; a
     manager that is busy or briefly cut off from us)."""
+    key = (leader.guid, leader.mod_revision)
     if not wants_leader_probe(sensed.pg, leader, sensed.me) or sensed.leader_answers:
-        return False, replace(memory, unreachable_since=None)
-    since = memory.unreachable_since if memory.unreachable_since is not None else now
-    return now - since >= SUSPECT_AFTER_SECONDS, replace(memory, unreachable_since=since)
+        return False, replace(memory, unreachable_since=None, suspected_key=key)
+    # Silence counts from the first look at this key: a new leader is not suspect for its predecessor's.
+    known = memory.unreachable_since is not None and memory.suspected_key == key
+    since = memory.unreachable_since if known and memory.unreachable_since is not None else now
+    return now - since >= SUSPECT_AFTER_SECONDS, replace(memory, unreachable_since=since, suspected_key=key)
 
 
 def _observe(memory: Memory, sensed: Sensed, now: float) -> tuple[Observation, Memory]:
     """The observation decide() reads, with every timer applied."""
     if now >= memory.hold_until:
         memory = replace(memory, hold_probe=None)
-    elif sensed.old_leader_code not in (None, 200):
-        # The old leader refuses connections or answers 503: it cannot answer 200 any more.
+    elif sensed.old_leader_code not in (None, 0, 200):
+        # The old leader itself answers 503, and having lost its standbys to us it cannot answer
+        # 200 again. (A refused connection proves nothing: a firewall's reset looks the same.)
         memory = replace(memory, hold_until=0.0, hold_probe=None)
     ineligible, unhealthy = _health(memory, sensed)
     me, pg, view = sensed.me, sensed.pg, sensed.etcd
@@ -207,7 +248,7 @@ def _observe(memory: Memory, sensed: Sensed, now: float) -> tuple[Observation, M
         limit = sensed.knobs.max_bytes_behind_leader
         if behind > limit:
             ineligible.append(f"{behind} bytes behind the leader (limit {limit})")
-    mine = leader is not None and leader.guid == me
+    mine = leader is not None and leader.guid == me and leader.lease == memory.lease
     obs = replace(
         base,
         leader=leader,
@@ -233,6 +274,8 @@ def _expand(memory: Memory, decision: Decision, obs: Observation, now: float) ->
     for action in decision.actions:
         if action.kind is Kind.SET_SYNC:
             out.extend(_sync_change(memory, obs, action.sync or SyncSet()))
+        elif action.kind is Kind.PROMOTE:
+            out.append(replace(action, position=obs.pg.position))
         elif action.kind is Kind.REJOIN:
             if now - memory.last_rejoin < REJOIN_BACKOFF_SECONDS:
                 break
@@ -250,11 +293,41 @@ def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> list[Acti
     if current != wanted:
         union = tuple(sorted(set(current.members) | set(wanted.members)))
         quorum = min(current.quorum, wanted.quorum) if current.members else 0
-        return [Action(Kind.PUBLISH_SYNC, sync=SyncSet(union, quorum)), Action(Kind.APPLY_SYNC, sync=wanted)]
+        return [Action(Kind.PUBLISH_SYNC, sync=SyncSet(union, quorum)),
+                Action(Kind.APPLY_SYNC, sync=wanted, position=obs.pg.position)]
+    switch = memory.sync_switch
+    if switch is not None and switch[0] == wanted and wanted.members:
+        # Commits acknowledged before the switch are on `quorum` members of the *old* set: the new
+        # set may stand alone only once `quorum` of its own members hold everything up to it.
+        caught_up = sum(1 for g, lsn in obs.pg.flushed if g in wanted.members and lsn >= switch[1])
+        if caught_up < max(1, wanted.quorum):
+            return []
     return [Action(Kind.PUBLISH_SYNC, sync=wanted)]
 
 
-def _report(obs: Observation, decision: Decision) -> Report:
+def _stream_stuck(memory: Memory, obs: Observation, now: float) -> tuple[Memory, bool]:
+    """Whether we have been told to follow the leader for STREAM_STUCK_SECONDS and do not stream."""
+    leader, pg = obs.leader, obs.pg
+    trying = (leader is not None and obs.following == leader.address and pg.running and pg.in_recovery
+              and not (pg.streaming and pg.upstream == leader.address))
+    if not trying:
+        return replace(memory, stuck_since=None), False
+    since = memory.stuck_since if memory.stuck_since is not None else now
+    return replace(memory, stuck_since=since), now - since >= STREAM_STUCK_SECONDS
+
+
+def _finality(memory: Memory, pg: PgState, now: float) -> tuple[Memory, bool]:
+    """Whether our position is final: PostgreSQL runs in recovery following no one, with no WAL
+    receiver, and its position is the one of the previous look (replay after a restart climbs from
+    a restartpoint, and pg_last_wal_receive_lsn() is NULL then: a moving position is no report)."""
+    if memory.following is None and memory.detached_at is None:
+        memory = replace(memory, detached_at=now)
+    still = memory.following is None and pg.running and pg.in_recovery and not pg.receiving
+    final = still and memory.last_position == pg.position
+    return replace(memory, last_position=pg.position if still else None), final
+
+
+def _report(obs: Observation, decision: Decision, final: bool) -> Report:
     return Report(
         role=decision.role,
         ready=decision.ready,
@@ -265,6 +338,7 @@ def _report(obs: Observation, decision: Decision) -> Report:
         leader=obs.leader.guid if obs.leader else None,
         position=obs.pg.position,
         detached=obs.detached,
+        final=final,
         pg_running=obs.pg.running,
         pg_in_recovery=obs.pg.in_recovery,
         pg_streaming=obs.pg.streaming,
