@@ -27,6 +27,8 @@ Steps = Generator[float, None, Any]
 
 ETCD_TIMEOUT = 2.0  # per endpoint, as the daemon's Store at the default settings
 PROBE_TIMEOUT = 0.5
+READY_LOOK_SECONDS = 0.25
+PG_CHECK_TIMEOUT = 3.0
 WAL_SENDER_TIMEOUT = 10.0
 
 
@@ -126,8 +128,9 @@ class Manager:
 
     def look_at_pg(self) -> Steps:
         pg = self.node.pg
-        while pg.running and pg.frozen:
-            yield 0.5  # the check has no client-side time limit: it hangs while PostgreSQL is stopped
+        if pg.running and pg.frozen:
+            yield PG_CHECK_TIMEOUT  # the daemon gives a look up after this long
+            return PgState(running=False)
         yield 0.002
         if not pg.running:
             return PgState(running=False)
@@ -195,7 +198,9 @@ class Manager:
                             leader_answers=leader_answers, old_leader_code=old_code, observed_at=observed_at)
             node.memory, plan = step(node.memory, sensed, self.clock())
             w.log(node, plan.decision.role.value, plan.decision.reason, [a.kind.value for a in plan.actions])
-            node.ready_until, node.deadline = plan.ready_until, plan.deadline  # published before acting
+            # Published before acting (a ready plan keeps a later 200 the watcher found).
+            node.ready_until = max(plan.ready_until, node.ready_until) if plan.ready_until else 0.0
+            node.deadline = plan.deadline
             for action in plan.actions:
                 try:
                     ok = yield from self.act(action)
@@ -203,11 +208,25 @@ class Manager:
                     node.memory = feed(node.memory, action, False, self.clock())
                     break
                 node.memory = feed(node.memory, action, ok, self.clock())
-            node.ready_until = node.memory.ready_until
-            node.deadline = node.memory.deadline
             w.check()
             pause = (URGENT_TICK_SECONDS if plan.urgent else TICK_SECONDS) - (self.clock() - started)
             yield max(0.05, pause)
+
+    def watch(self) -> Steps:
+        """The daemon's readiness watcher thread (Manager.keep_ready)."""
+        node = self.node
+        while True:
+            yield READY_LOOK_SECONDS
+            last = node.memory.last_obs
+            if last is None or not last.pg.running or last.pg.in_recovery:
+                continue
+            observed_at = self.clock()
+            pg = yield from self.look_at_pg()
+            if not pg.running:
+                continue
+            node.memory = refresh_ready(node.memory, pg, observed_at, 0)
+            if node.ready_until:
+                node.ready_until = max(node.ready_until, node.memory.ready_until)
 
     # -- actions ------------------------------------------------------------------------------------
     def stop_pg(self, why: str) -> None:

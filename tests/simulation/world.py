@@ -81,13 +81,17 @@ class World:
 
     def spawn(self, node: Node) -> None:
         manager = Manager(self, node)
-        gen = manager.run()
+        self.thread(node, manager, manager.run(), "resume")
+        self.thread(node, manager, manager.watch(), "resume_watch")
+
+    def thread(self, node: Node, manager: Manager, gen: Any, slot: str) -> None:
+        """Run one of a manager's threads; a frozen (SIGSTOP) process's threads wait for SIGCONT."""
 
         def resume() -> None:
             if not manager.alive():
                 return
             if node.manager_frozen or not node.host_up:
-                node.resume = resume  # type: ignore[attr-defined]
+                setattr(node, slot, resume)
                 return
             try:
                 delay = next(gen)
@@ -357,10 +361,11 @@ class World:
     def thaw(self, n: Node, what: str) -> None:
         self.note(what)
         n.manager_frozen = False
-        resume = getattr(n, "resume", None)
-        if resume is not None:
-            n.resume = None  # type: ignore[attr-defined]
-            self.at(self.now, resume)
+        for slot in ("resume", "resume_watch"):
+            resume = getattr(n, slot, None)
+            if resume is not None:
+                setattr(n, slot, None)
+                self.at(self.now, resume)
 
     def pg_thaw(self, n: Node) -> None:
         n.pg.frozen = False

@@ -51,7 +51,7 @@ from chef_backend.leader import records
 from chef_backend.leader.actions import Executor, Markers, parse_sync_standby_names
 from chef_backend.leader.config import ManagerConfig
 from chef_backend.leader.http import HttpServer, Published
-from chef_backend.leader.pg import LocalPg
+from chef_backend.leader.pg import LocalPg, ReplyTracker
 from chef_backend.leader.state import Action, Health, Kind, Knobs, Lease, Memory, PgState, Plan, Role, Sensed
 from chef_backend.leader.step import feed, refresh_ready, step, wants_leader_probe
 from chef_backend.leader.timing import TICK_SECONDS, URGENT_TICK_SECONDS, clock
@@ -62,6 +62,7 @@ log = logging.getLogger("leaderl")
 
 RAFT_CHECK_SECONDS = 2.0
 FENCE_CHECK_SECONDS = 0.1
+READY_LOOK_SECONDS = 0.25
 ZEN_CHECK_SECONDS = 10.0  # how often the leader checks Elasticsearch 6's quorum setting
 # Below this much free space on PostgreSQL's data or WAL filesystem it cannot start a new WAL
 # segment (16 MB) or extend a table: the node counts as full, whatever disk_min_space_mb says.
@@ -82,7 +83,11 @@ class Manager:
         # hung request delays the whole tick (and so the detection of a dead PostgreSQL leader).
         self.store = Store(list(config.etcd_endpoints), timeout=min(timeout, 2.0, max(1.0, ttl / 6)),
                            tls=etcd_tls.client_tls(self.settings))
-        self.pg = LocalPg(self.settings, config.secrets.db_superuser_password)
+        replies = ReplyTracker()
+        self.pg = LocalPg(self.settings, config.secrets.db_superuser_password, replies)
+        # The readiness watcher's own connection: it looks while the loop waits on etcd.
+        self.watch_pg = LocalPg(self.settings, config.secrets.db_superuser_password, replies)
+        self.lock = threading.Lock()  # memory and published readiness, shared with the watcher
         self.supervisor = Supervisor(self.paths)
         self.executor = Executor(
             self.settings, config.secrets, self.paths, self.me, self.store, self.pg, self.supervisor
@@ -250,8 +255,9 @@ class Manager:
         knobs = self.knobs()
         observed_at = clock()
         pg = self.look_at_pg()
-        self.memory = refresh_ready(self.memory, pg, observed_at, knobs.required_active_followers)
-        self.published.ready_until = self.memory.ready_until
+        with self.lock:
+            self.memory = refresh_ready(self.memory, pg, observed_at, knobs.required_active_followers)
+            self.published.ready_until = self.memory.ready_until
         lease, snapshot = self.read_etcd()
         view = records.etcd_view(snapshot) if snapshot is not None else None
         leader_answers = None
@@ -346,15 +352,14 @@ class Manager:
     # -- loop ----------------------------------------------------------------------------------
     def tick(self) -> Plan:
         sensed, snapshot = self.sense()
-        self.memory, plan = step(self.memory, sensed, clock())
+        with self.lock:
+            self.memory, plan = step(self.memory, sensed, clock())
+            # Before acting: a tick that fences or hands over must not answer 200 while it does.
+            # (A ready plan keeps a later 200 the watcher found: both rest on a fresh look.)
+            self.published.ready_until = max(plan.ready_until, self.published.ready_until) if plan.ready_until else 0.0
+            self.published.lease_deadline = plan.deadline
         self.urgent = plan.urgent
-        # Before acting: a tick that fences or hands over must not answer 200 while it does.
-        self.published.ready_until = plan.ready_until
-        self.published.lease_deadline = plan.deadline
         self.execute(plan)
-        # "ready" is a fact about the moment we observed, so it only holds for a short while.
-        self.published.ready_until = self.memory.ready_until
-        self.published.lease_deadline = self.memory.deadline
         self.published.status = records.encode_status(plan.report, self.me, self.status_extra())
         self.housekeeping(plan, snapshot, sensed.etcd.members if sensed.etcd else ())
         if plan.decision.reason != self.last_reason:
@@ -376,6 +381,25 @@ class Manager:
         self.ttl = self.settings["leaderl.leader_ttl_seconds"]
         log.info("reloaded settings from %s", self.config_path)
 
+    def keep_ready(self) -> None:
+        """Look at PostgreSQL every READY_LOOK_SECONDS while this node is a primary, and keep a ready
+        leader's 200 going from those looks: the loop may wait seconds on etcd, and a 200 rests on
+        standby replies seen less than STANDBY_STALE ago."""
+        required = self.settings["leaderl.required_active_followers"]
+        while not self.stopping.wait(READY_LOOK_SECONDS):
+            last = self.memory.last_obs
+            if last is None or not last.pg.running or last.pg.in_recovery:
+                continue
+            observed_at = clock()
+            try:
+                pg = self.watch_pg.observe()
+            except psycopg.Error:
+                continue
+            with self.lock:
+                self.memory = refresh_ready(self.memory, pg, observed_at, required)
+                if self.published.ready_until:
+                    self.published.ready_until = max(self.published.ready_until, self.memory.ready_until)
+
     def fence_on_time(self) -> None:
         """Fence at the lease deadline on a thread of its own: the loop may be blocked for seconds in
         etcd requests exactly when the deadline passes."""
@@ -395,6 +419,7 @@ class Manager:
         host = self.settings["leaderl.http_address"]
         HttpServer(self.published, host, self.settings["leaderl.http_port"]).start()
         threading.Thread(target=self.fence_on_time, name="fence", daemon=True).start()
+        threading.Thread(target=self.keep_ready, name="ready", daemon=True).start()
         log.info(
             "leaderl %s started as %s (%s); /leader on %s:%s",
             __version__,

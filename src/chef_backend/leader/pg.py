@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import psycopg
 
 from chef_backend.config.settings import Settings
 from chef_backend.leader.state import PgState, Position
-from chef_backend.leader.timing import STANDBY_STALE_SECONDS, clock
+from chef_backend.leader.timing import PG_CHECK_TIMEOUT_SECONDS, STANDBY_STALE_SECONDS, clock
 from chef_backend.services import postgresql
 
 log = logging.getLogger(__name__)
@@ -34,18 +40,36 @@ SELECT pg_is_in_recovery(),
 
 
 
+class ReplyTracker:
+    """What the standbys' replies looked like at the last look, shared by every look at this node's
+    PostgreSQL (the loop's and the readiness watcher's), so that freshness is judged from the most
+    recent look whoever made it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._replies: dict[str, tuple[str, float]] = {}  # standby -> (last reply_time, when it changed)
+        self._last_look = float("-inf")
+
+    def update(self, rows: list[str]) -> tuple[tuple[str, float], ...]:
+        with self._lock:
+            now = clock()
+            self._replies, until = fresh_standbys(self._replies, rows, self._last_look, now)
+            self._last_look = now
+            return until
+
+
 class LocalPg:
     """One reusable superuser connection to this node's PostgreSQL."""
 
-    def __init__(self, settings: Settings, password: str) -> None:
+    def __init__(self, settings: Settings, password: str, replies: ReplyTracker | None = None) -> None:
         self.settings = settings
         self._dsn = postgresql.conninfo(
             settings, settings.publish_address, password, timeout_s=max(1, settings["leaderl.db_timeout"] // 1000)
         )
         self._conn: psycopg.Connection | None = None
         self._last_tli = 0  # timeline last seen streaming, kept once the receiver stops
-        self._replies: dict[str, tuple[str, float]] = {}  # standby -> (last reply_time, when it changed)
-        self._last_look = float("-inf")
+        self._replies = replies or ReplyTracker()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-look")
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -59,10 +83,26 @@ class LocalPg:
             self._conn.close()
             self._conn = None
 
+    def _timed_query(self) -> tuple[object, ...] | None:
+        """The state query, given up after PG_CHECK_TIMEOUT_SECONDS: statement_timeout is enforced by
+        the server, so a stopped (SIGSTOP) or hung server would otherwise block the loop forever."""
+        conn = self._connection()
+        future = self._pool.submit(lambda: conn.execute(_STATE_SQL).fetchone())
+        try:
+            return future.result(timeout=PG_CHECK_TIMEOUT_SECONDS)
+        except FutureTimeout:
+            # Break the blocked read so that the worker returns, and drop the connection.
+            with contextlib.suppress(OSError, ValueError):
+                sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._conn = None
+            raise psycopg.OperationalError(f"no answer within {PG_CHECK_TIMEOUT_SECONDS:g} s") from None
+
     def observe(self) -> PgState:
         """Query the server's role and WAL position; raises psycopg.Error when unreachable."""
         try:
-            row = self._connection().execute(_STATE_SQL).fetchone()
+            row = self._timed_query()
         except psycopg.Error:
             self.close()
             raise
@@ -105,10 +145,7 @@ class LocalPg:
         )
 
     def _fresh_standbys(self, rows: list[str]) -> tuple[tuple[str, float], ...]:
-        now = clock()
-        self._replies, until = fresh_standbys(self._replies, rows, self._last_look, now)
-        self._last_look = now
-        return until
+        return self._replies.update(rows)
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         cur = self._connection().execute(sql, params)
