@@ -114,6 +114,8 @@ class Pg:
     wal: list[Record] = field(default_factory=list)
     running: bool = False
     frozen: bool = False  # SIGSTOP
+    want_up: bool = False  # runit's wish: a crashed server comes back
+    accepting_at: float = 0.0  # a starting server accepts connections from then on
     in_recovery: bool = True
     replayed: int = 0  # how much of the WAL is replayed (a restart starts from a restartpoint)
     conninfo: str | None = None  # primary_conninfo's host, as last reloaded (None: detached)

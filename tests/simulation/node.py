@@ -17,7 +17,7 @@ from chef_backend.leader import records
 from chef_backend.leader.pg import fresh_standbys
 from chef_backend.leader.state import Action, Health, Kind, Knobs, Lease, Memory, PgState, Sensed
 from chef_backend.leader.step import feed, refresh_ready, step, wants_leader_probe
-from chef_backend.leader.timing import TICK_SECONDS, URGENT_TICK_SECONDS
+from chef_backend.leader.timing import READY_LOOK_SECONDS, TICK_SECONDS, URGENT_TICK_SECONDS
 from tests.simulation.models import Pg
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ Steps = Generator[float, None, Any]
 
 ETCD_TIMEOUT = 2.0  # per endpoint, as the daemon's Store at the default settings
 PROBE_TIMEOUT = 0.5
-READY_LOOK_SECONDS = 0.25
 PG_CHECK_TIMEOUT = 3.0
 WAL_SENDER_TIMEOUT = 10.0
 
@@ -132,8 +131,8 @@ class Manager:
             yield PG_CHECK_TIMEOUT  # the daemon gives a look up after this long
             return PgState(running=False)
         yield 0.002
-        if not pg.running:
-            return PgState(running=False)
+        if not pg.running or self.now < pg.accepting_at:
+            return PgState(running=False)  # down, or starting: the check fails
         rows = [f"{g}={t}" for g, (_, t) in pg.replies.items() if self.now - t < WAL_SENDER_TIMEOUT]
         now = self.clock()
         self.node.replies_seen, until = fresh_standbys(self.node.replies_seen, rows, self.node.last_look, now)
@@ -149,6 +148,7 @@ class Manager:
             standbys=tuple(g for g, t in until if now < t),
             fresh_until=until,
             receiving=pg.receiver is not None,
+            wal_exhausted=pg.in_recovery and pg.receiver is None and pg.replayed >= len(pg.wal),
             flushed=tuple(sorted((g, f) for g, (f, _) in pg.replies.items())),
         )
 
@@ -314,7 +314,7 @@ class Manager:
         pg = self.node.pg
         while pg.running and pg.frozen:
             yield 0.5
-        if not pg.running:
+        if not pg.running or self.world.now < pg.accepting_at:
             raise RuntimeError("PostgreSQL is not running")
         yield 0.01
 

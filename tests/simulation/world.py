@@ -22,6 +22,7 @@ REPLICATION_TICK = 0.1
 WRITE_EVERY = 0.1
 COMMIT_WAIT = 5.0  # a client cancels a commit that waits for its standbys longer (the cancel hole)
 RECEIVER_TIMEOUT = 10.0  # wal_receiver_timeout
+SETTLE_SECONDS = 60.0  # the last minute of a schedule has no faults: the cluster must settle
 
 
 class Violation(Exception):
@@ -47,7 +48,8 @@ class World:
     duration: float = 150.0
     faults: bool = True
     keep_trace: bool = False
-    checks: frozenset[str] = frozenset({"200", "writable", "acks"})  # the invariants checked
+    checks: frozenset[str] = frozenset({"200", "writable", "acks", "converge"})  # the invariants checked
+    calm: bool = False  # the faults have ended
     reject: bool = False  # cuts answer with a reset (nftables reject) rather than silence (drop)
     now: float = 0.0
     rng: random.Random = field(init=False)  # latencies, restartpoints: what the models decide
@@ -127,6 +129,7 @@ class World:
     # -- PostgreSQL operations ------------------------------------------------------------------------
     def stop_pg(self, node: Node, why: str) -> None:
         pg = node.pg
+        pg.want_up = why in ("crash",)  # runit restarts a crashed server, not one stopped on purpose
         if pg.running:
             self.log(node, "pg stopped:", why)
         pg.running = False
@@ -141,7 +144,10 @@ class World:
             return
         pg.running, pg.in_recovery = True, True  # always boots as a standby
         # Replay restarts from the last restartpoint: somewhere before the end of the local WAL.
-        pg.replayed = self.rng.randint(max(0, len(pg.wal) - 40), len(pg.wal))
+        pg.replayed = self.rng.randint(max(0, len(pg.wal) - 200), len(pg.wal))
+        # Crash recovery before it accepts connections: usually quick, sometimes slow.
+        pg.accepting_at = self.now + (self.rng.uniform(5.0, 30.0) if self.rng.random() < 0.2 else
+                                      self.rng.uniform(0.2, 1.0))
         pg.receiving_since_start = False
         pg.receiver, pg.receiver_connected = pg.conninfo, False
         pg.receiver_heard = self.now
@@ -188,12 +194,12 @@ class World:
                     and n.clock(self.now) >= n.deadline:
                 self.stop_pg(n, "lease deadline passed (the fence thread)")
             pg = n.pg
-            if not (n.host_up and pg.running) or pg.frozen:
+            if not (n.host_up and pg.running) or pg.frozen or self.now < pg.accepting_at:
                 continue
             if pg.in_recovery:
                 self.stream(n)
                 if not getattr(n, "replay_stalled", False):
-                    pg.replayed = min(len(pg.wal), pg.replayed + 200)
+                    pg.replayed = min(len(pg.wal), pg.replayed + 5)  # 50 records/s
             else:
                 for g in [g for g, (_, t) in pg.replies.items() if self.now - t > WAL_SENDER_TIMEOUT]:
                     del pg.replies[g]
@@ -209,7 +215,7 @@ class World:
             return
         up = self.by_address(pg.receiver)
         upg = up.pg
-        reachable = (up.host_up and upg.running and not upg.frozen and up is not n
+        reachable = (up.host_up and upg.running and not upg.frozen and up is not n and self.now >= upg.accepting_at
                      and self.network.delivers(up.index, n.index, "pg"))
         # Records are unique and keep their index, so equal last records mean equal prefixes.
         if reachable and len(upg.wal) >= len(pg.wal) and (not pg.wal or upg.wal[len(pg.wal) - 1] == pg.wal[-1]):
@@ -275,6 +281,8 @@ class World:
 
     # -- faults ---------------------------------------------------------------------------------------
     def fault(self) -> None:
+        if self.calm:
+            return
         rng = self.frng
         leaders = [m for m in self.nodes if m.pg.primary() and m.host_up]
         at_leader, n = rng.random() < 0.5, rng.choice(self.nodes)
@@ -285,7 +293,12 @@ class World:
         hold = rng.choice((1.0, 3.0, 8.0, 20.0, 40.0)) * rng.uniform(0.5, 1.5)
         kind = rng.choice(("isolate", "isolate", "partial_heal", "one_port", "ingress", "kill_node",
                            "kill_manager", "kill_manager_pg", "stop_manager", "stop_pg", "suspend_host",
-                           "replay_conflict", "crash_pg", "isolate_pair"))
+                           "replay_conflict", "crash_pg", "isolate_pair", "stall_then_lose", "stall_then_lose",
+                           "power_loss", "conflict_then_isolate", "conflict_then_isolate"))
+        if kind in ("stall_then_lose", "power_loss", "conflict_then_isolate"):
+            self.compound(kind, n, [self.nodes[j] for j in others], hold)
+            self.at(self.now + rng.expovariate(1 / 12.0), self.fault)
+            return
         if kind in ("isolate", "partial_heal", "ingress", "isolate_pair"):
             targets = [rng.choice(others)] if kind == "isolate_pair" else others
             cuts = {(j, i, p) for j in targets for p in PORTS}
@@ -333,8 +346,85 @@ class World:
         elif kind == "crash_pg":
             self.note(f"PostgreSQL of n{i} crashes; runit restarts it")
             self.stop_pg(n, "crash")
-            self.at(self.now + rng.uniform(0.5, 3.0), lambda: self.start_pg(n) if n.host_up else None)
+            self.at(self.now + rng.uniform(0.5, 3.0), lambda: self.start_pg(n) if n.host_up and n.pg.want_up else None)
         self.at(self.now + rng.expovariate(1 / 12.0), self.fault)
+
+    def compound(self, kind: str, n: Node, others: list[Node], hold: float) -> None:
+        """Faults that take several steps to hurt, each step at a random moment."""
+        rng, i = self.frng, n.index
+        b, c = rng.sample(others, 2)
+        if kind == "stall_then_lose":
+            # c stops receiving (its commits are acknowledged through b alone), then b's PostgreSQL
+            # freezes, crashes or loses power with n, then n dies.
+            stall = {(i, c.index, "pg")}
+            self.network.cut |= stall
+            self.note(f"cut n{i}->n{c.index} pg (n{c.index} stalls)")
+            self.at(self.now + 60, lambda: self.heal(stall, f"heal n{i}->n{c.index} pg"))
+            t = self.now + rng.uniform(1.0, 8.0)
+            how = rng.choice(("freeze", "crash", "power"))
+            self.at(t, lambda: self.lose(b, how, rng.uniform(5.0, 40.0)))
+            self.at(t + rng.uniform(0.0, 3.0), lambda: self.lose(n, "power", rng.uniform(20.0, 60.0)))
+        elif kind == "power_loss":
+            victims = [n, *rng.sample(others, rng.randint(1, len(others)))]
+            for v in victims:
+                self.lose(v, "power", rng.uniform(1.0, 30.0))
+        elif kind == "conflict_then_isolate":
+            # b's replay conflicts (its WAL receiver outlives a detachment); n is cut off from
+            # everyone; later only n<->b's PostgreSQL port comes back.
+            self.note(f"replay conflict on n{b.index} for {hold + 30:.1f}s")
+            b.replay_stalled = True  # type: ignore[attr-defined]
+            b.pg.receiver_linger_until = self.now + hold + 30
+            self.at(self.now + hold + 30, lambda: setattr(b, "replay_stalled", False))
+            cuts = {(x, y, p) for m in others for (x, y) in ((i, m.index), (m.index, i)) for p in PORTS}
+            self.network.cut |= cuts
+            self.note(f"isolate n{i} for 40s")
+            back = {(i, b.index, "pg"), (b.index, i, "pg")}
+            self.at(self.now + rng.uniform(5.0, 30.0), lambda: self.heal(back, f"heal n{i}<->n{b.index} pg"))
+            self.at(self.now + 40, lambda: self.heal(cuts, f"heal n{i}"))
+
+    def lose(self, n: Node, how: str, back_after: float) -> None:
+        if how == "freeze":
+            self.note(f"SIGSTOP n{n.index}'s PostgreSQL for {back_after:.1f}s")
+            n.pg.frozen = True
+            self.at(self.now + back_after, lambda: self.pg_thaw(n))
+        elif how == "crash":
+            self.note(f"PostgreSQL of n{n.index} crashes; back after {back_after:.1f}s")
+            self.stop_pg(n, "crash")
+            self.at(self.now + back_after, lambda: self.start_pg(n) if n.host_up and n.pg.want_up else None)
+        elif n.host_up:
+            self.note(f"power loss of n{n.index}; back after {back_after:.1f}s")
+            self.kill(n, manager=True, pg=True, etcd=True)
+            n.host_up = False
+            self.at(self.now + back_after, lambda: self.boot(n, host=True))
+
+    def settle(self) -> None:
+        """The faults end: every cut healed, every process running again."""
+        self.calm = True
+        self.note("faults end: everything healed and running")
+        self.network.cut.clear()
+        for n in self.nodes:
+            n.replay_stalled = False  # type: ignore[attr-defined]
+            n.pg.receiver_linger_until = 0.0
+            if n.pg.frozen:
+                self.pg_thaw(n)
+            if n.manager_frozen:
+                self.thaw(n, f"SIGCONT n{n.index}")
+            if not n.host_up or not n.manager_up:
+                self.boot(n, host=not n.host_up)
+
+    def converged(self) -> str | None:
+        """Why the cluster has not settled on one leader that every other node streams from."""
+        leaders = [n for n in self.nodes if n.answers_200(self.now)]
+        if len(leaders) != 1:
+            return f"{len(leaders)} nodes answer 200 after the faults ended"
+        lead = leaders[0]
+        for n in self.nodes:
+            if n is lead:
+                continue
+            pg = n.pg
+            if not (pg.running and pg.in_recovery and pg.receiver == lead.address and pg.receiver_connected):
+                return f"n{n.index} does not stream from the leader n{lead.index} after the faults ended"
+        return None
 
     def heal(self, cuts: set[tuple[int, int, str]], what: str) -> None:
         self.network.cut -= cuts
@@ -352,6 +442,7 @@ class World:
 
     def boot(self, n: Node, host: bool) -> None:
         self.note(f"n{n.index} {'boots' if host else 'manager restarts'}")
+        n.generation += 1  # whatever manager ran there is gone
         n.host_up = n.etcd_up = n.manager_up = True
         n.manager_frozen = n.pg.frozen = False
         n.memory = Memory(following=n.pg.conninfo, applied_sync=n.pg.sync)
@@ -378,6 +469,7 @@ class World:
         self.at(0.0, self.write)
         if self.faults:
             self.at(25.0, self.fault)
+            self.at(self.duration - SETTLE_SECONDS, self.settle)
         violation = None
         try:
             while self.queue:
@@ -387,6 +479,9 @@ class World:
                 self.now = t
                 fn()
                 self.check()
+            why = self.converged() if "converge" in self.checks else None
+            if why is not None:
+                raise Violation(why)
         except Violation as exc:
             violation = f"t={self.now:.3f}: {exc}"
         return Outcome(self.seed, violation, self.schedule, self.trace, self.commits, len(self.acknowledged),

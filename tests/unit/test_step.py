@@ -38,7 +38,7 @@ TTL = 30.0
 
 def standby(lsn: int = 100, upstream: str | None = None) -> PgState:
     return PgState(running=True, in_recovery=True, position=Position(1, lsn), upstream=upstream,
-                   streaming=upstream is not None, receiving=upstream is not None)
+                   streaming=upstream is not None, receiving=upstream is not None, wal_exhausted=upstream is None)
 
 
 def primary(lsn: int = 100, standbys: tuple[str, ...] = (), fresh_until: float = 1e9, flushed: int = 100) -> PgState:
@@ -216,6 +216,10 @@ def test_path1_a_position_is_final_only_when_unchanged_over_two_looks_without_a_
     m, _ = step(m, sensed(4.0, pg=receiving, etcd=etcd), 4.0)
     m, plan = step(m, sensed(5.0, pg=receiving, etcd=etcd), 5.0)
     assert not plan.report.final  # a WAL receiver still runs
+    stalled = replace(standby(lsn=80), wal_exhausted=False)
+    m, _ = step(m, sensed(6.0, pg=stalled, etcd=etcd), 6.0)
+    m, plan = step(m, sensed(7.0, pg=stalled, etcd=etcd), 7.0)
+    assert not plan.report.final  # replay stopped short of the WAL on disk (a query conflict)
 
 
 def test_path2_a_final_report_is_retracted_before_re_attaching() -> None:

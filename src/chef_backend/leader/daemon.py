@@ -54,7 +54,7 @@ from chef_backend.leader.http import HttpServer, Published
 from chef_backend.leader.pg import LocalPg, ReplyTracker
 from chef_backend.leader.state import Action, Health, Kind, Knobs, Lease, Memory, PgState, Plan, Role, Sensed
 from chef_backend.leader.step import feed, refresh_ready, step, wants_leader_probe
-from chef_backend.leader.timing import TICK_SECONDS, URGENT_TICK_SECONDS, clock
+from chef_backend.leader.timing import READY_LOOK_SECONDS, TICK_SECONDS, URGENT_TICK_SECONDS, clock
 from chef_backend.services import elasticsearch, etcd_tls, postgresql
 from chef_backend.supervision.runit import Supervisor
 
@@ -62,7 +62,6 @@ log = logging.getLogger("leaderl")
 
 RAFT_CHECK_SECONDS = 2.0
 FENCE_CHECK_SECONDS = 0.1
-READY_LOOK_SECONDS = 0.25
 ZEN_CHECK_SECONDS = 10.0  # how often the leader checks Elasticsearch 6's quorum setting
 # Below this much free space on PostgreSQL's data or WAL filesystem it cannot start a new WAL
 # segment (16 MB) or extend a table: the node counts as full, whatever disk_min_space_mb says.

@@ -35,7 +35,8 @@ SELECT pg_is_in_recovery(),
        (SELECT coalesce(array_agg(application_name || '=' || coalesce(reply_time::text, '')), '{}')
           FROM pg_stat_replication WHERE state = 'streaming'),
        (SELECT coalesce(array_agg(application_name || '=' || coalesce((flush_lsn - '0/0')::text, '0')), '{}')
-          FROM pg_stat_replication)
+          FROM pg_stat_replication),
+       (SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'startup')
 """
 
 
@@ -120,6 +121,7 @@ class LocalPg:
             recv_tli,
             standbys,
             flushes,
+            startup_wait,
         ) = row
         if in_recovery:
             if recv_tli:
@@ -141,6 +143,7 @@ class LocalPg:
             standbys=tuple(g for g, t in until if now < t),
             fresh_until=until,
             receiving=wr_status is not None,
+            wal_exhausted=startup_wait == "RecoveryRetrieveRetryInterval",
             flushed=tuple(sorted(_flushed(list(flushes or ())))),
         )
 
@@ -186,18 +189,14 @@ def fresh_standbys(previous: dict[str, tuple[str, float]], rows: list[str], last
     """How long each standby (`name=reply_time` rows) counts as replying, by this node's clock (no
     skew between nodes): a reply seen to change since the last look changed *after* that look, so
     it counts from then (never from now: a look after a long pause must not make an old reply
-    new), for STANDBY_STALE_SECONDS. A standby seen for the first time has not been seen to reply.
-    Returns the replies to remember for the next look, and (name, fresh until) per standby."""
+    new), for STANDBY_STALE_SECONDS. A standby not listed at the last look connected since, so its
+    reply too counts from that look. Returns the replies to remember for the next look, and
+    (name, fresh until) per standby."""
     seen = {}
     for row in rows:
         name, _, reply = row.partition("=")
         last = previous.get(name)
-        if last is None:
-            changed_at = float("-inf")
-        elif last[0] != reply:
-            changed_at = last_look
-        else:
-            changed_at = last[1]
+        changed_at = last_look if last is None or last[0] != reply else last[1]
         seen[name] = (reply, changed_at)
     return seen, tuple(sorted((n, at + STANDBY_STALE_SECONDS) for n, (_, at) in seen.items()))
 

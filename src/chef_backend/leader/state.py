@@ -36,6 +36,9 @@ class PgState:
     standbys: tuple[str, ...] = ()  # GUIDs streaming from us with a recent reply (we are primary)
     fresh_until: tuple[tuple[str, float], ...] = ()  # (GUID, until when its last reply counts as recent)
     receiving: bool = False  # a WAL receiver process exists (in whatever state)
+    # In recovery, the startup process waits for WAL that no source has: everything on disk is
+    # replayed, so the replay position is the end of this node's WAL (not a restartpoint's).
+    wal_exhausted: bool = False
     flushed: tuple[tuple[str, int], ...] = ()  # (GUID, flush LSN) of each standby streaming from us
 
 

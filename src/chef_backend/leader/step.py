@@ -318,11 +318,13 @@ def _stream_stuck(memory: Memory, obs: Observation, now: float) -> tuple[Memory,
 
 def _finality(memory: Memory, pg: PgState, now: float) -> tuple[Memory, bool]:
     """Whether our position is final: PostgreSQL runs in recovery following no one, with no WAL
-    receiver, and its position is the one of the previous look (replay after a restart climbs from
-    a restartpoint, and pg_last_wal_receive_lsn() is NULL then: a moving position is no report)."""
+    receiver, has replayed all the WAL it has (after a restart pg_last_wal_receive_lsn() is NULL
+    and replay climbs from a restartpoint, or stalls on a query conflict), and shows the position
+    of the previous look."""
     if memory.following is None and memory.detached_at is None:
         memory = replace(memory, detached_at=now)
-    still = memory.following is None and pg.running and pg.in_recovery and not pg.receiving
+    still = (memory.following is None and pg.running and pg.in_recovery and not pg.receiving
+             and pg.wal_exhausted)
     final = still and memory.last_position == pg.position
     return replace(memory, last_position=pg.position if still else None), final
 

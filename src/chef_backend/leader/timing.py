@@ -18,12 +18,14 @@ URGENT_TICK_SECONDS = 0.25  # while leadership moves: every fraction of a second
 SUSPECT_AFTER_SECONDS = 1.5
 # A standby replies at least every wal_receiver_status_interval (1 s). One whose reply was not seen
 # to change for this long (counted from the look *before* the change was noticed) is gone.
-STANDBY_STALE_SECONDS = 3.0
+STANDBY_STALE_SECONDS = 2.0
 # How long one look's "ready" keeps /leader at 200: a frozen or blocked loop cannot keep answering 200.
-READY_VALIDITY_SECONDS = 2.5
+READY_VALIDITY_SECONDS = 1.5
+# How often a primary's readiness watcher looks at PostgreSQL (daemon.Manager.keep_ready).
+READY_LOOK_SECONDS = 0.25
 # A new leader answers 200 without a streaming synchronous standby for this long after promotion,
 # while its followers re-attach (short: see takeover_hold).
-JUST_PROMOTED_SECONDS = 2.0
+JUST_PROMOTED_SECONDS = 1.5
 # Equally advanced candidates defer to the last leader (or the smaller GUID) this long.
 TIE_GRACE_SECONDS = 3.0
 REJOIN_BACKOFF_SECONDS = 15.0
