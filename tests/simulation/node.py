@@ -237,18 +237,20 @@ class Manager:
         k = action.kind
         me_rec = records.encode_leader(node.guid, node.address, w.now, fork=action.position)
         guards = [(keys.STATUS + g, "mod", rev) for g, rev in action.guards]
-        if k in (Kind.ACQUIRE, Kind.TAKEOVER, Kind.RECORD_HISTORY):
+        if k in (Kind.ACQUIRE, Kind.TAKEOVER, Kind.CLAIM):
             entry = yield from self.etcd(lambda e: e.kv.get(keys.HISTORY))
             history = records.appended_history(entry.value if entry else None, {"guid": node.guid})
             rev = entry.mod_revision if entry else 0
             old = action.leader
             key_cmp = {Kind.ACQUIRE: (keys.LEADER, "create", 0),
-                       Kind.RECORD_HISTORY: (keys.LEADER, "lease", node.memory.lease),
+                       Kind.CLAIM: (keys.LEADER, "lease", node.memory.lease),
                        Kind.TAKEOVER: (keys.LEADER, "mod", old.mod_revision if old else 0)}[k]
-            puts = [(keys.HISTORY, history, 0)]
-            if k is not Kind.RECORD_HISTORY:
-                puts.append((keys.LEADER, me_rec, node.memory.lease))
-            ok = yield from self.etcd(lambda e: e.txn([key_cmp, (keys.HISTORY, "mod", rev), *guards], puts))
+            puts = [(keys.LEADER, me_rec, node.memory.lease)]
+            compares = [key_cmp, *guards]
+            if k is not Kind.CLAIM or action.target == "history":
+                puts.append((keys.HISTORY, history, 0))
+                compares.append((keys.HISTORY, "mod", rev))
+            ok = yield from self.etcd(lambda e: e.txn(compares, puts))
             if ok and k is Kind.TAKEOVER and old is not None:
                 yield from self.etcd(lambda e: e.revoke(old.lease))
             return ok

@@ -479,7 +479,7 @@ class World:
                 self.now = t
                 fn()
                 self.check()
-            why = self.converged() if "converge" in self.checks else None
+            why = self.converged() if "converge" in self.checks and self.calm else None
             if why is not None:
                 raise Violation(why)
         except Violation as exc:

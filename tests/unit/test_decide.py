@@ -70,13 +70,13 @@ def test_bootstrap_starts_postgresql_detached_first() -> None:
 
 def test_key_holder_in_recovery_promotes_with_the_published_sync_set() -> None:
     d = decide(obs(leader=LeaderKey(A, ADDR[A])))
-    assert kinds(d) == [Kind.PROMOTE] and d.role is Role.PROMOTING and not d.ready
-    assert d.actions[0].sync == SyncSet((A, B), 1)
+    assert kinds(d) == [Kind.CLAIM, Kind.PROMOTE] and d.role is Role.PROMOTING and not d.ready
+    assert d.actions[1].sync == SyncSet((A, B), 1)
 
 
 def test_key_holder_still_streaming_detaches_before_promoting() -> None:
     d = decide(obs(leader=LeaderKey(A, ADDR[A]), detached=False))
-    assert kinds(d) == [Kind.FOLLOW, Kind.PROMOTE] and d.actions[0].target is None
+    assert kinds(d) == [Kind.FOLLOW, Kind.CLAIM, Kind.PROMOTE] and d.actions[0].target is None
 
 
 def test_healthy_primary_leader_is_ready() -> None:
@@ -434,10 +434,10 @@ def test_switchover_to_an_ineligible_node_is_refused() -> None:
 def test_heir_promotes_only_from_the_handover_position() -> None:
     ok = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=standby(lsn=500), handover_position=Position(1, 500)))
     # Path 5 of issue 14: the heir records itself as the last leader before it promotes.
-    assert kinds(ok) == [Kind.RECORD_HISTORY, Kind.PROMOTE]
+    assert kinds(ok) == [Kind.CLAIM, Kind.PROMOTE] and ok.actions[0].target == "history"
     again = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=standby(lsn=500), handover_position=Position(1, 500),
                        last_leader=A))
-    assert kinds(again) == [Kind.PROMOTE]
+    assert kinds(again) == [Kind.CLAIM, Kind.PROMOTE] and again.actions[0].target is None
     short = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=standby(lsn=400), handover_position=Position(1, 500)))
     assert kinds(short) == [Kind.RELEASE, Kind.END_SWITCHOVER]
 
@@ -493,7 +493,7 @@ def test_path4_our_guid_under_another_lease_is_not_our_key() -> None:
     d = decide(obs(leader=stale, lease=222, last_leader=A, peers={B: peer(B)}))
     assert kinds(d) == [Kind.TAKEOVER] and d.actions[0].leader == stale
     mine = decide(obs(leader=replace(stale, lease=222), lease=222))
-    assert kinds(mine) == [Kind.PROMOTE]
+    assert kinds(mine) == [Kind.CLAIM, Kind.PROMOTE]
 
 
 def test_path8_a_follower_past_the_new_leaders_fork_rejoins() -> None:
@@ -516,3 +516,10 @@ def test_path0_a_leader_without_etcd_needs_its_own_synchronous_standbys_to_strea
 def test_path7_a_leader_cut_off_from_etcd_and_its_standbys_fences_at_once() -> None:
     d = decide(obs(etcd_ok=False, pg=primary(standbys=()), applied_sync=SyncSet((B, C), 1), sync=SyncSet()))
     assert kinds(d) == [Kind.FENCE]
+
+
+def test_path2_a_key_holder_claims_its_key_before_promoting() -> None:
+    # A leader that fenced itself (cut off from etcd and its standbys) and comes back while its
+    # followers take over must not promote as well: the claim changes the key's revision first.
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), last_leader=A))
+    assert kinds(d) == [Kind.CLAIM, Kind.PROMOTE] and d.actions[0].target is None

@@ -122,7 +122,7 @@ class Executor:
         position = self._checkpoint_position()
         record = records.encode_leader(heir.guid, heir.address, time.time(), handover=position)
         if self.store.txn([Store.cmp_lease(keys.LEADER, self.lease)], [Store.op_put(keys.LEADER, record, heir.lease)]):
-            # The heir records itself in the history when it promotes (RECORD_HISTORY): until then
+            # The heir records itself in the history when it promotes (CLAIM): until then
             # this node, which holds every commit, stays the last leader.
             log.warning("handed leadership to %s at %s (%s)", heir.guid, position, reason)
             return True
@@ -139,10 +139,18 @@ class Executor:
         self.store.delete(keys.CONTROL_SWITCHOVER)
         log.info("switchover request closed: %s", reason)
 
-    def _do_record_history(self, action: Action, reason: str) -> bool:
-        """A switchover's heir: record itself as the last leader, while the key is still bound to it."""
-        cmp_history, put_history = self._history(f"switchover to {self.guid}")
-        return self.store.txn([Store.cmp_lease(keys.LEADER, self.lease), cmp_history], [put_history])
+    def _do_claim(self, action: Action, reason: str) -> bool:
+        """Rewrite our key under our lease before promoting (and record us as the last leader)."""
+        compare = [Store.cmp_lease(keys.LEADER, self.lease)]
+        put = [Store.op_put(keys.LEADER, self._my_record(action), lease=self.lease)]
+        if action.target == "history":
+            cmp_history, put_history = self._history(f"{self.guid} promotes: {reason}")
+            compare.append(cmp_history)
+            put.append(put_history)
+        if not self.store.txn(compare, put):
+            log.info("the leader key is no longer ours (or the history changed): not promoting")
+            return False
+        return True
 
     def _do_release(self, action: Action, reason: str) -> None:
         if self.store.delete_if_lease(keys.LEADER, self.lease):

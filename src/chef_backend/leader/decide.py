@@ -10,7 +10,7 @@ Safety rules
 1. One writable leader. A node accepts writes only while it holds the leader key, which is
    bound to its etcd lease and taken by a create-if-absent transaction. A node that finds itself
    primary without the key is fenced (PostgreSQL stopped) before anything else. The daemon also
-   fences on its own clock before the lease can expire on etcd's side (see daemon.py).
+   fences on its own clock before the lease can expire on etcd's side (see timing.fence_deadline).
 2. No lost acknowledged commit. In synchronous mode every commit is acknowledged by the leader
    and by `quorum` of the published synchronous set S. A candidate needs current positions from
    |S| - quorum + 1 members of S (any such group holds every acknowledged commit) and must be at
@@ -149,14 +149,17 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
                             f"switchover refused: {obs.pg.position} is short of the old leader's "
                             f"{obs.handover_position}")
         actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
-        if obs.handover_position is not None and obs.last_leader != obs.me:
-            # A switchover's heir records itself as the last leader before it can acknowledge
-            # anything (the old leader recorded nothing: it holds every commit until then).
-            actions = (*actions, Action(Kind.RECORD_HISTORY))
+        # Claim the key before promoting: rewriting it under our lease changes its revision, so a
+        # takeover the followers prepared against the old revision fails, and if theirs came first
+        # the claim fails and nothing is promoted. (A holder that fenced itself, cut off from etcd
+        # and its standbys, and comes back while they take over must not promote too.) A
+        # switchover's heir also records itself as the last leader here, before it can acknowledge
+        # anything (the old leader recorded nothing: it holds every commit until then).
+        claim = Action(Kind.CLAIM, position=obs.pg.position, target=None if obs.last_leader == obs.me else "history")
         # Promote with exactly the published set in force, so that no standby outside it can
         # acknowledge a commit before the first SET_SYNC.
         promote = Action(Kind.PROMOTE, sync=obs.sync, position=obs.pg.position)
-        return Decision(Role.PROMOTING, False, (*actions, promote), "promoting PostgreSQL")
+        return Decision(Role.PROMOTING, False, (*actions, claim, promote), "promoting PostgreSQL")
     actions: tuple[Action, ...] = ()
     wanted = desired_sync_set(obs)
     if wanted != obs.sync or wanted != obs.applied_sync:

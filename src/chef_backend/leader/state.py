@@ -142,7 +142,9 @@ class Kind(StrEnum):
     REJOIN = "rejoin"  # pg_rewind (or a base backup) from `target`, then follow it
     HANDOVER = "handover"  # switchover: stop PostgreSQL cleanly, give the key to `target`
     END_SWITCHOVER = "end_switchover"  # delete the switchover request
-    RECORD_HISTORY = "record_history"  # a switchover's heir: record itself as the last leader before promoting
+    # Rewrite our key under our lease (a new revision: a takeover prepared against the old one fails)
+    # before promoting; with target "history", also record this node as the last leader.
+    CLAIM = "claim"
     RESTART_PG = "restart_pg"  # a fast restart: stops a WAL receiver that outlived its detachment
     SET_SYNC = "set_sync"  # move to a synchronous standby set (step.py splits it in the two below)
     PUBLISH_SYNC = "publish_sync"  # write the synchronous set to etcd
