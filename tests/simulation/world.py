@@ -383,6 +383,8 @@ class World:
             self.at(self.now + 40, lambda: self.heal(cuts, f"heal n{i}"))
 
     def lose(self, n: Node, how: str, back_after: float) -> None:
+        if self.calm:
+            return
         if how == "freeze":
             self.note(f"SIGSTOP n{n.index}'s PostgreSQL for {back_after:.1f}s")
             n.pg.frozen = True

@@ -523,3 +523,12 @@ def test_path2_a_key_holder_claims_its_key_before_promoting() -> None:
     # followers take over must not promote as well: the claim changes the key's revision first.
     d = decide(obs(leader=LeaderKey(A, ADDR[A]), last_leader=A))
     assert kinds(d) == [Kind.CLAIM, Kind.PROMOTE] and d.actions[0].target is None
+
+
+def test_a_node_outside_the_set_that_was_not_the_last_leader_holds_no_election_back() -> None:
+    # Found by the simulation (seed 136): an old leader's unacknowledged tail made everyone defer
+    # to a node that may never lead, forever.
+    d = decide(obs(leader=None, sync=SyncSet((A, B), 1), last_leader=B, peers={B: peer(B), C: peer(C, lsn=999)}))
+    assert kinds(d) == [Kind.ACQUIRE]
+    d = decide(obs(leader=None, sync=SyncSet((A, B), 1), last_leader=C, peers={B: peer(B), C: peer(C, lsn=999)}))
+    assert kinds(d) == [] and "behind" in d.reason

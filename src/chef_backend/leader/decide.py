@@ -42,6 +42,7 @@ from chef_backend.leader.state import (
     Kind,
     LeaderKey,
     Observation,
+    Peer,
     Role,
     SyncSet,
 )
@@ -285,9 +286,13 @@ def candidacy(obs: Observation) -> str | None:
                     return f"waiting for {needed} of the synchronous set to report (have {len(have)})"
         # Being at least as far as the synchronous set is what safety needs. Beyond it, defer only to
         # nodes that could lead instead: an ineligible ex-leader's unacknowledged WAL (or a full
-        # disk's) must not keep everyone else from leading.
-        compared = {g: p for g, p in fresh.items()
-                    if g in obs.sync.members or (p.eligible and (obs.storage_full or not p.storage_full))}
+        # disk's), or a node outside the set that is not the last leader (it never may lead), must
+        # not keep everyone else from leading.
+        def could_lead(g: str, p: Peer) -> bool:
+            may = g in obs.sync.members or g == obs.last_leader or not obs.sync.members
+            return may and p.eligible and (obs.storage_full is not None or not p.storage_full)
+
+        compared = {g: p for g, p in fresh.items() if g in obs.sync.members or could_lead(g, p)}
     else:
         majority = len(obs.members) // 2 + 1
         if len(fresh) + 1 < majority:
