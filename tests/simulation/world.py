@@ -443,6 +443,8 @@ class World:
             n.etcd_up = False
 
     def boot(self, n: Node, host: bool) -> None:
+        if self.calm and n.host_up and n.manager_up:
+            return  # already brought back when the faults ended
         self.note(f"n{n.index} {'boots' if host else 'manager restarts'}")
         n.generation += 1  # whatever manager ran there is gone
         n.host_up = n.etcd_up = n.manager_up = True

@@ -532,3 +532,12 @@ def test_a_node_outside_the_set_that_was_not_the_last_leader_holds_no_election_b
     assert kinds(d) == [Kind.ACQUIRE]
     d = decide(obs(leader=None, sync=SyncSet((A, B), 1), last_leader=C, peers={B: peer(B), C: peer(C, lsn=999)}))
     assert kinds(d) == [] and "behind" in d.reason
+
+
+def test_path8_a_follower_stuck_on_an_older_timeline_than_the_leaders_rejoins() -> None:
+    # Found by the simulation (seeds 437, 441, 453): WAL received on a timeline the leader's
+    # history does not contain.
+    leader = LeaderKey(C, ADDR[C], fork=Position(5, 900))
+    report = replace(peer(C, lsn=1000, tl=6), role="leader")
+    d = decide(obs(leader=leader, pg=standby(lsn=300, tl=3), following=ADDR[C], stream_stuck=True, peers={C: report}))
+    assert kinds(d) == [Kind.REJOIN]

@@ -204,16 +204,24 @@ def _as_follower(obs: Observation) -> Decision:
             (Action(Kind.FOLLOW, leader.address), Action(Kind.START_PG)),
             "starting PostgreSQL as a follower",
         )
-    fork = leader.fork
-    if (fork is not None and obs.stream_stuck and obs.pg.position.timeline <= fork.timeline
-            and obs.pg.position.lsn > fork.lsn):
-        # Our WAL goes past the point where the leader's timeline forked: WAL the leader never
-        # had (received from the old leader after the new one took over). Streaming cannot resume.
+    if obs.stream_stuck and _diverged(obs, leader):
+        # Our WAL holds what the leader never had (received from an old leader after another took
+        # over): streaming cannot resume. pg_rewind (a no-op if we were wrong) puts it right.
         return Decision(Role.FOLLOWER, False, (Action(Kind.REJOIN, leader.address),),
-                        f"diverged past {leader.guid}'s fork at {fork}: re-syncing")
+                        f"cannot stream from {leader.guid}, diverged: re-syncing")
     if obs.following != leader.address:
         return Decision(Role.FOLLOWER, False, (Action(Kind.FOLLOW, leader.address),), f"following {leader.guid}")
     return Decision(Role.FOLLOWER, False, (), f"following {leader.guid}")
+
+
+def _diverged(obs: Observation, leader: LeaderKey) -> bool:
+    """Whether our WAL went past the leader's history: past the fork point of its timeline, or on
+    an older timeline while the leader reports itself leading on a later one."""
+    pos, fork = obs.pg.position, leader.fork
+    if fork is not None and pos.timeline <= fork.timeline and pos.lsn > fork.lsn:
+        return True
+    report = obs.peers.get(leader.guid)
+    return report is not None and report.role == Role.LEADER.value and report.position.timeline > pos.timeline
 
 
 def _leaderless(obs: Observation, takeover: LeaderKey | None = None) -> Decision:
@@ -230,7 +238,10 @@ def _leaderless(obs: Observation, takeover: LeaderKey | None = None) -> Decision
     if why_not is None:
         guards = tuple(sorted((g, obs.peers[g].mod_revision) for g in reporters(obs) if g in obs.peers))
         if takeover is not None:
-            action = Action(Kind.TAKEOVER, leader=takeover, guards=guards, position=obs.pg.position)
+            # Our own key from a previous run over a primary that kept running: its timeline still
+            # forks where it did.
+            fork = takeover.fork if takeover.guid == obs.me and primary else obs.pg.position
+            action = Action(Kind.TAKEOVER, leader=takeover, guards=guards, position=fork)
             return Decision(Role.PROMOTING, False, (action,), f"{gone}: taking over")
         action = Action(Kind.ACQUIRE, guards=guards, position=obs.pg.position)
         return Decision(Role.PROMOTING, False, (action,), f"{gone}: taking leadership")

@@ -56,7 +56,7 @@ def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
     memory = _lease(memory, sensed)
     memory, final = _finality(memory, sensed.pg, now)
     obs, memory = _observe(memory, sensed, now)
-    memory, stuck = _stream_stuck(memory, obs, now)
+    memory, stuck = _stream_stuck(memory, obs, sensed.leader_answers is True, now)
     obs = replace(obs, final=final, lease=memory.lease, stream_stuck=stuck)
     decision = decide(obs, sensed.knobs.required_active_followers)
     actions, memory = _expand(memory, decision, obs, now)
@@ -305,11 +305,12 @@ def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> list[Acti
     return [Action(Kind.PUBLISH_SYNC, sync=wanted)]
 
 
-def _stream_stuck(memory: Memory, obs: Observation, now: float) -> tuple[Memory, bool]:
-    """Whether we have been told to follow the leader for STREAM_STUCK_SECONDS and do not stream."""
+def _stream_stuck(memory: Memory, obs: Observation, leader_answers: bool, now: float) -> tuple[Memory, bool]:
+    """Whether we have been told to follow the leader, whose manager answers us, for
+    STREAM_STUCK_SECONDS and do not stream from it."""
     leader, pg = obs.leader, obs.pg
     trying = (leader is not None and obs.following == leader.address and pg.running and pg.in_recovery
-              and not (pg.streaming and pg.upstream == leader.address))
+              and leader_answers and not (pg.streaming and pg.upstream == leader.address))
     if not trying:
         return replace(memory, stuck_since=None), False
     since = memory.stuck_since if memory.stuck_since is not None else now
