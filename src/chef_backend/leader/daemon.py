@@ -6,17 +6,19 @@ and every timer is in step.py/decide.py; every constant in timing.py.
 
 Fencing timeline (leader side)
 ------------------------------
-Each tick the leader renews its lease. Let t0 be the local monotonic time just *before* a
+Each tick the leader renews its lease. Let t0 be the local time (timing.clock) just *before* a
 keepalive request that succeeds with TTL T. etcd restarts the lease's countdown when it handles
 the request, which is after t0, so the lease cannot expire on etcd's side before t0 + T (etcd may
 only extend leases, e.g. on a raft leader change, never shorten them). The node therefore treats
 its leadership as valid until
 
-    deadline = t0 + T - margin,   margin = max(2 s, T/5)      (6 s at the default TTL of 30 s)
+    deadline = t0 + T(1 - 1%) - margin,   margin = max(2 s, T/5)   (timing.fence_deadline)
 
 `/leader` compares the current time with `deadline` on every request, so it turns 503 at the
-deadline even if this loop is stuck. The loop fences PostgreSQL (immediate shutdown) as soon as it
-sees the deadline passed; the margin covers that shutdown and scheduling delays. Followers act
+deadline even if this loop is stuck, and a thread of its own (`fence_on_time`) stops PostgreSQL
+(immediate shutdown) when it passes; the margin covers that shutdown and scheduling delays. A
+second thread (`keep_ready`) looks at PostgreSQL every 0.25 s on a primary: a 200 rests on fresh
+standby replies (step._ready_until), whatever etcd requests the loop is waiting on. Followers act
 only once the key is gone on etcd's side, i.e. after t0 + T: by then the old leader has answered
 503 for `margin` seconds and stopped PostgreSQL.
 
