@@ -19,17 +19,32 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import api_version, authn
-from .api import clients, groups, keys, license, organizations, principals, status, users
+from .api import (
+    clients,
+    data_bags,
+    environments,
+    groups,
+    keys,
+    license,
+    nodes,
+    organizations,
+    principals,
+    roles,
+    search,
+    status,
+    users,
+)
 from .config import Settings
 from .context import Ctx
 from .errors import ChefError, error_body
+from .search_index import Engine, Indexer
 from .storage.db import Database
 from .validation import MAX_BODY, TOO_BIG, check_client_version
 
 log = logging.getLogger(__name__)
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
-Handler = Callable[[Ctx], Awaitable[tuple[int, object]]]
+Handler = Callable[[Ctx], Awaitable[tuple]]  # (status, body) or (status, body, headers)
 
 async def _no_such_route(ctx: Ctx) -> tuple[int, object]:
     raise ChefError(404, error_body("not found"))
@@ -81,6 +96,31 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
     ("/organizations/{org}/validate/{rest:path}", dict.fromkeys(("GET", "PUT", "POST", "DELETE"), status.validate),
      _validated_path),
     ("/system_recovery", {"POST": users.system_recovery}, True),
+    # --- objects: nodes, roles, environments, data bags, search ---
+    ("/organizations/{org}/nodes", {"GET": nodes.list_nodes, "POST": nodes.create_node}, True),
+    ("/organizations/{org}/nodes/{node}", {"GET": nodes.get_node, "PUT": nodes.update_node,
+                                           "DELETE": nodes.delete_node}, True),
+    ("/organizations/{org}/roles", {"GET": roles.list_roles, "POST": roles.create_role}, True),
+    ("/organizations/{org}/roles/{role}", {"GET": roles.get_role, "PUT": roles.update_role,
+                                           "DELETE": roles.delete_role}, True),
+    ("/organizations/{org}/roles/{role}/environments", {"GET": roles.role_env_names}, True),
+    ("/organizations/{org}/roles/{role}/environments/{environment}", {"GET": roles.role_env_run_list}, True),
+    ("/organizations/{org}/environments", {"GET": environments.list_environments,
+                                           "POST": environments.create_environment}, True),
+    ("/organizations/{org}/environments/{environment}", {"GET": environments.get_environment,
+                                                         "PUT": environments.update_environment,
+                                                         "DELETE": environments.delete_environment}, True),
+    ("/organizations/{org}/environments/{environment}/nodes", {"GET": nodes.environment_nodes}, True),
+    ("/organizations/{org}/environments/{environment}/roles/{role}", {"GET": roles.role_env_run_list}, True),
+    ("/organizations/{org}/data", {"GET": data_bags.list_bags, "POST": data_bags.create_bag}, True),
+    ("/organizations/{org}/data/{bag}", {"GET": data_bags.list_items, "POST": data_bags.create_item,
+                                         "DELETE": data_bags.delete_bag}, True),
+    ("/organizations/{org}/data/{bag}/{item}", {"GET": data_bags.get_item, "PUT": data_bags.update_item,
+                                                "DELETE": data_bags.delete_item}, True),
+    ("/organizations/{org}/search", {"GET": search.list_indexes}, True),
+    ("/organizations/{org}/search/{index}", {"GET": search.search, "POST": search.partial_search}, True),
+    ("/_search_flush", {"POST": search.flush}, False),
+    # --- end of objects ---
 ]
 
 
@@ -143,7 +183,7 @@ def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, st
             ctx = Ctx(method=request.method, path=raw_path.decode("latin-1"), params=dict(request.path_params),
                       query=dict(request.query_params), headers=headers, body=body, api_version=served,
                       base_url=_base_url(request), db=state.db, settings=state.settings,
-                      org_name=request.path_params.get("org"))
+                      org_name=request.path_params.get("org"), search=state.indexer)
             if json_body and request.method in ("POST", "PUT"):
                 ctx.json()
             if signed:
@@ -151,8 +191,8 @@ def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, st
                 ctx.requestor, ctx.org_id = await authn.authenticate(
                     state.db, state.key_cache, request.method, signed_path, headers, body, ctx.org_name,
                     ctx.settings.superuser_name)
-            status, reply = await handler(ctx)
-            response = _json(status, None if request.method == "HEAD" else reply, {})
+            status, reply, *extra = await handler(ctx)  # a handler may add response headers
+            response = _json(status, None if request.method == "HEAD" else reply, extra[0] if extra else {})
         except ChefError as exc:
             response = _json(exc.status, exc.body, exc.headers)
         except Exception:
@@ -196,10 +236,15 @@ def create_app(settings: Settings) -> CanonicalPaths:
         app.state.key_cache = authn.KeyCache(ttl=settings.key_cache_ttl)
         await app.state.db.open()
         listener = asyncio.create_task(app.state.key_cache.listen(settings.db_conninfo, app.state.db.check_soon))
+        engine = Engine(settings.search_url)
+        app.state.indexer = Indexer(app.state.db, engine, settings.search_poll)
+        indexing = asyncio.create_task(app.state.indexer.run())
         try:
             yield
         finally:
+            indexing.cancel()
             listener.cancel()
+            await engine.close()
             await app.state.db.close()
 
     routes = [Route(path, _endpoint(methods, signed), methods=_ALL_METHODS) for path, methods, signed in ROUTES]
