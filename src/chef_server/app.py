@@ -155,8 +155,16 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def _accepts_json(accept: str | None) -> bool:
+    """Whether an Accept header allows a JSON answer (webmachine answers 406 otherwise, after authentication)."""
+    if not accept or not accept.strip():
+        return True
+    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    return bool(types & {"application/json", "application/*", "*/*"})
+
+
 def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, str]], str]):
-    allowed = ", ".join(sorted(methods))
+    allowed = ", ".join(methods)  # in the route's order, as erchef lists them
     json_body = signed is True  # POST/PUT bodies are JSON objects, refused (400) before authentication as erchef does
 
     async def endpoint(request: Request) -> Response:
@@ -191,6 +199,8 @@ def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, st
                 ctx.requestor, ctx.org_id = await authn.authenticate(
                     state.db, state.key_cache, request.method, signed_path, headers, body, ctx.org_name,
                     ctx.settings.superuser_name)
+            if not _accepts_json(headers.get("accept")):
+                raise ChefError(406, error_body("Not Acceptable"))
             status, reply, *extra = await handler(ctx)  # a handler may add response headers
             response = _json(status, None if request.method == "HEAD" else reply, extra[0] if extra else {})
         except ChefError as exc:

@@ -242,5 +242,15 @@ def wrapped_item(bag: str, item: dict) -> dict:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
+    """A JSON value as erchef prints it in "Invalid value" messages (Erlang's rendering of the term;
+    lists of fewer than two elements come out as `[huh]` there)."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, list):
+        if len(value) < 2:
+            return "[huh]"
+        return "[" + ",".join(f'<<"{v}">>' if isinstance(v, str) else _text(v) for v in value) + "]"
+    return str(value)
 
