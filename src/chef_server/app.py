@@ -202,6 +202,9 @@ def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, st
             if not _accepts_json(headers.get("accept")):
                 raise ChefError(406, error_body("Not Acceptable"))
             status, reply, *extra = await handler(ctx)  # a handler may add response headers
+            if request.method in ("POST", "PUT", "DELETE") and status < 300:
+                # writes queue their searchable objects in the outbox (triggers): index them before answering
+                await state.indexer.index_now()
             response = _json(status, None if request.method == "HEAD" else reply, extra[0] if extra else {})
         except ChefError as exc:
             response = _json(exc.status, exc.body, exc.headers)
@@ -247,7 +250,7 @@ def create_app(settings: Settings) -> CanonicalPaths:
         await app.state.db.open()
         listener = asyncio.create_task(app.state.key_cache.listen(settings.db_conninfo, app.state.db.check_soon))
         engine = Engine(settings.search_url)
-        app.state.indexer = Indexer(app.state.db, engine, settings.search_poll)
+        app.state.indexer = Indexer(app.state.db, engine, settings.search_poll, settings.search_sync_timeout)
         indexing = asyncio.create_task(app.state.indexer.run())
         try:
             yield

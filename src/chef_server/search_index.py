@@ -3,8 +3,11 @@
 Durability: every write of a searchable object leaves a row in `search_outbox` in the same
 transaction (database triggers, schema migration 100), so a write acknowledged to the client is
 known to be owed to the index even if the search engine, this frontend, or both die right after
-the acknowledgement. Each API worker runs an `Indexer` that drains the outbox: woken at once by
-its own writes (`kick`), and every `poll` seconds for rows another (perhaps dead) frontend left.
+the acknowledgement. Indexing is synchronous as erchef's: before answering, a write drains the
+outbox (`index_now`, bounded by `sync_timeout`), so an acknowledged object is in the engine and
+searchable after the engine's next refresh. When the engine is slow or away the write is answered
+anyway and each API worker's `Indexer` keeps draining in the background: every `poll` seconds, which
+also picks up rows another (perhaps dead) frontend left.
 One drainer at a time in the whole cluster (a PostgreSQL advisory lock), so batches reach the engine
 in order. A row names an object, not a version: the drainer sends the object's *current* state
 (or deletes its document when the object is gone), so replays and duplicates are harmless, and the
@@ -25,6 +28,7 @@ from .search.query import SEARCH_PATH
 from .storage.db import Database
 
 log = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
 
 DRAIN_LOCK = 0x43686573  # "Ches": the advisory lock held by the one drainer at work
 BATCH = 500
@@ -139,15 +143,29 @@ async def _load(conn, table: str, ids: list[str]) -> list[dict]:
 class Indexer:
     """Drains the outbox into the engine (one per API worker; see the module's docstring)."""
 
-    def __init__(self, db: Database, engine: Engine, poll: float = 1.0):
+    def __init__(self, db: Database, engine: Engine, poll: float = 1.0, sync_timeout: float = 5.0):
         self.db = db
         self.engine = engine
         self.poll = poll
+        self.sync_timeout = sync_timeout
         self._wake = asyncio.Event()
         self._index_ready = False
 
     def kick(self) -> None:
         self._wake.set()
+
+    async def index_now(self) -> None:
+        """After a committed write: drain the outbox (this write's rows and any others) before the
+        answer. Never fails the request: the rows stay in the outbox for the background drainer."""
+        try:
+            await asyncio.wait_for(self._drain_all(), self.sync_timeout)
+        except Exception as exc:
+            log.warning("search indexing deferred to the background: %r", exc)
+            self.kick()
+
+    async def _drain_all(self) -> None:
+        while await self.drain_batch(wait=True):
+            pass
 
     async def run(self) -> None:
         """Forever: drain, then sleep until kicked or `poll` passes; back off while the engine fails."""
@@ -196,6 +214,5 @@ class Indexer:
 
     async def flush(self) -> None:
         """Make every write committed so far searchable (the test hook): drain all, then refresh."""
-        while await self.drain_batch(wait=True):
-            pass
+        await self._drain_all()
         await self.engine.refresh()

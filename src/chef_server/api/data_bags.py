@@ -8,7 +8,6 @@ from ..chef_objects import data_bag_from_body, data_bag_item_from_body, item_wit
 from ..context import Ctx
 from ..errors import ChefError, error_body
 from ..storage import objects as store
-from .named_objects import indexed
 
 CONTAINER = "data"
 
@@ -53,7 +52,6 @@ async def delete_bag(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.transaction() as conn:
         row = await _bag(conn, ctx, "delete")
         await store.delete_bag(conn, row["id"])
-    indexed(ctx)
     return 200, {"name": row["name"], "json_class": "Chef::DataBag", "chef_type": "data_bag"}
 
 
@@ -66,7 +64,6 @@ async def create_item(ctx: Ctx) -> tuple[int, object]:
         await _bag(conn, ctx, "create", missing)
         if not await store.insert_item(conn, ctx.org_id, bag, item):
             raise ChefError(409, error_body(f"Data Bag Item '{item['id']}' already exists in Data Bag '{bag}'."))
-    indexed(ctx)
     return 201, item_with_type(bag, item)
 
 
@@ -94,7 +91,6 @@ async def update_item(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.transaction() as conn:
         row = await _item(conn, ctx, "update", _NO_ITEM)
         await store.update_item(conn, row["id"], item)
-    indexed(ctx)
     return 200, item_with_type(ctx.params["bag"], item)
 
 
@@ -102,5 +98,4 @@ async def delete_item(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.transaction() as conn:
         row = await _item(conn, ctx, "delete", "Cannot load data bag {bag} item {item}")
         await store.delete_item(conn, row["id"])
-    indexed(ctx)
     return 200, wrapped_item(ctx.params["bag"], row["serialized_object"])

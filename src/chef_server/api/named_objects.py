@@ -26,12 +26,6 @@ def missing(kind: Kind, name: str) -> ChefError:
     return ChefError(404, error_body(kind.not_found(name)))
 
 
-def indexed(ctx: Ctx) -> None:
-    """Tell this worker's indexer that the outbox has new rows (every write queues them)."""
-    if ctx.search is not None:
-        ctx.search.kick()
-
-
 async def load(conn, ctx: Ctx, kind: Kind, name: str | None = None) -> dict:
     name = ctx.params[kind.param] if name is None else name
     row = await store.get(conn, kind.table, ctx.org_id, name)
@@ -52,7 +46,6 @@ async def create(ctx: Ctx, kind: Kind, obj: dict) -> tuple[int, object]:
     async with ctx.db.transaction() as conn:
         if not await store.insert(conn, kind.table, ctx.org_id, obj, ctx.requestor.id):
             raise ChefError(409, error_body(kind.conflict))
-    indexed(ctx)
     uri = ctx.org_url(kind.table, obj["name"])
     return 201, {"uri": uri}
 
@@ -70,7 +63,6 @@ async def update(ctx: Ctx, kind: Kind, obj: dict) -> tuple:
         authz.require_on_object(ctx.requestor, kind.table, "update", row["created_by"])
         if obj != row["serialized_object"] and not await store.update(conn, kind.table, row["id"], obj):
             raise ChefError(409, error_body(kind.conflict))
-    indexed(ctx)
     if obj["name"] != row["name"]:  # a rename answers 201 and the new Location, as webmachine does
         return 201, obj, {"Location": ctx.org_url(kind.table, obj["name"])}
     return 200, obj
@@ -81,5 +73,4 @@ async def delete(ctx: Ctx, kind: Kind) -> tuple[int, object]:
         row = await load(conn, ctx, kind)
         authz.require_on_object(ctx.requestor, kind.table, "delete", row["created_by"])
         await store.delete(conn, kind.table, row["id"])
-    indexed(ctx)
     return 200, row["serialized_object"]
