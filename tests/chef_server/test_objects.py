@@ -20,7 +20,7 @@ def org(frontend, pivotal):
     r = pivotal.post(frontend.url + "/organizations", json={"name": org_name, "full_name": "Objects"})
     assert r.status_code == 201, r.text
     return {"name": org_name, "url": f"{frontend.url}/organizations/{org_name}",
-            "validator": session(r.json()["private_key"], f"{org_name}-validator", api=0)}
+            "validator": session(r.json()["private_key"], f"{org_name}-validator", version="1.1", api=0)}
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,9 @@ def member(frontend, pivotal, org):
 
 def new_client(org) -> tuple[str, object]:
     client = name("client")
-    r = org["validator"].post(org["url"] + "/clients", json={"name": client, "create_key": True})
+    r = org["validator"].post(org["url"] + "/clients", json={"name": client})
     assert r.status_code == 201, r.text
-    return client, session(r.json()["private_key"], client, api=0)
+    return client, session(r.json()["private_key"], client, version="1.1", api=0)
 
 
 def test_node_lifecycle(pivotal, org):
