@@ -84,7 +84,11 @@ class Engine:
                     log.error("search engine refused %s of %s: %s", action, result.get("_id"), result.get("error"))
 
     async def delete_by_query(self, body: dict) -> None:
-        response = await self._call("POST", f"/{mapping.INDEX}/_delete_by_query", orjson.dumps(body))
+        """Delete the matching documents. The documents this batch just wrote or deleted are refreshed first,
+        and version conflicts (a document changed since the query's snapshot) do not stop the rest."""
+        await self.refresh()
+        response = await self._call("POST", f"/{mapping.INDEX}/_delete_by_query?conflicts=proceed",
+                                    orjson.dumps(body))
         if response.status_code != 200:
             raise EngineError(f"_delete_by_query: {response.status_code} {response.text[:200]}")
 

@@ -48,6 +48,7 @@ def fe(postgres, engine):
     frontend = search_frontend(postgres, engine, API_PORT + 10)
     yield frontend
     stop_frontend(frontend)
+    shutil.rmtree(os.path.dirname(frontend.pivotal_key_path), ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +169,7 @@ def test_acknowledged_writes_survive_the_engine_and_the_frontend_dying(postgres,
         doomed.proc.wait()
     finally:
         stop_frontend(doomed)
+        shutil.rmtree(os.path.dirname(doomed.pivotal_key_path), ignore_errors=True)
         engine.start()
     flush(fe)
     r = pivotal.get(org + "/search/node", params={"q": "batch:outage"})
