@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from .test_api import name, new_user, session
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .test_api import JSON_VALUES, name, new_user, session
 
 pytestmark = pytest.mark.integration
 
@@ -154,3 +158,31 @@ def test_data_bags_and_opaque_items(pivotal, member, org):
 def test_json_refused_by_accept_is_406(pivotal, org):
     r = pivotal.get(org["url"] + "/environments", headers={"Accept": "application/xml"})
     assert r.status_code == 406
+
+
+@pytest.fixture(scope="module")
+def fixed_objects(pivotal, org) -> str:
+    """An org URL with a node, role, environment, bag and item named `fixed`, for PUTs to land on."""
+    for path, payload in (("/nodes", {"name": "fixed"}), ("/roles", {"name": "fixed"}),
+                          ("/environments", {"name": "fixed"}), ("/data", {"name": "fixed"}),
+                          ("/data/fixed", {"id": "fixed"})):
+        assert pivotal.post(org["url"] + path, json=payload).status_code == 201
+    return org["url"]
+
+
+OBJECT_FIELDS = st.sampled_from(["name", "id", "json_class", "chef_type", "run_list", "env_run_lists", "normal",
+                                 "default", "override", "automatic", "chef_environment", "policy_name",
+                                 "default_attributes", "override_attributes", "cookbook_versions", "description",
+                                 "raw_data"])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(call=st.sampled_from([("POST", "/nodes"), ("PUT", "/nodes/fixed"), ("POST", "/roles"),
+                             ("PUT", "/roles/fixed"), ("POST", "/environments"), ("PUT", "/environments/fixed"),
+                             ("POST", "/data"), ("POST", "/data/fixed"), ("PUT", "/data/fixed/fixed")]),
+       body=st.dictionaries(OBJECT_FIELDS, JSON_VALUES, max_size=6))
+def test_random_object_bodies_never_500(pivotal, fixed_objects, call, body):
+    method, path = call
+    r = pivotal.request(method, fixed_objects + path, data=json.dumps(body),  # Infinity too: refused, not a 500
+                        headers={"Content-Type": "application/json"})
+    assert r.status_code < 500, r.text
