@@ -106,16 +106,12 @@ class Engine:
             return response.status_code, None
 
 
-async def current_documents(conn, rows: list[dict]) -> tuple[str, list[str]]:
+async def current_documents(conn, rows: list[dict]) -> str:
     """The `_bulk` lines that bring the index to the objects' current state (index what exists, delete
-    what does not), and the ids of the organizations deleted since."""
+    what does not)."""
     wanted: dict[str, set[str]] = {}
-    orgs: list[str] = []
     for row in rows:
-        if row["kind"] == "orgs":
-            orgs.append(row["org_id"])
-        else:
-            wanted.setdefault(row["kind"], set()).add(row["object_id"])
+        wanted.setdefault(row["kind"], set()).add(row["object_id"])
     lines = []
     for table, ids in wanted.items():
         found = {obj["id"]: obj for obj in await _load(conn, table, list(ids))}
@@ -126,7 +122,19 @@ async def current_documents(conn, rows: list[dict]) -> tuple[str, list[str]]:
             else:
                 doc = document.document(KINDS[table], object_id, obj["org_id"], obj["json"], obj.get("bag"))
                 lines.append(document.bulk_index_lines(object_id, doc))
-    return "".join(lines), orgs
+    return "".join(lines)
+
+
+def segments(rows: list[dict]) -> list[list[dict]]:
+    """The rows in order, cut around `orgs` rows (which remove all of an org's documents), so that
+    what was queued after an org's removal is indexed after it (a reindex queues exactly that)."""
+    out: list[list[dict]] = []
+    for row in rows:
+        if row["kind"] == "orgs" or not out or out[-1][0]["kind"] == "orgs":
+            out.append([row])
+        else:
+            out[-1].append(row)
+    return out
 
 
 async def _load(conn, table: str, ids: list[str]) -> list[dict]:
@@ -142,6 +150,15 @@ async def _load(conn, table: str, ids: list[str]) -> list[dict]:
     cur = await conn.execute(f"SELECT id, org_id, serialized_object AS json{bag} FROM {table} WHERE id = ANY(%s)",
                              (ids,))
     return await cur.fetchall()
+
+
+# `chef-server-ctl reindex`: an org's documents are removed, then every searchable object is queued again;
+# the frontends' indexers do the work while they keep serving.
+REINDEX_SQL = [
+    "INSERT INTO search_outbox (kind, object_id, org_id) VALUES ('orgs', %(org)s, %(org)s)",
+    *(f"INSERT INTO search_outbox (kind, object_id, org_id) SELECT '{table}', id, org_id FROM {table} "
+      "WHERE org_id = %(org)s ORDER BY id" for table in KINDS),
+]
 
 
 class Indexer:
@@ -208,11 +225,11 @@ class Indexer:
             rows = await cur.fetchall()
             if not rows:
                 return 0
-            lines, orgs = await current_documents(conn, rows)
-            if lines:
-                await self.engine.bulk(lines)
-            for org_id in orgs:
-                await self.engine.delete_by_query(document.org_delete_query(org_id))
+            for segment in segments(rows):
+                if segment[0]["kind"] == "orgs":
+                    await self.engine.delete_by_query(document.org_delete_query(segment[0]["org_id"]))
+                else:
+                    await self.engine.bulk(await current_documents(conn, segment))
             await conn.execute("DELETE FROM search_outbox WHERE seq = ANY(%s)", ([r["seq"] for r in rows],))
             return len(rows)
 

@@ -119,3 +119,9 @@ def test_run_list_normalisation_is_idempotent_and_keeps_first_occurrences(run_li
     assert len(once) == len(set(once))
     assert all(item.startswith(("recipe[", "role[")) for item in once)
     assert co.valid_run_list(once)
+
+
+def test_outbox_rows_are_cut_around_org_removals():
+    from chef_server.search_index import segments
+    rows = [{"kind": k, "n": i} for i, k in enumerate(["nodes", "roles", "orgs", "nodes", "clients", "orgs", "orgs"])]
+    assert [[r["n"] for r in seg] for seg in segments(rows)] == [[0, 1], [2], [3, 4], [5], [6]]

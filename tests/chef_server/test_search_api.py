@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -174,3 +176,24 @@ def test_acknowledged_writes_survive_the_engine_and_the_frontend_dying(postgres,
     flush(fe)
     r = pivotal.get(org + "/search/node", params={"q": "batch:outage"})
     assert sorted(row["name"] for row in r.json()["rows"]) == [f"acked{n}" for n in range(5)]
+
+
+def test_reindex_rebuilds_a_lost_index_while_serving(fe, pivotal, engine):
+    """After a restore the engine lacks documents: `chef-server-ctl reindex ORG` queues every object again."""
+    org = new_org(fe, pivotal)
+    for n in range(3):
+        assert pivotal.post(org + "/nodes", json={"name": f"r{n}", "normal": {"rebuilt": "yes"}}).status_code == 201
+    flush(fe)
+    wipe = json.dumps({"query": {"match_all": {}}}).encode()
+    req = urllib.request.Request(engine.url + "/chef/_delete_by_query?refresh=true", data=wipe, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=60)
+    assert pivotal.get(org + "/search/node", params={"q": "rebuilt:yes"}).json()["total"] == 0
+    out = subprocess.run([sys.executable, "-m", "chef_server.ctl.main", "reindex", org.rsplit("/", 1)[1]],
+                         env=fe.env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert ": 5 objects queued" in out.stdout and "indexed 6/6" in out.stdout  # 3 nodes, _default, the validator
+    flush(fe)
+    r = pivotal.get(org + "/search/node", params={"q": "rebuilt:yes"})
+    assert sorted(row["name"] for row in r.json()["rows"]) == ["r0", "r1", "r2"]
+    assert pivotal.get(org + "/search/client", params={"q": "*:*"}).json()["total"] == 1
