@@ -26,8 +26,8 @@ def missing(kind: Kind, name: str) -> ChefError:
     return ChefError(404, error_body(kind.not_found(name)))
 
 
-async def load(conn, ctx: Ctx, kind: Kind, name: str | None = None) -> dict:
-    name = ctx.params[kind.param] if name is None else name
+async def load(conn, ctx: Ctx, kind: Kind) -> dict:
+    name = ctx.params[kind.param]
     row = await store.get(conn, kind.table, ctx.org_id, name)
     if row is None:
         raise missing(kind, name)
