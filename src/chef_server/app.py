@@ -24,28 +24,34 @@ from .api import (
     clients,
     cookbook_artifacts,
     cookbooks,
+    data_bags,
     depsolver,
+    environments,
     groups,
     keys,
     license,
+    nodes,
     organizations,
     policies,
     principals,
     reports,
+    roles,
     sandboxes,
+    search,
     status,
     users,
 )
 from .config import Settings
 from .context import Ctx
 from .errors import ChefError, error_body
+from .search_index import Engine, Indexer
 from .storage.db import Database
 from .validation import MAX_BODY, TOO_BIG, check_client_version
 
 log = logging.getLogger(__name__)
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
-Handler = Callable[[Ctx], Awaitable[tuple[int, object]]]
+Handler = Callable[[Ctx], Awaitable[tuple]]  # (status, body) or (status, body, headers)
 
 async def _no_such_route(ctx: Ctx) -> tuple[int, object]:
     raise ChefError(404, error_body("not found"))
@@ -132,6 +138,31 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
     ("/organizations/{org}/reports/{rest:path}", dict.fromkeys(("GET", "POST", "PUT"), reports.not_served), True),
     ("/reports/{rest:path}", dict.fromkeys(("GET", "POST", "PUT"), reports.not_served), True),
     # -- end of cookbooks area --
+    # --- objects: nodes, roles, environments, data bags, search ---
+    ("/organizations/{org}/nodes", {"GET": nodes.list_nodes, "POST": nodes.create_node}, True),
+    ("/organizations/{org}/nodes/{node}", {"GET": nodes.get_node, "PUT": nodes.update_node,
+                                           "DELETE": nodes.delete_node}, True),
+    ("/organizations/{org}/roles", {"GET": roles.list_roles, "POST": roles.create_role}, True),
+    ("/organizations/{org}/roles/{role}", {"GET": roles.get_role, "PUT": roles.update_role,
+                                           "DELETE": roles.delete_role}, True),
+    ("/organizations/{org}/roles/{role}/environments", {"GET": roles.role_env_names}, True),
+    ("/organizations/{org}/roles/{role}/environments/{environment}", {"GET": roles.role_env_run_list}, True),
+    ("/organizations/{org}/environments", {"GET": environments.list_environments,
+                                           "POST": environments.create_environment}, True),
+    ("/organizations/{org}/environments/{environment}", {"GET": environments.get_environment,
+                                                         "PUT": environments.update_environment,
+                                                         "DELETE": environments.delete_environment}, True),
+    ("/organizations/{org}/environments/{environment}/nodes", {"GET": nodes.environment_nodes}, True),
+    ("/organizations/{org}/environments/{environment}/roles/{role}", {"GET": roles.role_env_run_list}, True),
+    ("/organizations/{org}/data", {"GET": data_bags.list_bags, "POST": data_bags.create_bag}, True),
+    ("/organizations/{org}/data/{bag}", {"GET": data_bags.list_items, "POST": data_bags.create_item,
+                                         "DELETE": data_bags.delete_bag}, True),
+    ("/organizations/{org}/data/{bag}/{item}", {"GET": data_bags.get_item, "PUT": data_bags.update_item,
+                                                "DELETE": data_bags.delete_item}, True),
+    ("/organizations/{org}/search", {"GET": search.list_indexes}, True),
+    ("/organizations/{org}/search/{index}", {"GET": search.search, "POST": search.partial_search}, True),
+    ("/_search_flush", {"POST": search.flush}, False),
+    # --- end of objects ---
 ]
 
 
@@ -166,8 +197,16 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def _accepts_json(accept: str | None) -> bool:
+    """Whether an Accept header allows a JSON answer (webmachine answers 406 otherwise, after authentication)."""
+    if not accept or not accept.strip():
+        return True
+    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    return bool(types & {"application/json", "application/*", "*/*"})
+
+
 def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, str]], str]):
-    allowed = ", ".join(sorted(methods))
+    allowed = ", ".join(methods)  # in the route's order, as erchef lists them
     json_body = signed is True  # POST/PUT bodies are JSON objects, refused (400) before authentication as erchef does
 
     async def endpoint(request: Request) -> Response:
@@ -194,7 +233,7 @@ def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, st
             ctx = Ctx(method=request.method, path=raw_path.decode("latin-1"), params=dict(request.path_params),
                       query=dict(request.query_params), headers=headers, body=body, api_version=served,
                       base_url=_base_url(request), db=state.db, settings=state.settings,
-                      org_name=request.path_params.get("org"))
+                      org_name=request.path_params.get("org"), search=state.indexer)
             if json_body and request.method in ("POST", "PUT"):
                 ctx.json()
             if signed:
@@ -202,11 +241,16 @@ def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, st
                 ctx.requestor, ctx.org_id = await authn.authenticate(
                     state.db, state.key_cache, request.method, signed_path, headers, body, ctx.org_name,
                     ctx.settings.superuser_name)
-            status, reply = await handler(ctx)
+            if not _accepts_json(headers.get("accept")):
+                raise ChefError(406, error_body("Not Acceptable"))
+            status, reply, *extra = await handler(ctx)  # a handler may add response headers
+            if request.method in ("POST", "PUT", "DELETE") and status < 300:
+                # writes queue their searchable objects in the outbox (triggers): index them before answering
+                await state.indexer.index_now()
             if isinstance(reply, Response):  # not JSON (required_recipe's text)
                 response = reply
             else:
-                response = _json(status, None if request.method == "HEAD" else reply, {})
+                response = _json(status, None if request.method == "HEAD" else reply, extra[0] if extra else {})
         except ChefError as exc:
             response = _json(exc.status, exc.body, exc.headers)
         except Exception:
@@ -252,10 +296,15 @@ def create_app(settings: Settings) -> CanonicalPaths:
         db = app.state.db
         listener = asyncio.create_task(app.state.key_cache.listen(settings.db_conninfo, on_disconnect=db.check_soon,
                                                                   on_heartbeat=db.check_soon))
+        engine = Engine(settings.search_url)
+        app.state.indexer = Indexer(app.state.db, engine, settings.search_poll, settings.search_sync_timeout)
+        indexing = asyncio.create_task(app.state.indexer.run())
         try:
             yield
         finally:
+            indexing.cancel()
             listener.cancel()
+            await engine.close()
             await app.state.db.close()
 
     routes = bookshelf.routes()  # signed URLs, not Chef-signed requests

@@ -64,3 +64,26 @@ def may_access_client(requestor: Requestor, client_name: str, perm: str) -> bool
 def may_change_client_keys(requestor: Requestor, client_name: str) -> bool:
     """Admins, and the client itself (its own ACL grants it update)."""
     return may_access_client(requestor, client_name, "update")
+
+
+# What the clients group may do in each container (erchef's default org ACLs, org_policy.DEFAULT_ACES).
+_CLIENT_PERMS = {"nodes": ("read", "create"), "roles": ("read",), "environments": ("read",), "data": ("read",)}
+
+
+def may_on_object(requestor: Requestor, container: str, perm: str, created_by: str | None = None) -> bool:
+    """Nodes, roles, environments and data bags: an object inherits its container's ACL and grants its
+    creator everything (so a client updates the node it created). Validators only create clients."""
+    if requestor.superuser or requestor.org_admin:
+        return True
+    if requestor.validator:
+        return False
+    if created_by is not None and created_by == requestor.id:
+        return True
+    if "users" in requestor.groups and perm in ("create", "read", "update", "delete"):
+        return True
+    return "clients" in requestor.groups and perm in _CLIENT_PERMS.get(container, ())
+
+
+def require_on_object(requestor: Requestor, container: str, perm: str, created_by: str | None = None) -> None:
+    if not may_on_object(requestor, container, perm, created_by):
+        deny(perm)

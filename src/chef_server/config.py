@@ -18,6 +18,10 @@ class Settings:
     superuser_name: str = "pivotal"
     pivotal_key_path: str = "/etc/opscode/pivotal.pem"
     required_recipe_path: str = ""  # a recipe every chef-client must run (GET /organizations/O/required_recipe)
+    search_url: str = "http://127.0.0.1:9200"  # the search engine, through the frontend's local HAProxy
+    search_poll: float = 1.0  # seconds between looks at the search outbox for rows other frontends left
+    search_sync_timeout: float = 5.0  # how long a write waits for its indexing before leaving it to the background
+    search_test_flush: int = 0  # 1: POST /_search_flush makes all writes searchable (tests only, as chef-zero's)
 
 
 def load(path: str | None = None) -> Settings:

@@ -25,6 +25,7 @@ class Ctx:
     requestor: Requestor | None = None
     org_name: str | None = None
     org_id: str | None = None
+    search: Any = None  # the worker's search indexer (search_index.Indexer): its engine, the flush hook
     _json: dict | None = field(default=None, repr=False)
 
     def json(self) -> dict:

@@ -19,6 +19,7 @@ from .pg import Postgres
 
 API_HOST = os.environ.get("CHEF_FE_TEST_API_HOST", "127.0.0.21")
 API_PORT = 8421
+NO_SEARCH = "http://127.0.0.1:1"  # frontends of tests without a search engine index into nothing (refused at once)
 
 
 def _need_postgres() -> None:
@@ -52,10 +53,14 @@ class Frontend:
             return fh.read()
 
 
-def start_frontend(pg: Postgres, workdir: str, port: int = API_PORT, workers: int = 2) -> Frontend:
+def start_frontend(pg: Postgres, workdir: str, port: int = API_PORT, workers: int = 2,
+                   search_url: str = NO_SEARCH, **settings: str) -> Frontend:
+    """The API server as a process; `settings` are more CHEF_SERVER_* settings (lower-case names)."""
     env = {**os.environ, "CHEF_SERVER_DB_CONNINFO": pg.dsn(), "CHEF_SERVER_LISTEN_HOST": API_HOST,
            "CHEF_SERVER_LISTEN_PORT": str(port), "CHEF_SERVER_WORKERS": str(workers),
-           "CHEF_SERVER_PIVOTAL_KEY_PATH": os.path.join(workdir, "pivotal.pem"), "CHEF_SERVER_DB_POOL_SIZE": "4"}
+           "CHEF_SERVER_PIVOTAL_KEY_PATH": os.path.join(workdir, "pivotal.pem"), "CHEF_SERVER_DB_POOL_SIZE": "4",
+           "CHEF_SERVER_SEARCH_URL": search_url,
+           **{f"CHEF_SERVER_{key.upper()}": value for key, value in settings.items()}}
     log = open(os.path.join(workdir, f"api-{port}.log"), "wb")  # noqa: SIM115 (closed with the process)
     proc = subprocess.Popen([sys.executable, "-m", "chef_server.server"], env=env, stdout=log, stderr=log,
                             start_new_session=True)

@@ -14,9 +14,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+
+import psycopg
 
 from .. import config
 from . import reconfigure
+from ..search_index import REINDEX_SQL
 from .client import ApiError, ChefClient
 from .server_rb import FrontendPaths
 
@@ -234,6 +238,32 @@ def _delete_key(api: ChefClient, path: str, name: str) -> int:
     return 0
 
 
+def reindex(_api, args) -> int:
+    """Rebuild organizations' search documents from PostgreSQL (after a restore or a quorum loss): queue
+    them in the search outbox, then follow the running frontends' indexers until they are done."""
+    with psycopg.connect(config.load().db_conninfo, autocommit=True) as conn:
+        if args.all:
+            orgs = conn.execute("SELECT id, name FROM orgs ORDER BY name").fetchall()
+        else:
+            orgs = conn.execute("SELECT id, name FROM orgs WHERE name = %s", (args.org,)).fetchall()
+            if not orgs:
+                print(f"ERROR: no organization named {args.org}", file=sys.stderr)
+                return 1
+        total = 0
+        for org_id, org_name in orgs:
+            with conn.transaction():  # the org's removal first, then its objects (REINDEX_SQL's order)
+                queued = sum(conn.execute(sql, {"org": org_id}).rowcount for sql in REINDEX_SQL) - 1
+            total += queued + 1
+            print(f"{org_name}: {queued} objects queued for indexing")
+        last = conn.execute("SELECT coalesce(max(seq), 0) FROM search_outbox").fetchone()[0]
+        while True:  # rows queued before ours (ordinary writes) are counted as left too, so done = all gone
+            left = conn.execute("SELECT count(*) FROM search_outbox WHERE seq <= %s", (last,)).fetchone()[0]
+            print(f"indexed {total - min(left, total)}/{total}", flush=True)
+            if left == 0 or args.no_wait:
+                return 0
+            time.sleep(1)
+
+
 def _key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--public-key-path", help="use this public key instead of generating one")
     p.add_argument("-e", "--expiration-date", default="infinity", help="YYYY-MM-DDTHH:MM:SSZ or infinity")
@@ -346,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user_name")
     p.add_argument("key_name")
     p.set_defaults(run=lambda api, a: _delete_key(api, f"/users/{a.user_name}/keys", a.key_name))
+    p = sub.add_parser("reindex", help="rebuild search documents from the database (the API keeps serving)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("org", nargs="?", help="the organization")
+    which.add_argument("-a", "--all", action="store_true", help="every organization")
+    p.add_argument("--no-wait", action="store_true", help="queue the work and return")
+    p.set_defaults(run=reindex)
     return parser
 
 

@@ -109,6 +109,109 @@ CREATE TRIGGER assoc_auth_change AFTER INSERT OR DELETE ON org_user_associations
 CREATE TRIGGER group_members_auth_change AFTER INSERT OR DELETE ON group_members
     FOR EACH STATEMENT EXECUTE FUNCTION chef_notify_auth_change();
 """),
+    # objects helper's range (100-199): nodes, roles, environments, data bags, and the search outbox.
+    (100, """
+CREATE TABLE nodes (
+    id text PRIMARY KEY,
+    org_id text NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    name text NOT NULL,
+    environment text NOT NULL,
+    policy_name text,
+    policy_group text,
+    created_by text,                      -- the requestor's id: a client may change the nodes it created
+    serialized_object jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (org_id, name)
+);
+CREATE INDEX nodes_environment ON nodes(org_id, environment);
+CREATE TABLE roles (
+    id text PRIMARY KEY,
+    org_id text NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    name text NOT NULL,
+    created_by text,
+    serialized_object jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (org_id, name)
+);
+CREATE TABLE environments (
+    id text PRIMARY KEY,
+    org_id text NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    name text NOT NULL,
+    created_by text,
+    serialized_object jsonb NOT NULL,     -- cookbook_versions holds the environment's pins
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (org_id, name)
+);
+CREATE TABLE data_bags (
+    id text PRIMARY KEY,
+    org_id text NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    name text NOT NULL,
+    created_by text,
+    UNIQUE (org_id, name)
+);
+CREATE TABLE data_bag_items (
+    id text PRIMARY KEY,
+    org_id text NOT NULL,
+    bag_name text NOT NULL,
+    item_name text NOT NULL,
+    serialized_object jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (org_id, bag_name, item_name),
+    FOREIGN KEY (org_id, bag_name) REFERENCES data_bags(org_id, name) ON DELETE CASCADE
+);
+-- Every change to a searchable object (or an org's deletion) leaves a row here in the same
+-- transaction; frontends send the object's current state to the search engine, then delete the row.
+CREATE TABLE search_outbox (
+    seq bigserial PRIMARY KEY,
+    kind text NOT NULL,                   -- nodes, roles, environments, clients, data_bag_items or orgs
+    object_id text NOT NULL,
+    org_id text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE FUNCTION chef_search_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    obj record;
+BEGIN
+    IF TG_OP = 'DELETE' THEN obj := OLD; ELSE obj := NEW; END IF;
+    IF TG_TABLE_NAME = 'orgs' THEN
+        INSERT INTO search_outbox (kind, object_id, org_id) VALUES ('orgs', obj.id, obj.id);
+    ELSE
+        INSERT INTO search_outbox (kind, object_id, org_id) VALUES (TG_TABLE_NAME, obj.id, obj.org_id);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER nodes_search AFTER INSERT OR UPDATE OR DELETE ON nodes
+    FOR EACH ROW EXECUTE FUNCTION chef_search_enqueue();
+CREATE TRIGGER roles_search AFTER INSERT OR UPDATE OR DELETE ON roles
+    FOR EACH ROW EXECUTE FUNCTION chef_search_enqueue();
+CREATE TRIGGER environments_search AFTER INSERT OR UPDATE OR DELETE ON environments
+    FOR EACH ROW EXECUTE FUNCTION chef_search_enqueue();
+CREATE TRIGGER data_bag_items_search AFTER INSERT OR UPDATE OR DELETE ON data_bag_items
+    FOR EACH ROW EXECUTE FUNCTION chef_search_enqueue();
+CREATE TRIGGER clients_search AFTER INSERT OR UPDATE OR DELETE ON clients
+    FOR EACH ROW EXECUTE FUNCTION chef_search_enqueue();
+CREATE TRIGGER orgs_search AFTER DELETE ON orgs
+    FOR EACH ROW EXECUTE FUNCTION chef_search_enqueue();
+-- Every organization has the _default environment, from its creation on.
+CREATE FUNCTION chef_default_environment() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO environments (id, org_id, name, serialized_object)
+    VALUES (md5(NEW.id || '/environments/_default'), NEW.id, '_default',
+            '{"name": "_default", "description": "The default Chef environment", "json_class": "Chef::Environment",
+              "chef_type": "environment", "default_attributes": {}, "override_attributes": {},
+              "cookbook_versions": {}}'::jsonb);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER orgs_default_environment AFTER INSERT ON orgs
+    FOR EACH ROW EXECUTE FUNCTION chef_default_environment();
+INSERT INTO environments (id, org_id, name, serialized_object)
+SELECT md5(id || '/environments/_default'), id, '_default',
+       '{"name": "_default", "description": "The default Chef environment", "json_class": "Chef::Environment",
+         "chef_type": "environment", "default_attributes": {}, "override_attributes": {},
+         "cookbook_versions": {}}'::jsonb
+FROM orgs;
+INSERT INTO search_outbox (kind, object_id, org_id) SELECT 'clients', id, org_id FROM clients;
+"""),
 ]
 
 MIGRATIONS += COOKBOOK_MIGRATIONS  # cookbooks area (200-299)

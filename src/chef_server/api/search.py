@@ -1,0 +1,122 @@
+"""/organizations/O/search[/INDEX]: full and partial search. The engine finds ids; the objects come
+from PostgreSQL as they are now (a document not yet removed from the index finds nothing)."""
+
+from __future__ import annotations
+
+from .. import authz
+from ..context import Ctx
+from ..errors import ChefError, error_body
+from ..search import partial
+from ..search import query as sq
+from ..search_index import EngineError
+from ..storage import objects as store
+
+_TABLES = {"node": "nodes", "role": "roles", "environment": "environments"}
+
+
+def _error(exc: sq.SearchError) -> ChefError:
+    return ChefError(exc.status, exc.body())
+
+
+def _require_member(ctx: Ctx) -> None:
+    r = ctx.requestor
+    if not (r.superuser or r.org_admin or r.groups & {"users", "clients"}):
+        authz.deny("read")
+
+
+async def list_indexes(ctx: Ctx) -> tuple[int, object]:
+    _require_member(ctx)
+    async with ctx.db.connection() as conn:
+        bags = await store.bag_names(conn, ctx.org_id)
+    return 200, sq.index_list(ctx.base_url, ctx.org_name, bags)
+
+
+async def _found(ctx: Ctx, search: sq.SearchQuery) -> tuple[int, list[dict]]:
+    """(total, the readable objects found, in the engine's order) for a validated search."""
+    if ctx.search is None:
+        raise ChefError(500, error_body("internal search error"))
+    try:
+        status, answer = await ctx.search.engine.search(search.es_body())
+    except EngineError as exc:
+        raise ChefError(503, error_body("The search service is unavailable; retry later.")) from exc
+    if status != 200:
+        raise _error(sq.engine_error(status))
+    total, ids = sq.hits(answer)
+    async with ctx.db.connection() as conn:
+        objects = await _load(conn, ctx, search.index, ids)
+        if total == 0 and search.data_bag is not None and await store.bag(conn, ctx.org_id, search.data_bag) is None:
+            raise _error(sq.no_such_data_bag(search.data_bag))
+    return total, objects
+
+
+async def _load(conn, ctx: Ctx, index: str, ids: list[str]) -> list[dict]:
+    if not ids:
+        return []
+    r = ctx.requestor
+    if index == "client":
+        cur = await conn.execute(
+            "SELECT c.id, c.name, c.validator, (SELECT public_key FROM keys WHERE owner_id = c.id "
+            "AND key_name = 'default') AS public_key FROM clients c WHERE c.org_id = %s AND c.id = ANY(%s)",
+            (ctx.org_id, ids))
+        rows = {row["id"]: row for row in await cur.fetchall()}
+        return [sq.client_row(row["name"], row["validator"], ctx.org_name,
+                              row["public_key"] if ctx.api_version == 0 else None)
+                for row in (rows.get(i) for i in ids)
+                if row is not None and authz.may_access_client(r, row["name"], "read")]
+    if index in _TABLES:
+        table = _TABLES[index]
+        cur = await conn.execute(f"SELECT id, created_by, serialized_object FROM {table} "
+                                 "WHERE org_id = %s AND id = ANY(%s)", (ctx.org_id, ids))
+        rows = {row["id"]: row for row in await cur.fetchall()}
+        return [row["serialized_object"] for row in (rows.get(i) for i in ids)
+                if row is not None and authz.may_on_object(r, table, "read", row["created_by"])]
+    cur = await conn.execute("SELECT id, serialized_object FROM data_bag_items "
+                             "WHERE org_id = %s AND bag_name = %s AND id = ANY(%s)", (ctx.org_id, index, ids))
+    rows = {row["id"]: row for row in await cur.fetchall()}
+    if not authz.may_on_object(r, "data", "read"):
+        return []
+    return [rows[i]["serialized_object"] for i in ids if i in rows]
+
+
+def _query(ctx: Ctx) -> sq.SearchQuery:
+    q = ctx.query
+    try:
+        return sq.search_query(ctx.org_id, ctx.params["index"], q.get("q"), q.get("start"), q.get("rows"))
+    except sq.SearchError as exc:
+        raise _error(exc) from None
+
+
+async def search(ctx: Ctx) -> tuple[int, object]:
+    _require_member(ctx)
+    search = _query(ctx)
+    total, objects = await _found(ctx, search)
+    bag = search.data_bag
+    rows = [sq.data_bag_item_row(bag, obj) for obj in objects] if bag is not None else objects
+    return 200, sq.results(total, search.start, rows)
+
+
+async def partial_search(ctx: Ctx) -> tuple[int, object]:
+    _require_member(ctx)
+    search = _query(ctx)
+    try:
+        paths = partial.parse_body(ctx.body)
+    except sq.SearchError as exc:
+        raise _error(exc) from None
+    total, objects = await _found(ctx, search)
+    if not paths:  # an empty body asks for whole objects
+        bag = search.data_bag
+        rows = [sq.data_bag_item_row(bag, obj) for obj in objects] if bag is not None else objects
+    else:
+        rows = [partial.row(ctx.base_url, ctx.org_name, search.index, obj, paths) for obj in objects]
+    return 200, sq.results(total, search.start, rows)
+
+
+async def flush(ctx: Ctx) -> tuple[int, object]:
+    """The test hook (setting search_test_flush): everything written so far becomes searchable, then 200."""
+    if not ctx.settings.search_test_flush or ctx.search is None:
+        raise ChefError(404, error_body("not found"))
+    try:
+        await ctx.search.flush()
+    except EngineError as exc:
+        raise ChefError(503, error_body(f"search flush failed: {exc}")) from exc
+    return 200, {"flushed": True}
