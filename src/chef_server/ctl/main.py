@@ -19,8 +19,8 @@ import time
 import psycopg
 
 from .. import config
-from . import reconfigure
 from ..search_index import REINDEX_SQL
+from . import reconfigure
 from .client import ApiError, ChefClient
 from .server_rb import FrontendPaths
 
