@@ -1,6 +1,6 @@
 """Failover benchmark: prints one JSON line per trial, then a JSON summary.
 
-    sudo /opt/chef-backend/embedded/bin/python bench/failover.py [--trials N] [--patroni]
+    /opt/chef-backend/embedded/bin/python bench/failover.py [--trials N] [--patroni]
 
 Measured on real processes, through HAProxy (`inter 1s fall 1 rise 1`, `on-marked-down
 shutdown-sessions`) as the fault suite's client sees the cluster:
@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.integration.harness import Cluster
-from tests.integration.workload import HAProxy, Writer, outage_after
+from tests.support.harness import Cluster
+from tests.support.workload import HAProxy, Writer, outage_after
 
 CLIENT = "127.0.0.20"
 

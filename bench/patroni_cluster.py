@@ -17,9 +17,9 @@ from pathlib import Path
 
 import psycopg
 
-from chef_backend.httpcheck import http_status
-from tests.integration.harness import kill_node
-from tests.integration.workload import Writer, outage_after
+from chef_backend.host.httpcheck import http_status
+from tests.support.harness import kill_node
+from tests.support.workload import Writer, outage_after
 
 VENV = Path("/opt/patroni-bench")
 BASE = Path("/tmp/patroni-bench")

@@ -1,6 +1,6 @@
 """Soak: N random fault cycles against a three-host cluster (network namespaces), under load.
 
-    sudo /opt/chef-backend/embedded/bin/python bench/soak.py --cycles 100 [--seed S] [--faults a,b]
+    /opt/chef-backend/embedded/bin/python bench/soak.py --cycles 100 [--seed S] [--faults a,b]
 
 Prints one JSON line per cycle and a JSON summary: cycles, lost writes, double-leader windows,
 max write outage, max recovery time. The run's history (workload and prober logs, each node's
@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.faults.hosts import FAULT_CONFIG, PG_DISK_MB, client_workload, ns_cluster, setup_network, teardown_network
-from tests.integration.harness import Cluster
-from tests.integration.workload import LeaderProber, Writer
+from tests.support.harness import Cluster
+from tests.support.hosts import FAULT_CONFIG, PG_DISK_MB, client_workload, ns_cluster, setup_network, teardown_network
+from tests.support.workload import LeaderProber, Writer
 
 FAULTS = ("cut_leader", "cut_follower", "asymmetric", "loss_and_delay", "etcd_outage", "kill_leader",
           "freeze_manager", "disk_full")

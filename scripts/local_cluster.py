@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A local three-node cluster on 127.0.0.11-13, each node under /var/lib/chef-backend-local/nodeN.
 
-    local_cluster.py up       create it (or start it again if it exists), then print status
+    local_cluster.py up       create it (or start it again if it exists), print status, and write
+                              what it started to <base>/cluster.json (tools and tests read that file)
     local_cluster.py down     stop every node
     local_cluster.py destroy  stop and delete everything
 """
@@ -54,6 +55,20 @@ def wait_search_nodes(count: int, timeout: float = 120) -> None:
         time.sleep(1)
 
 
+def write_cluster_file() -> Path:
+    """What `up` started, for tools and tests: no need to scrape the text it prints."""
+    doc = {
+        "backends": [{"name": f"backend-{index}", "address": address,
+                      "root": str(BASE / f"node{index}")} for index, address in NODES],
+        "ports": {"postgresql": 5432, "leader_check": 7331, "etcd": 2379, "search": 9200},
+        "secrets_file": str(BASE / "node1/etc/chef-backend/chef-backend-secrets.json"),
+        "postgresql_superuser": "chef_pgsql",
+    }
+    path = BASE / "cluster.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
 def up() -> None:
     BASE.mkdir(parents=True, exist_ok=True)
     BASE.chmod(0o755)
@@ -71,6 +86,7 @@ def up() -> None:
         for index, _ in NODES:
             ctl(index, "start")
     wait_search_nodes(len(NODES))
+    info = write_cluster_file()
     print()
     ctl(1, "status", check=False)
     print()
@@ -82,6 +98,7 @@ A three-node chef-backend cluster runs on 127.0.0.11, 127.0.0.12 and 127.0.0.13.
                  postgresql.db_superuser_password of {BASE}/node1/etc/chef-backend/chef-backend-secrets.json
   Commands:      CHEF_BACKEND_ROOT={BASE}/node1 chef-backend-ctl status | cluster-status | gen-server-config FQDN
   Stop / remove: {sys.argv[0]} down | destroy
+  What it runs:  {info} (JSON: backend addresses, ports, secrets file)
 """)
 
 

@@ -25,7 +25,7 @@ import secrets as _random
 from dataclasses import dataclass
 from pathlib import Path
 
-from chef_backend import fsutil
+from chef_backend.host import fsutil
 
 _HEX100 = re.compile(r"^[0-9a-f]{100}$")
 _CLUSTER_NAME = re.compile(r"^ChefBackend-[0-9a-f]{8}$")

@@ -5,18 +5,23 @@ Checkers, after every fault: every acknowledged row (the workload's through HAPr
 prober's direct writes) is on every node; never two nodes answering 200, never two nodes accepting
 writes at once (the prober asks every /leader and writes on every node every 100 ms); the cluster
 recovers by itself after the fault heals, and writes resume while a working majority exists, each
-within a stated bound. The history of a run (workload.log, prober.log, haproxy/, each node's logs)
-is kept in /tmp/chef-backend-test-logs/faults/.
+within a stated bound. Every fault runs twice: at the shipped defaults (TTL 30, etcd's and the
+health check's default timings) and at TTL 10 with fast checks. The history of a run
+(workload.log, prober.log, haproxy/, each node's logs) is kept in
+/tmp/chef-backend-test-logs/faults-ttl<N>/.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+from dataclasses import dataclass
 
 import pytest
 
-from tests.faults.hosts import (
+from tests.support.harness import Cluster
+from tests.support.hosts import (
+    DEFAULTS_CONFIG,
     FAULT_CONFIG,
     PG_DISK_MB,
     NsNode,
@@ -25,25 +30,33 @@ from tests.faults.hosts import (
     setup_network,
     teardown_network,
 )
-from tests.integration.harness import Cluster
-from tests.integration.workload import LeaderProber, Writer, assert_nothing_lost
+from tests.support.workload import LeaderProber, Writer, assert_nothing_lost
 
 pytestmark = pytest.mark.faults
 
-RESUME_BOUND_S = 45  # writes resume within this after a fault that leaves a working majority
+RESUME_BOUND_S = 60  # writes resume within this after a fault that leaves a working majority (TTL 30 + margin)
 RECOVERY_BOUND_S = 120  # one leader and two synced followers again after the fault heals
-TTL_S = 10  # the harness's leaderl.leader_ttl_seconds
+CONFIGS = {30: DEFAULTS_CONFIG, 10: FAULT_CONFIG}
 
 
-@pytest.fixture(scope="module")
-def env():
+@dataclass
+class FaultEnv:
+    cluster: Cluster
+    writer: Writer
+    prober: LeaderProber
+    ttl: int  # leaderl.leader_ttl_seconds of this run
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS), ids=lambda ttl: f"ttl{ttl}")
+def env(request: pytest.FixtureRequest):
+    ttl = request.param
     setup_network(3)
-    cluster = ns_cluster("faults", extra_config=FAULT_CONFIG, pg_disk_mb=PG_DISK_MB)
+    cluster = ns_cluster(f"faults-ttl{ttl}", extra_config=CONFIGS[ttl], pg_disk_mb=PG_DISK_MB)
     try:
         cluster.create()
         cluster.wait_healthy()
         with client_workload(cluster) as (writer, prober):
-            yield cluster, writer, prober
+            yield FaultEnv(cluster, writer, prober, ttl)
     finally:
         cluster.teardown()
         teardown_network()
@@ -72,7 +85,7 @@ def recovered(cluster: Cluster, writer: Writer, prober: LeaderProber) -> None:
 
 def test_leader_cut_off_from_both_followers(env) -> None:
     """The leader keeps its own etcd member (a minority) and its clients; the majority moves on."""
-    cluster, writer, prober = env
+    cluster, writer, prober = env.cluster, env.writer, env.prober
     old, others = healthy_under_load(cluster, writer)
     old.cut_from(*others)
     try:
@@ -85,7 +98,7 @@ def test_leader_cut_off_from_both_followers(env) -> None:
 
 
 def test_one_follower_cut_off(env) -> None:
-    cluster, writer, prober = env
+    cluster, writer, prober = env.cluster, env.writer, env.prober
     leader, (follower, _) = healthy_under_load(cluster, writer)
     follower.cut_from(*[n for n in cluster.nodes if n is not follower])
     try:
@@ -97,7 +110,7 @@ def test_one_follower_cut_off(env) -> None:
 
 
 def test_asymmetric_cut_leader_sends_but_cannot_receive(env) -> None:
-    cluster, writer, prober = env
+    cluster, writer, prober = env.cluster, env.writer, env.prober
     old, others = healthy_under_load(cluster, writer)
     old.cut_from(*others, direction="input")
     try:
@@ -111,7 +124,7 @@ def test_asymmetric_cut_leader_sends_but_cannot_receive(env) -> None:
 def test_packet_loss_and_delay_on_the_leader(env) -> None:
     """30 % of the leader's packets dropped and the rest sent 500 ms late, for 10 s: maybe a
     failover, never a lost write."""
-    cluster, writer, prober = env
+    cluster, writer, prober = env.cluster, env.writer, env.prober
     leader, _ = healthy_under_load(cluster, writer)
     leader.drop_randomly(percent=30)
     leader.delay_output(ms=500)
@@ -125,7 +138,7 @@ def test_packet_loss_and_delay_on_the_leader(env) -> None:
 def test_full_etcd_outage(env) -> None:
     """Every etcd member frozen for 30 s: the leader fences at its deadline; nothing is lost and the
     cluster elects a leader again by itself afterwards (writes may stop meanwhile: safety first)."""
-    cluster, writer, prober = env
+    cluster, writer, prober = env.cluster, env.writer, env.prober
     healthy_under_load(cluster, writer)
     frozen = [pid for n in cluster.nodes for pid in n.signal("etcd", signal.SIGSTOP)]
     try:
@@ -142,14 +155,14 @@ def test_leader_manager_frozen_beyond_the_ttl(env) -> None:
     """SIGSTOP of the leader's manager for TTL + 5 s: its PostgreSQL still runs as a primary, but
     once the followers elect a new leader it can acknowledge nothing (its synchronous standbys
     are gone), and HAProxy no longer routes to it."""
-    cluster, writer, prober = env
+    cluster, writer, prober = env.cluster, env.writer, env.prober
     old, others = healthy_under_load(cluster, writer)
     assert old.signal("chef-backend-leaderl", signal.SIGSTOP)
     frozen_at = time.monotonic()
     try:
         new_leader_among(cluster, others)
         writer.wait_acks(20, timeout=RESUME_BOUND_S)
-        time.sleep(max(0.0, frozen_at + TTL_S + 5 - time.monotonic()))
+        time.sleep(max(0.0, frozen_at + env.ttl + 5 - time.monotonic()))
     finally:
         old.signal("chef-backend-leaderl", signal.SIGCONT)
     recovered(cluster, writer, prober)
@@ -157,7 +170,7 @@ def test_leader_manager_frozen_beyond_the_ttl(env) -> None:
 
 def test_kill_9_of_the_leader_node(env) -> None:
     """Every process of the leader's host killed; the others take over; started again, it rejoins."""
-    cluster, writer, prober = env
+    cluster, writer, prober = env.cluster, env.writer, env.prober
     old, others = healthy_under_load(cluster, writer)
     old.crash()
     new_leader_among(cluster, others)
@@ -169,7 +182,7 @@ def test_kill_9_of_the_leader_node(env) -> None:
 def test_leader_wal_disk_full(env) -> None:
     """The filesystem of the leader's PostgreSQL (data and WAL) full: it can take no more writes,
     so it steps down to a follower with room; freed, the node rejoins as a follower."""
-    cluster, writer, prober = env
+    cluster, writer, prober = env.cluster, env.writer, env.prober
     old, others = healthy_under_load(cluster, writer)
     old.fill_pg_disk()
     try:

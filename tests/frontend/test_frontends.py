@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from chef_backend.frontend.discovery import discover
-from tests.frontend.goiardi import ChefClient, Goiardi, load_schema
-from tests.integration.harness import Cluster
+from tests.support.goiardi import ChefClient, Goiardi, load_schema
+from tests.support.harness import Cluster
 
 FRONTEND_CMD = os.environ.get("CHEF_BACKEND_FRONTEND", "/opt/chef-backend/embedded/bin/chef-backend-frontend")
 FRONTENDS = ("127.0.0.21", "127.0.0.22")

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.integration.harness import Cluster, Node
+from tests.support.harness import Cluster, Node
 
 
 @pytest.fixture

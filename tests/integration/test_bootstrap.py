@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.integration.harness import Cluster, Node
+from tests.support.harness import Cluster, Node
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.integration.harness import Cluster, Node
 from tests.integration.test_refusals import assert_refused, join
+from tests.support.harness import Cluster, Node
 
 pytestmark = pytest.mark.integration
 

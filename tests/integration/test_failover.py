@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.integration.harness import Cluster, Node
-from tests.integration.workload import HAProxy, LeaderProber, Writer, assert_nothing_lost, write_completes
+from tests.support.harness import Cluster, Node
+from tests.support.workload import HAProxy, LeaderProber, Writer, assert_nothing_lost, write_completes
 
 pytestmark = pytest.mark.integration
 

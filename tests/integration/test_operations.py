@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from chef_backend.frontend.discovery import discover
-from tests.integration.harness import Cluster, Node
+from tests.support.harness import Cluster, Node
 
 pytestmark = pytest.mark.integration
 

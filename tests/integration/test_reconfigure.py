@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.integration.harness import Cluster, Node
+from tests.support.harness import Cluster, Node
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.integration.harness import CTL, Cluster, Node
+from tests.support.harness import CTL, Cluster, Node
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from chef_backend.httpcheck import http_status
-from tests.integration.harness import Cluster
+from chef_backend.host.httpcheck import http_status
+from tests.support.harness import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Cluster
+from tests.support.harness import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.integration.harness import Cluster
 from tests.search.test_search import (
     ES6_INDEX,
     ES7_INDEX,
@@ -23,6 +22,7 @@ from tests.search.test_search import (
     doc_id,
     wait_green,
 )
+from tests.support.harness import Cluster
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,8 @@ def deployed(request: pytest.FixtureRequest):
     unpacked = c.base / "dist"
     # (Unpack again even if Maven's markers say an earlier run did: the output directory is new.)
     subprocess.run(["mvn", "-B", "-q", "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:unpack",
-                    f"-Dartifact={dist.artifact}", f"-DoutputDirectory={unpacked}", "-Dmdep.overWriteReleases=true"],
+                    f"-Dartifact={dist.artifact}", f"-DoutputDirectory={unpacked}", "-Dmdep.overWriteReleases=true",
+                    f"-DmarkersDirectory={c.base / 'markers'}"],
                    check=True, capture_output=True, text=True, timeout=600, cwd=c.base)
     home = next(unpacked.glob(f"{dist.product}-*"))
     subprocess.run(["chmod", "-R", "a+rX", str(c.base)], check=True)

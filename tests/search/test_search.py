@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import Cluster
+from tests.support.harness import Cluster
 
 pytestmark = pytest.mark.integration
 

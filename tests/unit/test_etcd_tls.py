@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from chef_backend.config.settings import ConfigError, Settings, load_text
-from chef_backend.paths import NodePaths
+from chef_backend.host.paths import NodePaths
 from chef_backend.secrets import Secrets, SecretsError
 from chef_backend.services import etcd, etcd_certs, etcd_tls
 
@@ -114,7 +114,7 @@ def test_etcd_requires_certificates_on_both_ports(tmp_path: Path, cluster_secret
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     s = settings(tmp_path)
     paths = NodePaths.under(tmp_path / "root")
-    monkeypatch.setattr("chef_backend.fsutil.chown", lambda *a, **k: None)
+    monkeypatch.setattr("chef_backend.host.fsutil.chown", lambda *a, **k: None)
     etcd.write_config(s, paths, cluster_secrets, "g" * 32, {"g" * 32: etcd.peer_url(s)}, "new")
     config = json.loads(paths.etcd_config.read_text())
     assert config["listen-client-urls"] == "https://10.1.2.3:2379"

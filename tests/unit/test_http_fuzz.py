@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chef_backend.httpcheck import http_status
+from chef_backend.host.httpcheck import http_status
 from chef_backend.leader.http import HttpServer, Published
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chef_backend.config.settings import ConfigError, Settings, load_text
-from chef_backend.paths import NodePaths
+from chef_backend.host.paths import NodePaths
 from chef_backend.secrets import Secrets
 from chef_backend.services import elasticsearch
 from chef_backend.services.elasticsearch import Engine

@@ -11,8 +11,8 @@ import secrets as _random
 import time
 from dataclasses import asdict, dataclass
 
-from chef_backend import fsutil
-from chef_backend.paths import NodePaths
+from chef_backend.host import fsutil
+from chef_backend.host.paths import NodePaths
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from chef_backend.config.options import OPTIONS, Option
 from chef_backend.config.rbparser import Assignment, RbSyntaxError, format_value, parse
-from chef_backend.paths import host_path
+from chef_backend.host.paths import host_path
 
 
 class ConfigError(ValueError):
@@ -99,7 +99,7 @@ class Settings:
         return self.get(key)
 
     def path(self, key: str) -> Path | None:
-        """A path option mapped onto this node's root (see chef_backend.paths)."""
+        """A path option mapped onto this node's root (see chef_backend.host.paths)."""
         value = self.get(key)
         return None if value is None else host_path(value)
 

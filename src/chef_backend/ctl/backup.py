@@ -25,12 +25,13 @@ from pathlib import Path
 
 import psycopg
 
-from chef_backend import __version__, fsutil
+from chef_backend import __version__
 from chef_backend.config.settings import load_text
 from chef_backend.ctl import create_cluster
 from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confirm
 from chef_backend.ctl.progress import Progress, tree_bytes
-from chef_backend.httpcheck import http_status
+from chef_backend.host import fsutil
+from chef_backend.host.httpcheck import http_status
 from chef_backend.secrets import Secrets, SecretsError
 from chef_backend.services import etcd_certs, postgresql
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.cluster.store import Store
 from chef_backend.config.settings import Settings, load
+from chef_backend.host.paths import NodePaths
 from chef_backend.leader.config import ManagerConfig
-from chef_backend.paths import NodePaths
 from chef_backend.secrets import Secrets
 from chef_backend.services import etcd, etcd_tls
 

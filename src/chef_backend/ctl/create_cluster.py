@@ -14,7 +14,7 @@ from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.cluster.store import StoreError, describe
 from chef_backend.ctl import preflight, quorum_recovery, waits
 from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confirm
-from chef_backend.reconfigure import ensure_users, grant_pg_control, render_node
+from chef_backend.node.render import ensure_users, grant_pg_control, render_node
 from chef_backend.secrets import Secrets
 from chef_backend.services import etcd, etcd_certs, postgresql
 from chef_backend.supervision.runit import Supervisor

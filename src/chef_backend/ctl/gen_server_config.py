@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from chef_backend import fsutil
 from chef_backend.cluster.store import StoreError
 from chef_backend.cluster.view import ClusterView
 from chef_backend.ctl.context import Context, CtlError
+from chef_backend.host import fsutil
 from chef_backend.secrets import SecretsError
 
 TEMPLATE = """\

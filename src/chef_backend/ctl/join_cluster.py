@@ -15,7 +15,6 @@ from pathlib import Path
 
 import psycopg
 
-from chef_backend import fsutil
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.cluster.store import Snapshot, Store, StoreError, describe
@@ -26,7 +25,8 @@ from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confir
 from chef_backend.ctl.create_cluster import check_not_member, common_preflight, rollback
 from chef_backend.ctl.node_lifecycle import stop_everything, wipe_node_state
 from chef_backend.ctl.progress import Progress, tree_bytes
-from chef_backend.reconfigure import ensure_users, grant_pg_control, render_node
+from chef_backend.host import fsutil
+from chef_backend.node.render import ensure_users, grant_pg_control, render_node
 from chef_backend.secrets import Secrets, SecretsError
 from chef_backend.services import etcd, etcd_certs, etcd_tls, postgresql
 from chef_backend.supervision.runit import Supervisor

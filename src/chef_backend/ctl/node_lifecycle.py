@@ -15,8 +15,8 @@ from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Store, StoreError, describe
 from chef_backend.cluster.view import ClusterView
 from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confirm
-from chef_backend.httpcheck import REFUSED, http_status
-from chef_backend.paths import NodePaths, host_path
+from chef_backend.host.httpcheck import REFUSED, http_status
+from chef_backend.host.paths import NodePaths, host_path
 from chef_backend.supervision.runit import Supervisor
 
 

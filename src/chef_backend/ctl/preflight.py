@@ -10,8 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from chef_backend import hostaddr
 from chef_backend.ctl.context import CtlError
+from chef_backend.host import addresses as hostaddr
 
 MAX_CLOCK_DRIFT_SECONDS = 1.5  # seed
 

@@ -22,7 +22,7 @@ from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.cluster.store import Store, StoreError, describe
 from chef_backend.ctl import waits
 from chef_backend.ctl.context import Context, CtlError, confirm
-from chef_backend.reconfigure import render_node
+from chef_backend.node.render import render_node
 from chef_backend.secrets import Secrets
 from chef_backend.services import elasticsearch, etcd
 from chef_backend.supervision.runit import Supervisor

@@ -21,8 +21,8 @@ from chef_backend.cluster.store import StoreError
 from chef_backend.ctl import services as services_cmd
 from chef_backend.ctl import waits
 from chef_backend.ctl.context import Context, CtlError
-from chef_backend.paths import NodePaths
-from chef_backend.reconfigure import render_node
+from chef_backend.host.paths import NodePaths
+from chef_backend.node.render import render_node
 from chef_backend.secrets import Secrets
 from chef_backend.services import postgresql
 from chef_backend.supervision.runit import Supervisor

@@ -51,7 +51,7 @@ def report(result_stdout: str, result_stderr: str) -> bool:
 
 
 def start(ctx: Context, supervisor: Supervisor, names: list[str], all_services: bool) -> bool:
-    from chef_backend.reconfigure import grant_pg_control
+    from chef_backend.node.render import grant_pg_control
 
     supervisor.ensure_running()
     if "postgresql" in supervisor.installed():

@@ -15,8 +15,8 @@ from chef_backend.cluster.store import StoreError
 from chef_backend.cluster.view import ClusterView, NodeView
 from chef_backend.config.settings import Settings
 from chef_backend.ctl.context import Context, CtlError
-from chef_backend.paths import host_path
-from chef_backend.secret_files import loosened, secret_files
+from chef_backend.host.paths import host_path
+from chef_backend.node.secret_files import loosened, secret_files
 from chef_backend.services import elasticsearch
 from chef_backend.supervision.runit import ServiceStatus, Supervisor
 

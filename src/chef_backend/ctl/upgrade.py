@@ -15,7 +15,7 @@ import json
 from chef_backend import __version__
 from chef_backend.ctl import leadership, waits
 from chef_backend.ctl.context import Context, CtlError, add_compat_flags
-from chef_backend.reconfigure import render_node
+from chef_backend.node.render import render_node
 from chef_backend.supervision.runit import Supervisor
 
 

@@ -8,7 +8,7 @@ from chef_backend.cluster.store import Store, StoreError
 from chef_backend.cluster.view import ClusterView
 from chef_backend.config.settings import Settings
 from chef_backend.ctl.context import CtlError
-from chef_backend.httpcheck import http_status
+from chef_backend.host.httpcheck import http_status
 
 
 def etcd_healthy(store: Store, timeout: float) -> None:

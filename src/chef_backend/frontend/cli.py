@@ -18,7 +18,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from chef_backend import fsutil
 from chef_backend.frontend import haproxy
 from chef_backend.frontend.discovery import discover
 from chef_backend.frontend.settings import (
@@ -29,7 +28,8 @@ from chef_backend.frontend.settings import (
     parse_members_option,
     validated,
 )
-from chef_backend.paths import NodePaths
+from chef_backend.host import fsutil
+from chef_backend.host.paths import NodePaths
 from chef_backend.supervision.runit import Supervisor
 
 

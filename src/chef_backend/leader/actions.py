@@ -14,10 +14,10 @@ import psycopg
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Store
 from chef_backend.config.settings import Settings
-from chef_backend.httpcheck import http_status
+from chef_backend.host.httpcheck import http_status
+from chef_backend.host.paths import NodePaths
 from chef_backend.leader.pg import LocalPg
 from chef_backend.leader.state import Action, Kind, Position, SyncSet
-from chef_backend.paths import NodePaths
 from chef_backend.secrets import Secrets
 from chef_backend.services import postgresql
 from chef_backend.supervision.runit import Supervisor

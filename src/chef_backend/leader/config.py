@@ -11,9 +11,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from chef_backend import fsutil
 from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.config.settings import Settings
+from chef_backend.host import fsutil
 from chef_backend.secrets import Secrets
 
 

@@ -41,7 +41,8 @@ import psycopg
 from chef_backend import __version__
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Snapshot, Store, StoreError, describe
-from chef_backend.httpcheck import REFUSED, http_status
+from chef_backend.host.httpcheck import REFUSED, http_status
+from chef_backend.host.paths import NodePaths, host_path
 from chef_backend.leader import records
 from chef_backend.leader.actions import Executor, Markers, parse_sync_standby_names
 from chef_backend.leader.config import ManagerConfig
@@ -58,7 +59,6 @@ from chef_backend.leader.state import (
     PgState,
     Role,
 )
-from chef_backend.paths import NodePaths, host_path
 from chef_backend.services import elasticsearch, etcd_tls, postgresql
 from chef_backend.supervision.runit import Supervisor
 

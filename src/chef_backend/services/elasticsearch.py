@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chef_backend import fsutil
 from chef_backend.config.settings import ConfigError, Settings
-from chef_backend.paths import NodePaths
+from chef_backend.host import fsutil
+from chef_backend.host.paths import NodePaths
 from chef_backend.secrets import Secrets
 from chef_backend.services.etcd import USER
 from chef_backend.supervision.runit import CHPST, ServiceSpec

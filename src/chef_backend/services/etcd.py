@@ -13,9 +13,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from chef_backend import fsutil
 from chef_backend.config.settings import Settings
-from chef_backend.paths import NodePaths
+from chef_backend.host import fsutil
+from chef_backend.host.paths import NodePaths
 from chef_backend.secrets import Secrets
 from chef_backend.services import etcd_tls
 from chef_backend.supervision.runit import CHPST, ServiceSpec

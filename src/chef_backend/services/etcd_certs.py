@@ -12,12 +12,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from chef_backend import fsutil, hostaddr
 from chef_backend.config.settings import Settings
+from chef_backend.host import addresses as hostaddr
+from chef_backend.host import fsutil
+from chef_backend.node.certificate import certificate_builder, key_pem, new_key, subject_name
 from chef_backend.secrets import Secrets, SecretsError
 from chef_backend.services import etcd
 from chef_backend.services.etcd_tls import directory, enabled, server_files
-from chef_backend.ssl import certificate_builder, key_pem, new_key, subject_name
 
 RENEW_BEFORE = datetime.timedelta(days=30)
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from chef_backend.config.settings import Settings
-from chef_backend.paths import NodePaths, root
+from chef_backend.host.paths import NodePaths, root
 from chef_backend.supervision.runit import CHPST, ServiceSpec
 
 

@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chef_backend import fsutil
 from chef_backend.config.options import PG_MAJOR
 from chef_backend.config.settings import Settings
-from chef_backend.paths import NodePaths
+from chef_backend.host import fsutil
+from chef_backend.host.paths import NodePaths
 from chef_backend.secrets import Secrets
 from chef_backend.supervision.runit import CHPST, ServiceSpec
 
 if TYPE_CHECKING:  # the leader manager never generates certificates: keep cryptography out of its memory
-    from chef_backend.ssl import CertPaths
+    from chef_backend.node.certificate import CertPaths
 
 WAL_SEGMENT_MB = 16
 

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chef_backend import fsutil
-from chef_backend.paths import NodePaths
+from chef_backend.host import fsutil
+from chef_backend.host.paths import NodePaths
 
 SV = "/usr/bin/sv"
 RUNSVDIR = "/usr/bin/runsvdir"

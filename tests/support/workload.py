@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from chef_backend.httpcheck import http_status
-from tests.integration.harness import Cluster, Node
+from chef_backend.host.httpcheck import http_status
+from tests.support.harness import Cluster, Node
 
 CLONE_NEWNET = 0x40000000
 
@@ -242,40 +242,98 @@ class DirectWrite:
 
 
 @dataclass
+class LeaderSample:
+    """One `GET /leader` of one node: sent, answered (or given up), and whether it said 200."""
+
+    url: str
+    sent: float  # time.monotonic()
+    answered: float
+    leader: bool
+
+
+@dataclass
+class StaleRead:
+    """A read that missed a write acknowledged before it was sent, from a node serving as primary
+    (or through HAProxy, whatever the node)."""
+
+    via: str
+    sent: float
+    missing: str
+
+
+PROBE_EVERY_S = 0.1
+
+
+@dataclass
 class LeaderProber:
-    """Every 100 ms, asks every node's /leader and, given a password, tries one write directly on
-    every node's PostgreSQL. Records any moment two nodes answered 200, and any two nodes whose
-    windows of accepting writes overlapped."""
+    """Every 100 ms, asks every node's /leader (one thread per node, so the nodes are sampled at
+    the same moments and a short overlap is neither missed by a slow sweep nor invented by one),
+    and, given a password, tries one write directly on every node's PostgreSQL and reads back the
+    newest acknowledged write on every node and through `haproxy`. Records any time two nodes
+    answered 200 at once, any two nodes whose windows of accepting writes overlapped, and any read
+    from a primary (or through HAProxy) that missed an acknowledged write."""
 
     urls: list[str]
     password: str | None = None
     log: Path | None = None
-    overlaps: list[tuple[float, list[str]]] = field(default_factory=list)
+    haproxy: str | None = None  # the client's HAProxy address, read through as the workload writes
+    writer: Writer | None = None  # whose acknowledged inserts the reads look for, besides the probes'
+    samples: list[LeaderSample] = field(default_factory=list)
     direct: list[DirectWrite] = field(default_factory=list)
-    samples: int = 0
+    stale_reads: list[StaleRead] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _history: History | None = None
 
     def start(self, netns: str | None = None) -> LeaderProber:
         self._history = History(self.log).__enter__()
-        self._threads.append(_spawn(self._probe_leaders, netns))
+        for url in self.urls:
+            self._threads.append(_spawn(functools.partial(self._probe_leader, url), netns))
         if self.password is not None:
-            for host in (urlsplit(u).hostname or "" for u in self.urls):
+            hosts = [urlsplit(u).hostname or "" for u in self.urls]
+            for host in hosts:
                 self._threads.append(_spawn(functools.partial(self._probe_writes, host), netns))
+            for host in [*hosts, *([self.haproxy] if self.haproxy else [])]:
+                self._threads.append(_spawn(functools.partial(self._probe_reads, host), netns))
         return self
 
-    def _probe_leaders(self) -> None:
-        before: list[str] = []
+    def _probe_leader(self, url: str) -> None:
+        host = urlsplit(url).hostname or url
+        before: bool | None = None
+        next_at = time.monotonic()
         while not self._stop.is_set():
-            leaders = [u for u in self.urls if http_status(u, 0.5) == 200]
-            self.samples += 1
-            if len(leaders) > 1:
-                self.overlaps.append((time.time(), leaders))
-            if leaders != before:
-                self._note(f"/leader 200 from: {' '.join(urlsplit(u).hostname or u for u in leaders) or 'none'}")
-                before = leaders
-            time.sleep(0.1)
+            sent = time.monotonic()
+            leader = http_status(url, 0.5) == 200
+            self.samples.append(LeaderSample(url, sent, time.monotonic(), leader))
+            if leader != before:
+                self._note(f"{host} /leader {'200' if leader else 'not 200'}")
+                before = leader
+            next_at += PROBE_EVERY_S
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    def leader_windows(self) -> list[tuple[str, float, float]]:
+        """(url, from, to) spans during which a node certainly answered 200: from the answer to the
+        first of a run of 200s to the sending of the last (the node said 200 at some moment of
+        each request; between two 200s with nothing else between, it said 200 throughout)."""
+        windows: list[tuple[str, float, float]] = []
+        for url in self.urls:
+            run: list[LeaderSample] = []
+            for sample in [*(s for s in list(self.samples) if s.url == url), None]:
+                if sample is not None and sample.leader:
+                    run.append(sample)
+                    continue
+                if len(run) > 1 and run[0].answered < run[-1].sent:
+                    windows.append((url, run[0].answered, run[-1].sent))
+                run = []
+        return windows
+
+    def leader_overlaps(self) -> list[tuple[tuple[str, float, float], tuple[str, float, float]]]:
+        """Pairs of windows in which two different nodes both answered 200."""
+        return _overlapping(self.leader_windows())
+
+    @property
+    def overlaps(self) -> list[tuple[tuple[str, float, float], tuple[str, float, float]]]:
+        return self.leader_overlaps()
 
     def _probe_writes(self, host: str) -> None:
         """One outstanding write at a time: a commit waiting for a synchronous standby blocks this
@@ -288,9 +346,7 @@ class LeaderProber:
             key = f"{host}-{next(counter)}"
             try:
                 if conn is None:
-                    conn = psycopg.connect(host=host, port=5432, user="chef_pgsql", password=self.password,
-                                           dbname="postgres", connect_timeout=1, autocommit=True,
-                                           application_name="direct-probe")
+                    conn = self._connect(host, "direct-probe")
                     conn.execute("CREATE TABLE IF NOT EXISTS direct_probe (key text PRIMARY KEY)")
                 sent = time.monotonic()
                 conn.execute("INSERT INTO direct_probe (key) VALUES (%s)", (key,))
@@ -304,7 +360,50 @@ class LeaderProber:
             if outcome != state:
                 self._note(f"{host} {outcome}")
                 state = outcome
-            time.sleep(0.1)
+            time.sleep(PROBE_EVERY_S)
+
+    def _connect(self, host: str, name: str) -> psycopg.Connection:
+        return psycopg.connect(host=host, port=5432, user="chef_pgsql", password=self.password, dbname="postgres",
+                               connect_timeout=1, autocommit=True, application_name=name)
+
+    def _newest_acks(self) -> tuple[str | None, int | None]:
+        """The newest acknowledged direct write and workload insert, as of now."""
+        direct = next((w.key for w in reversed(list(self.direct)) if w.ok), None)
+        inserted = self.writer.acked[-1] if self.writer is not None and self.writer.acked else None
+        return direct, inserted
+
+    def _probe_reads(self, host: str) -> None:
+        """Reads back, on `host`, the newest writes acknowledged before the read was sent. Only a
+        node serving as primary (or HAProxy's choice) must have them: a standby may lag."""
+        conn: psycopg.Connection | None = None
+        through_haproxy = host == self.haproxy
+        while not self._stop.is_set():
+            sent = time.monotonic()
+            key, inserted = self._newest_acks()
+            try:
+                if conn is None:
+                    conn = self._connect(host, "read-probe")
+                    conn.execute("SET statement_timeout = '2s'")
+                row = conn.execute(
+                    "SELECT pg_is_in_recovery(),"
+                    " to_regclass('direct_probe') IS NULL OR EXISTS (SELECT 1 FROM direct_probe WHERE key = %s),"
+                    " to_regclass('workload') IS NULL OR EXISTS (SELECT 1 FROM workload WHERE id = %s)",
+                    (key or "", inserted or 0)).fetchone()
+                in_recovery, has_key, has_insert = row if row is not None else (True, True, True)
+                if through_haproxy or not in_recovery:
+                    via = "haproxy" if through_haproxy else host
+                    if key is not None and not has_key:
+                        self._stale(StaleRead(via, sent, key))
+                    if inserted is not None and not has_insert:
+                        self._stale(StaleRead(via, sent, f"workload {inserted}"))
+            except psycopg.Error:
+                if conn is not None and (conn.closed or conn.broken):
+                    conn = None
+            time.sleep(PROBE_EVERY_S)
+
+    def _stale(self, read: StaleRead) -> None:
+        self.stale_reads.append(read)
+        self._note(f"stale read via {read.via}: missing {read.missing}")
 
     def _note(self, line: str) -> None:
         if self._history is not None:
@@ -326,16 +425,27 @@ class LeaderProber:
 
     def write_overlaps(self) -> list[tuple[tuple[str, float, float], tuple[str, float, float]]]:
         """Pairs of windows in which two different nodes both accepted writes."""
-        return [(a, b) for a, b in itertools.combinations(self.write_windows(), 2)
-                if a[0] != b[0] and a[1] < b[2] and b[1] < a[2]]
+        return _overlapping(self.write_windows())
 
     def acknowledged_direct(self) -> list[str]:
         return [w.key for w in list(self.direct) if w.ok]
 
+    def served_stale_reads(self) -> list[StaleRead]:
+        """Stale reads a client could be served: through HAProxy (the only way Chef's frontends
+        reach PostgreSQL), or directly from a primary while its /leader said 200. An old primary
+        that no longer claims leadership and can acknowledge nothing (its manager frozen, say)
+        still answers reads on a direct connection, as any standby does: no client is sent there."""
+        windows = self.leader_windows()
+        return [r for r in list(self.stale_reads)
+                if r.via == "haproxy" or any(urlsplit(url).hostname == r.via and start <= r.sent <= end
+                                             for url, start, end in windows)]
+
     def assert_one_leader(self) -> None:
-        """Never two 200s at once, never two nodes accepting writes at once."""
-        assert self.overlaps == [], f"two nodes answered 200 at once: {self.overlaps[:5]}"
+        """Never two 200s at once, never two nodes accepting writes at once, never a stale read
+        served to a client."""
+        assert self.leader_overlaps() == [], f"two nodes answered 200 at once: {self.leader_overlaps()[:5]}"
         assert self.write_overlaps() == [], f"two nodes accepted writes at once: {self.write_overlaps()[:5]}"
+        assert self.served_stale_reads() == [], f"stale reads served: {self.served_stale_reads()[:5]}"
 
     def stop(self) -> None:
         self._stop.set()
@@ -343,6 +453,11 @@ class LeaderProber:
             thread.join(2)  # a write thread blocked on a commit is left behind (daemon)
         if self._history is not None:
             self._history.__exit__()
+
+
+def _overlapping(windows: list[tuple[str, float, float]]) -> list[tuple[tuple[str, float, float],
+                                                                          tuple[str, float, float]]]:
+    return [(a, b) for a, b in itertools.combinations(windows, 2) if a[0] != b[0] and a[1] < b[2] and b[1] < a[2]]
 
 
 def write_completes(host: str, password: str, within: float) -> bool:

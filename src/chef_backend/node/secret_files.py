@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chef_backend.config.settings import Settings
-from chef_backend.paths import NodePaths
+from chef_backend.host.paths import NodePaths
 from chef_backend.services import etcd, etcd_tls, postgresql
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from chef_backend.httpcheck import http_status
+from chef_backend.host.httpcheck import http_status
 
 BASE = Path(os.environ.get("CHEF_BACKEND_TEST_BASE", "/tmp/chef-backend-tests"))
 CTL = os.environ.get("CHEF_BACKEND_CTL", "/usr/local/bin/chef-backend-ctl")

@@ -11,15 +11,16 @@ import platform
 import subprocess
 from importlib import metadata
 
-from chef_backend import __version__, fsutil
+from chef_backend import __version__
 from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.config.settings import Settings
+from chef_backend.host import fsutil
+from chef_backend.host.paths import NodePaths
 from chef_backend.leader.config import ManagerConfig
-from chef_backend.paths import NodePaths
-from chef_backend.secret_files import enforce, secret_files
+from chef_backend.node.certificate import ensure_certificate
+from chef_backend.node.secret_files import enforce, secret_files
 from chef_backend.secrets import Secrets
 from chef_backend.services import elasticsearch, etcd, etcd_certs, etcd_tls, leaderl, postgresql
-from chef_backend.ssl import ensure_certificate
 from chef_backend.supervision.runit import Supervisor
 
 

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.harness import Cluster, Node
-from tests.integration.workload import HAProxy, LeaderProber, Writer
+from tests.support.harness import Cluster, Node
+from tests.support.workload import HAProxy, LeaderProber, Writer
 
 PREFIX = "cbf"
 BRIDGE = f"{PREFIX}-br0"
@@ -31,12 +31,19 @@ CLIENT_ADDR = f"{NET}.20"
 # wal_keep_size (8 segments above) and max_wal_size, so that only the fault does (tmpfs: memory is
 # only taken as it is used).
 PG_DISK_MB = 1536
+# Room for the fault that fills PostgreSQL's disk (above), whatever the TTL.
+PG_CONFIG = """\
+postgresql.wal_keep_segments = 8
+"""
 # TTL 10 (harness default) needs etcd elections shorter than the lease deadline: see docs/failover.md.
-FAULT_CONFIG = """\
+FAULT_CONFIG = PG_CONFIG + """\
 leaderl.health_check.interval_seconds = 1
 etcd.heartbeat_interval = 250
 etcd.election_timeout = 2500
-postgresql.wal_keep_segments = 8
+"""
+# The defaults an operator runs: TTL 30 and every other leaderl and etcd setting as shipped.
+DEFAULTS_CONFIG = PG_CONFIG + """\
+leaderl.leader_ttl_seconds = 30
 """
 
 
@@ -94,7 +101,8 @@ def client_workload(cluster: Cluster) -> Iterator[tuple[Writer, LeaderProber]]:
         writer.setup()
         writer.start(netns=CLIENT_NS)
         prober = LeaderProber([f"http://{n.address}:7331/leader" for n in cluster.nodes], password=cluster.password(),
-                              log=cluster.logs / "prober.log").start(netns=CLIENT_NS)
+                              log=cluster.logs / "prober.log", haproxy=CLIENT_ADDR,
+                              writer=writer).start(netns=CLIENT_NS)
         yield writer, prober
     finally:
         for stoppable in (prober, writer):

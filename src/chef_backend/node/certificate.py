@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from chef_backend import fsutil
 from chef_backend.config.settings import ConfigError, Settings
+from chef_backend.host import fsutil
 
 
 @dataclass(frozen=True)
