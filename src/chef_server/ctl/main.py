@@ -1,7 +1,8 @@
 """chef-server-ctl: user, org, membership and key commands with Chef's names, flags and outputs.
 
-Like Chef's, it signs its requests as the superuser (pivotal) with the key the API service wrote at start
-(/etc/opscode/pivotal.pem by default). `reconfigure` and service control are not here yet.
+Like Chef's, it signs its requests as the superuser (pivotal) with the key reconfigure wrote
+(/etc/opscode/pivotal.pem by default). `reconfigure` and the service verbs (`status`, `start`, `stop`,
+`restart`, `tail`) work on this host's services: reconfigure.py and services.py.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
+
+from chef_backend.frontend.cli import FrontendError
+from chef_backend.frontend.settings import FrontendConfigError
 
 from .. import config
+from . import reconfigure, server_rb, services
 from .client import ApiError, ChefClient
+from .layout import DEFAULT_DIR, SERVICES, Layout
 
 
 def _summary(data: dict) -> str:
@@ -242,7 +249,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server-url", help="API base URL (default: this frontend's API service)")
     parser.add_argument("--key", help="the superuser's private key (default: the configured pivotal key)")
     parser.add_argument("--user", help="sign as this user (default: the configured superuser)")
+    parser.add_argument("--dir", default=str(DEFAULT_DIR),
+                        help=f"the frontend's directory, whose settings the API commands use (default {DEFAULT_DIR})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def local(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--dir", default=argparse.SUPPRESS, help=f"the frontend's directory (default {DEFAULT_DIR})")
+        p.set_defaults(local=func)
+        return p
+
+    p = local("reconfigure", reconfigure.reconfigure,
+              "render and start HAProxy, the API service and the TLS endpoint from chef-server.rb")
+    p.add_argument("--config", default=str(server_rb.DEFAULT_CONFIG),
+                   help=f"chef-server.rb from chef-backend-ctl gen-server-config (default {server_rb.DEFAULT_CONFIG}); "
+                        "the superuser's key is written beside it")
+    p.add_argument("--listen", metavar="ADDR",
+                   help="address every service binds (default haproxy['listen'], 0.0.0.0; the API then on 127.0.0.1)")
+    p.add_argument("--workers", type=int, default=2, help="API worker processes (default 2)")
+    p.add_argument("--tries", type=int, default=10, help="checks, 2 s apart, for exactly one UP backend")
+    for name, func, text in (("status", services.status, "show the services' state and the leader HAProxy routes to"),
+                             ("start", services.start, "start the services (or one)"),
+                             ("stop", services.stop, "stop the services (or one)"),
+                             ("restart", services.restart, "restart the services (or one)"),
+                             ("tail", services.tail, "follow the services' logs (or one's)")):
+        local(name, func, text).add_argument("service", nargs="?", choices=SERVICES, metavar="SERVICE",
+                                             help=f"one of {', '.join(SERVICES)}")
 
     p = sub.add_parser("user-create", help="create a user (prints or writes its private key)")
     p.add_argument("fields", nargs="+", metavar="USER_NAME FIRST_NAME [MIDDLE_NAME] LAST_NAME EMAIL PASSWORD")
@@ -345,9 +377,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_local(args: argparse.Namespace) -> int:
+    """reconfigure and the service verbs: root, and one-line errors."""
+    if os.geteuid() != 0:
+        print(f"ERROR: chef-server-ctl {args.command} must run as root", file=sys.stderr)
+        return 1
+    try:
+        return int(args.local(args))
+    except (FrontendError, FrontendConfigError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = config.load()
+    if getattr(args, "local", None):
+        return run_local(args)
+    reconfigured = Layout(Path(args.dir), Path("/etc/opscode")).api_config
+    settings = config.load(None if os.environ.get("CHEF_SERVER_CONFIG") or not reconfigured.exists()
+                           else str(reconfigured))
     host = "127.0.0.1" if settings.listen_host in ("0.0.0.0", "") else settings.listen_host
     server_url = args.server_url or os.environ.get("CHEF_SERVER_URL") or f"http://{host}:{settings.listen_port}"
     key_path = args.key or settings.pivotal_key_path
