@@ -91,7 +91,7 @@ def test_services_run_as_their_own_users(frontend: Frontend) -> None:
         return found
 
     assert users_of(b"/usr/sbin/haproxy") == {"haproxy"}
-    assert "root" not in users_of(b"/opt/chef-backend/embedded/bin/python")
+    assert users_of(b"/opt/chef-backend/embedded/bin/python") == {"opscode"}  # the API and its workers
 
 
 def test_signed_user_and_org_create_through_https(frontend: Frontend) -> None:

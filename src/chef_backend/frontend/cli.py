@@ -103,11 +103,12 @@ def configure_haproxy(s: FrontendSettings, supervisor_of, tries: int = 10) -> st
     changed = not s.config_file.exists() or s.config_file.read_text() != text
     fsutil.write_file(s.config_file, text, mode=0o640, owner="root", group=s.user)
     sup = supervisor_of(s)
+    fresh = "haproxy" not in sup.installed()  # runsv starts it with this very configuration
     sup.install(haproxy.service_spec(s))
     sup.ensure_running()
     if sup.status("haproxy").state != "run":
         sup.sv("up", "haproxy")
-    elif changed:
+    elif changed and not fresh:
         sup.sv("2", "haproxy")  # SIGUSR2: the master re-reads the configuration
         print("HAProxy reloaded with the new configuration")
     log = s.dir / "log" / "haproxy" / "current"

@@ -18,7 +18,7 @@ import requests
 import urllib3
 from psycopg import errors
 
-from chef_backend.frontend.cli import FrontendError, configure_haproxy
+from chef_backend.frontend.cli import FrontendError, configure_haproxy, unreachable_parent
 from chef_backend.host import fsutil
 from chef_backend.supervision.runit import ServiceSpec, Supervisor
 
@@ -52,12 +52,14 @@ def ensure_database(config: server_rb.ServerConfig, timeout: float = 30.0) -> No
             time.sleep(1)
 
 
-def install(sup: Supervisor, spec: ServiceSpec) -> bool:
-    """Install a service definition; True if its run script changed (a running service must restart)."""
+def install(sup: Supervisor, spec: ServiceSpec, config_changed: bool) -> bool:
+    """Install a service definition; True if the service was installed before and its run script or
+    configuration changed (a newly installed one starts with the new configuration anyway)."""
     run = sup.paths.sv_dir / spec.name / "run"
+    fresh = spec.name not in sup.installed()
     before = run.read_text() if run.exists() else None
     sup.install(spec)
-    return before is not None and before != spec.run_script
+    return not fresh and (config_changed or before != spec.run_script)
 
 
 def start_or_apply(sup: Supervisor, name: str, changed: bool, apply: str) -> None:
@@ -93,6 +95,11 @@ def reconfigure(args: argparse.Namespace) -> int:
     print(configure_haproxy(config.haproxy, supervisor_of=lambda _: sup, tries=args.tries))
 
     fsutil.ensure_user(API_USER)
+    for path in (Path(sys.executable), Path(sys.executable).resolve(), layout.dir):
+        blocked = unreachable_parent(path, API_USER)
+        if blocked is not None:
+            raise FrontendError(f"the API runs as {API_USER}, which cannot enter {blocked}: install the package where "
+                                "it can (scripts/setup: /opt/chef-backend/embedded), and give a --dir it can reach")
     ensure_database(config)
     settings = api_service.settings(config, layout, workers=args.workers)
     fsutil.make_dir(layout.api_config.parent, mode=0o755)
@@ -102,7 +109,7 @@ def reconfigure(args: argparse.Namespace) -> int:
         server.prepare(settings)
     except (OSError, psycopg.Error) as exc:
         raise FrontendError(f"cannot prepare the database: {' '.join(str(exc).split())}") from None
-    api_changed |= install(sup, api_service.service_spec(layout, sys.executable))
+    api_changed = install(sup, api_service.service_spec(layout, sys.executable), api_changed)
 
     if config.ssl_certificate and config.ssl_certificate_key:
         cert, key = config.ssl_certificate, config.ssl_certificate_key
@@ -117,7 +124,7 @@ def reconfigure(args: argparse.Namespace) -> int:
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         fsutil.make_dir(layout.nginx_temp / sub, NGINX_WORKER_USER, 0o700)
     nginx_changed = fsutil.write_file(layout.nginx_conf, nginx.render(config, layout, cert, key))
-    nginx_changed |= install(sup, nginx.service_spec(layout))
+    nginx_changed = install(sup, nginx.service_spec(layout), nginx_changed)
 
     sup.ensure_running()
     start_or_apply(sup, api_service.NAME, api_changed, "restart")
