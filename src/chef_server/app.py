@@ -19,7 +19,23 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import api_version, authn
-from .api import clients, groups, keys, license, organizations, principals, status, users
+from .api import (
+    bookshelf,
+    clients,
+    cookbook_artifacts,
+    cookbooks,
+    depsolver,
+    groups,
+    keys,
+    license,
+    organizations,
+    policies,
+    principals,
+    reports,
+    sandboxes,
+    status,
+    users,
+)
 from .config import Settings
 from .context import Ctx
 from .errors import ChefError, error_body
@@ -81,6 +97,41 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
     ("/organizations/{org}/validate/{rest:path}", dict.fromkeys(("GET", "PUT", "POST", "DELETE"), status.validate),
      _validated_path),
     ("/system_recovery", {"POST": users.system_recovery}, True),
+    # -- cookbooks area: sandboxes, cookbooks, cookbook artifacts, universe, depsolver, policies, reports --
+    ("/organizations/{org}/sandboxes", {"POST": sandboxes.create_sandbox}, True),
+    ("/organizations/{org}/sandboxes/{sandbox}", {"PUT": sandboxes.commit_sandbox}, True),
+    ("/organizations/{org}/cookbooks", {"GET": cookbooks.list_cookbooks}, True),
+    ("/organizations/{org}/cookbooks/{cookbook}", {"GET": cookbooks.get_cookbook}, True),
+    ("/organizations/{org}/cookbooks/{cookbook}/{version}", {"GET": cookbooks.get_version,
+                                                            "PUT": cookbooks.put_version,
+                                                            "DELETE": cookbooks.delete_version}, True),
+    ("/organizations/{org}/universe", {"GET": cookbooks.universe}, True),
+    ("/organizations/{org}/environments/{environment}/cookbooks", {"GET": cookbooks.environment_cookbooks}, True),
+    ("/organizations/{org}/environments/{environment}/cookbooks/{cookbook}",
+     {"GET": cookbooks.environment_cookbooks}, True),
+    ("/organizations/{org}/environments/{environment}/recipes", {"GET": cookbooks.environment_recipes}, True),
+    ("/organizations/{org}/environments/{environment}/cookbook_versions", {"POST": depsolver.solve_run_list}, True),
+    ("/organizations/{org}/cookbook_artifacts", {"GET": cookbook_artifacts.list_artifacts}, True),
+    ("/organizations/{org}/cookbook_artifacts/{name}", {"GET": cookbook_artifacts.get_artifact}, True),
+    ("/organizations/{org}/cookbook_artifacts/{name}/{identifier}", {"GET": cookbook_artifacts.get_version,
+                                                                    "PUT": cookbook_artifacts.put_version,
+                                                                    "DELETE": cookbook_artifacts.delete_version}, True),
+    ("/organizations/{org}/policies", {"GET": policies.list_policies}, True),
+    ("/organizations/{org}/policies/{policy}", {"GET": policies.get_policy, "DELETE": policies.delete_policy}, True),
+    ("/organizations/{org}/policies/{policy}/revisions", {"POST": policies.create_revision}, True),
+    ("/organizations/{org}/policies/{policy}/revisions/{revision}", {"GET": policies.get_revision,
+                                                                   "DELETE": policies.delete_revision}, True),
+    ("/organizations/{org}/policy_groups", {"GET": policies.list_groups}, True),
+    ("/organizations/{org}/policy_groups/{group}", {"GET": policies.get_group, "DELETE": policies.delete_group},
+     True),
+    ("/organizations/{org}/policy_groups/{group}/policies/{policy}", {"GET": policies.get_group_policy,
+                                                                     "PUT": policies.put_group_policy,
+                                                                     "DELETE": policies.delete_group_policy}, True),
+    ("/organizations/{org}/required_recipe", {"GET": reports.required_recipe}, True),
+    ("/organizations/{org}/data-collector", dict.fromkeys(("GET", "POST"), reports.not_served), True),
+    ("/organizations/{org}/reports/{rest:path}", dict.fromkeys(("GET", "POST", "PUT"), reports.not_served), True),
+    ("/reports/{rest:path}", dict.fromkeys(("GET", "POST", "PUT"), reports.not_served), True),
+    # -- end of cookbooks area --
 ]
 
 
@@ -152,7 +203,10 @@ def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, st
                     state.db, state.key_cache, request.method, signed_path, headers, body, ctx.org_name,
                     ctx.settings.superuser_name)
             status, reply = await handler(ctx)
-            response = _json(status, None if request.method == "HEAD" else reply, {})
+            if isinstance(reply, Response):  # not JSON (required_recipe's text)
+                response = reply
+            else:
+                response = _json(status, None if request.method == "HEAD" else reply, {})
         except ChefError as exc:
             response = _json(exc.status, exc.body, exc.headers)
         except Exception:
@@ -195,12 +249,18 @@ def create_app(settings: Settings) -> CanonicalPaths:
         app.state.db = Database(settings.db_conninfo, max_size=settings.db_pool_size)
         app.state.key_cache = authn.KeyCache(ttl=settings.key_cache_ttl)
         await app.state.db.open()
-        listener = asyncio.create_task(app.state.key_cache.listen(settings.db_conninfo, app.state.db.check_soon))
+        db = app.state.db
+        listener = asyncio.create_task(app.state.key_cache.listen(settings.db_conninfo, on_disconnect=db.check_soon,
+                                                                  on_heartbeat=db.check_soon))
         try:
             yield
         finally:
             listener.cancel()
             await app.state.db.close()
 
-    routes = [Route(path, _endpoint(methods, signed), methods=_ALL_METHODS) for path, methods, signed in ROUTES]
+    routes = bookshelf.routes()  # signed URLs, not Chef-signed requests
+    if not settings.required_recipe_path:  # disabled: 404 to everyone, signed or not, as Chef's nginx
+        routes.append(Route("/organizations/{org}/required_recipe", _endpoint(_ANY_METHOD, False),
+                            methods=_ALL_METHODS))
+    routes += [Route(path, _endpoint(methods, signed), methods=_ALL_METHODS) for path, methods, signed in ROUTES]
     return CanonicalPaths(Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found}))

@@ -74,17 +74,24 @@ class KeyCache:
         self.generation += 1
         self.entries.clear()
 
-    async def listen(self, conninfo: str, on_disconnect=None) -> None:
+    async def listen(self, conninfo: str, on_disconnect=None, on_heartbeat=None, heartbeat: float = 60.0) -> None:
         """Run forever: LISTEN chef_auth and forget everything on each notification or disconnection
-        (then call `on_disconnect`: the pool's connections are likely dead too)."""
+        (then call `on_disconnect`: the pool's connections are likely dead too).
+
+        Every `heartbeat` seconds of quiet it queries (an idle connection through HAProxy is cut after its
+        tunnel timeout, 300 s) and calls `on_heartbeat`, which keeps the pool's idle connections alive too."""
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                     await conn.execute("LISTEN chef_auth")
                     self.invalidate()
                     self.listening = True
-                    async for _ in conn.notifies():
-                        self.invalidate()
+                    while True:
+                        async for _ in conn.notifies(timeout=heartbeat):
+                            self.invalidate()
+                        await conn.execute("SELECT 1")
+                        if on_heartbeat is not None:
+                            on_heartbeat()
             except (psycopg.Error, OSError) as exc:
                 log.info("key cache listener: %s", exc)
             finally:

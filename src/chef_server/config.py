@@ -17,6 +17,7 @@ class Settings:
     key_cache_ttl: float = 60.0
     superuser_name: str = "pivotal"
     pivotal_key_path: str = "/etc/opscode/pivotal.pem"
+    required_recipe_path: str = ""  # a recipe every chef-client must run (GET /organizations/O/required_recipe)
 
 
 def load(path: str | None = None) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import functools
 import re
@@ -23,6 +24,11 @@ def generate_key_pair() -> tuple[str, str]:
     private_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                         serialization.NoEncryption()).decode()
     return public_pem(private.public_key()), private_pem
+
+
+async def new_key_pair() -> tuple[str, str]:
+    """generate_key_pair off the event loop (RSA generation takes tens of milliseconds of CPU)."""
+    return await asyncio.to_thread(generate_key_pair)
 
 
 def public_pem(key: rsa.RSAPublicKey) -> str:

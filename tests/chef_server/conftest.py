@@ -17,7 +17,7 @@ import requests
 
 from .pg import Postgres
 
-API_HOST = "127.0.0.21"
+API_HOST = os.environ.get("CHEF_FE_TEST_API_HOST", "127.0.0.21")
 API_PORT = 8421
 
 

@@ -13,7 +13,7 @@ import time
 
 import psycopg
 
-HOST = "127.0.0.31"  # the frontend tests' address (the backend tests own .11-.14)
+HOST = os.environ.get("CHEF_FE_TEST_PG_HOST", "127.0.0.31")  # the frontend tests' address (backend tests own .11-.14)
 PORT = 5432
 
 

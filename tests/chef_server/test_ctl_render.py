@@ -38,7 +38,17 @@ def test_gen_server_config_output_is_read() -> None:
     assert c.fqdn == "fe1.example.com"
     assert c.haproxy.members == ("127.0.0.11", "127.0.0.12")
     assert (c.db_superuser, c.db_superuser_password) == ("chef_pgsql", "s3cret")
-    assert (c.ssl_certificate, c.ssl_certificate_key, c.ssl_port) == (None, None, 443)
+    assert (c.ssl_certificate, c.ssl_certificate_key, c.ssl_port, c.non_ssl_port) == (None, None, 443, 80)
+    assert (c.api_user, c.api_port, c.api_workers, c.db_name) == ("opscode", 8000, 2, "opscode_chef")
+
+
+def test_erchef_settings_are_honoured() -> None:
+    c = config(SERVER_RB + "opscode_erchef['port'] = 18000\nopscode_erchef['workers'] = 4\n"
+                           "opscode_erchef['user'] = 'root'\nopscode_erchef['db_name'] = 'other_chef'\n")
+    assert (c.api_user, c.api_port, c.api_workers, c.db_name) == ("root", 18000, 4, "other_chef")
+    s = api_service.settings(c, LAYOUT)
+    assert (s.listen_port, s.workers) == (18000, 4) and "dbname=other_chef" in s.db_conninfo.split()
+    assert "server 127.0.0.21:18000;" in nginx.render(c, LAYOUT, Path("/c.crt"), Path("/c.key"))
 
 
 def test_nginx_settings_are_honoured() -> None:
@@ -55,6 +65,11 @@ def test_nginx_settings_are_honoured() -> None:
     ("nginx['ssl_certificate'] = '/a.crt'\n", "set both nginx['ssl_certificate'] and nginx['ssl_certificate_key']"),
     ("nginx['ssl_certificate'] = 'a.crt'\nnginx['ssl_certificate_key'] = 'a.key'\n", "must be an absolute path"),
     ("nginx['ssl_port'] = 70000\n", "nginx['ssl_port'] must be a port number"),
+    ("nginx['non_ssl_port'] = 'x'\n", "nginx['non_ssl_port'] must be a port number"),
+    ("opscode_erchef['port'] = 0\n", "opscode_erchef['port'] must be a port number"),
+    ("opscode_erchef['workers'] = 0\n", "opscode_erchef['workers'] must be 1..64"),
+    ("opscode_erchef['user'] = 'Bad User'\n", "opscode_erchef['user'] must be a lower-case name"),
+    ("opscode_erchef['db_name'] = 'x; DROP'\n", "opscode_erchef['db_name'] must be a lower-case name"),
     ("use_chef_backend false\n", "does not set `use_chef_backend true`"),
     ("haproxy['local_postgresql_port'] = 'x'\n", "haproxy['local_postgresql_port'] must be a port number"),
 ])
@@ -90,15 +105,15 @@ def test_layout(path: Path, want: str) -> None:
 @pytest.mark.parametrize(("listen", "host"), [("127.0.0.21", "127.0.0.21"), ("0.0.0.0", "127.0.0.1"),
                                               ("::", "127.0.0.1"), ("10.0.0.5", "10.0.0.5")])
 def test_api_settings_reach_postgresql_through_the_local_haproxy(listen: str, host: str) -> None:
-    s = api_service.settings(config(listen=listen), LAYOUT, workers=3)
-    assert (s.listen_host, s.listen_port, s.workers) == (host, 8000, 3)
+    s = api_service.settings(config(listen=listen), LAYOUT)
+    assert (s.listen_host, s.listen_port, s.workers) == (host, 8000, 2)
     assert s.pivotal_key_path == "/srv/etc/opscode/pivotal.pem"
     for part in (f"host={host}", "port=5432", "dbname=opscode_chef", "user=chef_pgsql", "password=s3cret"):
         assert part in s.db_conninfo.split()
 
 
 def test_api_run_script_drops_root_and_does_not_rewrite_the_key() -> None:
-    spec = api_service.service_spec(LAYOUT, "/opt/chef-backend/embedded/bin/python")
+    spec = api_service.service_spec(LAYOUT, "/opt/chef-backend/embedded/bin/python", "opscode")
     lines = spec.run_script.splitlines()
     assert lines[0] == "#!/bin/sh" and "export CHEF_SERVER_PIVOTAL_KEY_PATH=" in lines
     assert lines[-1] == ("exec /usr/bin/chpst -u opscode:opscode /opt/chef-backend/embedded/bin/python "
@@ -115,15 +130,15 @@ def test_nginx_listen_directive(address: str, port: int, want: str) -> None:
 
 
 @pytest.mark.parametrize(("listen", "lines"), [
-    ("127.0.0.21", ["listen 127.0.0.21:443 ssl;", "server 127.0.0.21:8000;"]),
-    ("0.0.0.0", ["listen 443 ssl;", "server 127.0.0.1:8000;"]),
+    ("127.0.0.21", ["listen 127.0.0.21:443 ssl;", "server 127.0.0.21:8000;", "listen 127.0.0.21:80;"]),
+    ("0.0.0.0", ["listen 443 ssl;", "server 127.0.0.1:8000;", "listen 80;"]),
 ])
 def test_nginx_conf_proxies_tls_to_the_api(listen: str, lines: list[str]) -> None:
     text = nginx.render(config(listen=listen), LAYOUT, Path("/c.crt"), Path("/c.key"))
     stripped = [line.strip() for line in text.splitlines()]
     for line in [*lines, "ssl_certificate /c.crt;", "ssl_certificate_key /c.key;", "server_name fe1.example.com;",
                  "proxy_set_header X-Forwarded-Proto https;", "pid /srv/fe/nginx/nginx.pid;", "daemon off;",
-                 "client_body_temp_path /srv/fe/nginx/tmp/client_body;"]:
+                 "client_body_temp_path /srv/fe/nginx/tmp/client_body;", "return 301 https://$host$request_uri;"]:
         assert line in stripped, line
 
 

@@ -6,8 +6,11 @@ import datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chef_server import signing
+from chef_server.authn import KeyCache
 from chef_server.errors import ChefError
 
 from .signer import sign
@@ -98,3 +101,27 @@ def test_clock_skew_is_fifteen_minutes(ts, ok):
 
 def test_trailing_semicolon_in_sign_description():
     assert signing.parse_sign_description("algorithm=sha1;version=1.1;") == ("1.1", "sha1")
+
+
+@settings(max_examples=25, deadline=None)
+@given(body=st.binary(max_size=300), path=st.text(alphabet="abc/_-.%", min_size=1, max_size=40).map(lambda p: "/" + p),
+       method=st.sampled_from(["GET", "PUT", "POST", "DELETE"]), version=st.sampled_from(["1.0", "1.1", "1.3"]))
+def test_round_trip_for_any_request(body, path, method, version):
+    h = sign(KEY, "someone", method, path, body, version=version, ts=TS)
+    assert check(h, method=method, path=path, body=body)
+    assert not check(h, method=method, path=path, body=body + b"x")
+
+
+def test_key_cache_keeps_nothing_stale():
+    cache = KeyCache(ttl=60)
+    cache.put(("o", "n"), {"v": 1}, cache.generation)
+    assert cache.get(("o", "n")) is None  # not listening: never cached
+    cache.listening = True
+    before = cache.generation
+    cache.invalidate()  # a change was notified while the lookup was in flight
+    cache.put(("o", "n"), {"v": 1}, before)
+    assert cache.get(("o", "n")) is None
+    cache.put(("o", "n"), {"v": 2}, cache.generation)
+    assert cache.get(("o", "n")) == {"v": 2}
+    cache.invalidate()
+    assert cache.get(("o", "n")) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -14,6 +15,8 @@ import psycopg
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
+
+from chef_server.authn import KeyCache
 
 from .signer import sign
 
@@ -112,3 +115,27 @@ def test_two_frontends_starting_together_migrate_once(postgres, tmp_path):
     with psycopg.connect(postgres.dsn(db)) as conn:
         assert conn.execute("SELECT count(*) FROM users WHERE superuser").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] >= 1
+
+
+def test_key_cache_listener_follows_notifications_and_beats(postgres):
+    """The listener forgets cached keys on every chef_auth notification and queries when quiet."""
+    async def scenario() -> tuple[int, int]:
+        cache, beats = KeyCache(), []
+        task = asyncio.create_task(cache.listen(postgres.dsn(), on_heartbeat=lambda: beats.append(1),
+                                                heartbeat=0.2))
+        for _ in range(100):
+            if cache.listening:
+                break
+            await asyncio.sleep(0.05)
+        generation = cache.generation
+        async with await psycopg.AsyncConnection.connect(postgres.dsn(), autocommit=True) as conn:
+            await conn.execute("NOTIFY chef_auth, 'keys'")
+        for _ in range(100):
+            if cache.generation > generation and beats:
+                break
+            await asyncio.sleep(0.05)
+        task.cancel()
+        return cache.generation - generation, len(beats)
+
+    invalidations, beats = asyncio.run(scenario())
+    assert invalidations >= 1 and beats >= 1

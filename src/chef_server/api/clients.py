@@ -66,7 +66,7 @@ async def create_client(ctx: Ctx) -> tuple[int, object]:
         authz.deny("create")
     if client["validator"] and r.validator:
         raise forbidden("missing create permission")
-    public, private = initial_key(ctx.api_version, data)
+    public, private = await initial_key(ctx.api_version, data)
     client_id = new_id()
     row = {"id": client_id, "org_id": ctx.org_id, "authz_id": new_id(), "name": client["name"],
            "validator": bool(client["validator"]), "admin": False}
@@ -117,7 +117,7 @@ async def update_client(ctx: Ctx) -> tuple[int, object]:
         private = public = None
         if ctx.api_version == 0:
             if data.get("private_key") is True:
-                public, private = keylib.generate_key_pair()
+                public, private = await keylib.new_key_pair()
             elif data.get("public_key") is not None:
                 public = data["public_key"]
             if public is not None:

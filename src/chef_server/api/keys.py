@@ -105,7 +105,7 @@ async def _create(ctx: Ctx, kind: str) -> tuple[int, object]:
         owner_id = owner_row["id"]
         _may_change(ctx, kind, owner)
         key = validate_key(data, "create")
-        public, private = (keylib.generate_key_pair() if data.get("create_key") is True
+        public, private = (await keylib.new_key_pair() if data.get("create_key") is True
                            else (data["public_key"], None))
         if not await store.insert(conn, owner_id, data["name"], public, key["expires"]):
             raise ChefError(409, {"error": f"a key with the name '{data['name']}' already exists for this actor."})
@@ -142,7 +142,7 @@ async def _update(ctx: Ctx, kind: str) -> tuple[int, object]:
         private = None
         public = row["public_key"]
         if data.get("create_key") is True:
-            public, private = keylib.generate_key_pair()
+            public, private = await keylib.new_key_pair()
         elif data.get("public_key") is not None:
             public = data["public_key"]
         expires: datetime.datetime | None = key["expires"] if "expiration_date" in data else row["expires_at"]

@@ -40,7 +40,7 @@ async def create_org(ctx: Ctx) -> tuple[int, object]:
     name = org["name"]
     creator = ctx.requestor
     org_row = {"id": new_id(), "authz_id": new_id(), **org}
-    public, private = keylib.generate_key_pair()
+    public, private = await keylib.new_key_pair()
     validator = {"id": new_id(), "org_id": org_row["id"], "authz_id": new_id(), "name": f"{name}-validator",
                  "validator": True, "admin": False}
     async with ctx.db.transaction() as conn:
@@ -212,7 +212,7 @@ async def answer_invite(ctx: Ctx) -> tuple[int, object]:
     data = ctx.json()
     response = data.get("response")
     if response not in ("accept", "reject"):
-        raise bad_request("Field 'response' invalid")
+        raise bad_request("Param response must be either 'accept' or 'reject'")
     async with ctx.db.transaction() as conn:
         user = await _invited_user(conn, ctx)
         authz.require_self_or_superuser(ctx.requestor, user["username"], "update")

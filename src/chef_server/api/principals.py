@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..context import Ctx
-from ..errors import ChefError, error_body
+from ..errors import ChefError
 
 QUERY = """
 WITH o AS (SELECT id FROM orgs WHERE name = %(org)s)
@@ -27,11 +27,11 @@ async def get_principal(ctx: Ctx) -> tuple[int, object]:
         cur = await conn.execute(QUERY, {"org": ctx.org_name, "name": name})
         rows = await cur.fetchall()
     if not rows or rows[0]["org_id"] is None:
-        raise ChefError(404, error_body(f"organization '{ctx.org_name}' does not exist."))
+        raise ChefError(404, {"error": f"Cannot find org {ctx.org_name}", "not_found": "org"})
     found = [{"name": r["name"], "type": r["type"], "public_key": r["public_key"], "authz_id": r["authz_id"],
               "org_member": r["org_member"]} for r in rows if r["name"] is not None]
     if not found:
-        raise ChefError(404, {"not_found": "principal"})
+        raise ChefError(404, {"error": f"Cannot find principal {name}", "not_found": "principal"})
     # erchef answers a client first when both exist (v0 has room for one)
     found.sort(key=lambda p: p["type"] != "client")
     return 200, (found[0] if ctx.api_version == 0 else {"principals": found})

@@ -127,14 +127,14 @@ async def list_users(ctx: Ctx) -> tuple[int, object]:
     return 200, {name: ctx.url("users", name) for name in names}
 
 
-def initial_key(api_version: int, data: dict) -> tuple[str | None, str | None]:
+async def initial_key(api_version: int, data: dict) -> tuple[str | None, str | None]:
     """(public, private) key a new user or client starts with: v0 generates one unless given; v1 on create_key."""
     if api_version == 0:
         if data.get("public_key") is not None and data.get("private_key") is not True:
             return data["public_key"], None
-        return keylib.generate_key_pair()
+        return await keylib.new_key_pair()
     if data.get("create_key") is True:
-        return keylib.generate_key_pair()
+        return await keylib.new_key_pair()
     return data.get("public_key"), None
 
 
@@ -142,10 +142,10 @@ async def create_user(ctx: Ctx) -> tuple[int, object]:
     authz.require_superuser(ctx.requestor, "create")
     data = ctx.json()
     user = validate_user(ctx.api_version, data, "create")
-    public, private = initial_key(ctx.api_version, data)
+    public, private = await initial_key(ctx.api_version, data)
     user_id = new_id()
     row = {**user, "id": user_id, "authz_id": new_id(), "superuser": False,
-           "hashed_password": hash_password(user["password"]) if user["password"] else None}
+           "hashed_password": await hash_password(user["password"]) if user["password"] else None}
     async with ctx.db.transaction() as conn:
         if not await store.insert(conn, row):
             raise conflict("Username or email address already in use.")
@@ -201,12 +201,12 @@ async def update_user(ctx: Ctx) -> tuple[int, object]:
         if new_name != name and await store.get(conn, new_name) is not None:
             raise conflict(f"User '{new_name}' already exists")
         serialized = {**row["serialized_object"], **user["serialized_object"]}
-        hashed = hash_password(user["password"]) if user["password"] else row["hashed_password"]
+        hashed = await hash_password(user["password"]) if user["password"] else row["hashed_password"]
         await store.update(conn, row["id"], {**user, "serialized_object": serialized, "hashed_password": hashed})
         private = None
         if ctx.api_version == 0:
             if data.get("private_key") is True:
-                public, private = keylib.generate_key_pair()
+                public, private = await keylib.new_key_pair()
                 await key_store.upsert_default(conn, row["id"], public)
             elif data.get("public_key") is not None:
                 await key_store.upsert_default(conn, row["id"], data["public_key"])
@@ -249,11 +249,11 @@ async def authenticate_user(ctx: Ctx) -> tuple[int, object]:
     if not (isinstance(name, str) and name and isinstance(password, str) and password):
         raise bad_request("invalid user authentication request")
     if name == ctx.settings.superuser_name:
-        raise ChefError(403, error_body("missing read permission"))
-    authz.require_superuser(ctx.requestor)
+        raise ChefError(403, error_body("missing create permission"))
+    authz.require_superuser(ctx.requestor, "create")
     async with ctx.db.connection() as conn:
         row = await store.get(conn, name)
-    if row is None or not check_password(row["hashed_password"], password):
+    if row is None or not await check_password(row["hashed_password"], password):
         raise ChefError(401, error_body("Failed to authenticate: Username and password incorrect"))
     return 200, {"status": "linked", "user": user_body(row, 1)}
 
@@ -261,16 +261,19 @@ async def authenticate_user(ctx: Ctx) -> tuple[int, object]:
 async def system_recovery(ctx: Ctx) -> tuple[int, object]:
     """The superuser checks the password of a user allowed to recover the system (recovery_authentication_enabled)."""
     data = ctx.json()
-    name, password = data.get("username"), data.get("password")
-    if not (isinstance(name, str) and name and isinstance(password, str) and password):
-        raise bad_request("Invalid system recovery request")
+    for field in ("username", "password"):
+        if field not in data:
+            raise field_missing(field)
+        if not isinstance(data[field], str) or not data[field]:
+            raise field_invalid(field)
+    name, password = data["username"], data["password"]
     if name == ctx.settings.superuser_name:
-        raise ChefError(403, error_body("missing read permission"))
-    authz.require_superuser(ctx.requestor)
+        raise ChefError(403, error_body("missing create permission"))
+    authz.require_superuser(ctx.requestor, "create")
     async with ctx.db.connection() as conn:
         row = await store.get(conn, name)
     if row is None or not row["recovery_authentication_enabled"]:
         raise ChefError(403, error_body("System recovery disabled for this user"))
-    if not check_password(row["hashed_password"], password):
+    if not await check_password(row["hashed_password"], password):
         raise ChefError(401, error_body("Failed to authenticate: Username and password incorrect"))
     return 200, {**user_body(row, 1), "recovery_authentication_enabled": True}

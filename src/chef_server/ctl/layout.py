@@ -10,7 +10,6 @@ from pathlib import Path
 from chef_backend.host.paths import NodePaths
 
 DEFAULT_DIR = Path("/var/opt/opscode")
-API_USER = "opscode"  # the API service's user, as erchef's on Chef's frontends
 NGINX_WORKER_USER = "www-data"  # Debian's nginx user; the master binds 443 as root and drops to it
 SERVICES = ("haproxy", "chef-server-api", "nginx")  # start order: the API needs HAProxy, nginx the API
 

@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the superuser's key is written beside it")
     p.add_argument("--listen", metavar="ADDR",
                    help="address every service binds (default haproxy['listen'], 0.0.0.0; the API then on 127.0.0.1)")
-    p.add_argument("--workers", type=int, default=2, help="API worker processes (default 2)")
+    p.add_argument("--workers", type=int, help="API worker processes (default opscode_erchef['workers'], 2)")
     p.add_argument("--tries", type=int, default=10, help="checks, 2 s apart, for exactly one UP backend")
     for name, func, text in (("status", services.status, "show the services' state and the leader HAProxy routes to"),
                              ("start", services.start, "start the services (or one)"),

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from chef_backend.supervision.runit import ServiceSpec
 
-from .api_service import PORT as API_PORT
 from .api_service import local_address
-from .layout import API_USER, NGINX_WORKER_USER, Layout
+from .layout import NGINX_WORKER_USER, Layout
 from .server_rb import ServerConfig
 
 NAME = "nginx"
@@ -61,6 +60,11 @@ http {{
             proxy_redirect off;
         }}
     }}
+    server {{
+        listen {plain_listen};
+        server_name {fqdn};
+        return 301 https://$host{ssl_suffix}$request_uri;
+    }}
 }}
 """
 
@@ -80,14 +84,17 @@ def render(config: ServerConfig, layout: Layout, certificate: Path, certificate_
     return TEMPLATE.format(
         worker_user=NGINX_WORKER_USER, workers=workers, pid=layout.nginx_dir / "nginx.pid",
         access_log=layout.log_dir(NAME) / "access.log", temp=layout.nginx_temp,
-        api=listen_directive(api_host, API_PORT), listen=listen_directive(config.haproxy.listen, config.ssl_port),
+        api=listen_directive(api_host, config.api_port),
+        listen=listen_directive(config.haproxy.listen, config.ssl_port),
+        plain_listen=listen_directive(config.haproxy.listen, config.non_ssl_port),
+        ssl_suffix="" if config.ssl_port == 443 else f":{config.ssl_port}",
         fqdn=config.fqdn, certificate=certificate, certificate_key=certificate_key,
     )
 
 
-def service_spec(layout: Layout) -> ServiceSpec:
+def service_spec(layout: Layout, log_user: str) -> ServiceSpec:
     """nginx in the foreground (`daemon off`); `sv hup nginx` reloads its configuration."""
     conf = shlex.quote(str(layout.nginx_conf))
     run = f"#!/bin/sh\nexec 2>&1\nexec {NGINX} -e stderr -c {conf}\n"
-    return ServiceSpec(name=NAME, run_script=run, log_dir=layout.log_dir(NAME), log_user=API_USER,
+    return ServiceSpec(name=NAME, run_script=run, log_dir=layout.log_dir(NAME), log_user=log_user,
                        file_maxbytes=104857600, num_to_keep=10)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import requests
 import urllib3
-from psycopg import errors
+from psycopg import errors, sql
 
 from chef_backend.frontend.cli import FrontendError, configure_haproxy, unreachable_parent
 from chef_backend.host import fsutil
@@ -24,7 +25,7 @@ from chef_backend.supervision.runit import ServiceSpec, Supervisor
 
 from .. import server
 from . import api_service, certificate, nginx, server_rb
-from .layout import API_USER, NGINX_WORKER_USER, Layout
+from .layout import NGINX_WORKER_USER, Layout
 
 
 def layout_of(args: argparse.Namespace) -> Layout:
@@ -37,13 +38,13 @@ def ensure_database(config: server_rb.ServerConfig, timeout: float = 30.0) -> No
     while True:
         try:
             with psycopg.connect(api_service.db_conninfo(config, "postgres"), autocommit=True) as conn:
-                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                      (api_service.DATABASE,)).fetchone()
+                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (config.db_name,)).fetchone()
                 if not exists:
                     try:
-                        conn.execute(f"CREATE DATABASE {api_service.DATABASE}")
+                        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config.db_name)))
+                        print(f"created database {config.db_name}")
                     except (errors.DuplicateDatabase, errors.UniqueViolation):
-                        pass
+                        pass  # another frontend just did
             return
         except psycopg.OperationalError as exc:
             if time.monotonic() > deadline:
@@ -94,22 +95,25 @@ def reconfigure(args: argparse.Namespace) -> int:
 
     print(configure_haproxy(config.haproxy, supervisor_of=lambda _: sup, tries=args.tries))
 
-    fsutil.ensure_user(API_USER)
+    user = config.api_user
+    fsutil.ensure_user(user)
     for path in (Path(sys.executable), Path(sys.executable).resolve(), layout.dir):
-        blocked = unreachable_parent(path, API_USER)
+        blocked = unreachable_parent(path, user)
         if blocked is not None:
-            raise FrontendError(f"the API runs as {API_USER}, which cannot enter {blocked}: install the package where "
+            raise FrontendError(f"the API runs as {user}, which cannot enter {blocked}: install the package where "
                                 "it can (scripts/setup: /opt/chef-backend/embedded), and give a --dir it can reach")
     ensure_database(config)
-    settings = api_service.settings(config, layout, workers=args.workers)
+    if args.workers:
+        config = replace(config, api_workers=args.workers)
+    settings = api_service.settings(config, layout)
     fsutil.make_dir(layout.api_config.parent, mode=0o755)
     api_changed = fsutil.write_file(layout.api_config, api_service.settings_json(settings), mode=0o640,
-                                    owner="root", group=API_USER)
+                                    owner="root", group=user)
     try:
         server.prepare(settings)
     except (OSError, psycopg.Error) as exc:
         raise FrontendError(f"cannot prepare the database: {' '.join(str(exc).split())}") from None
-    api_changed = install(sup, api_service.service_spec(layout, sys.executable), api_changed)
+    api_changed = install(sup, api_service.service_spec(layout, sys.executable, user), api_changed)
 
     if config.ssl_certificate and config.ssl_certificate_key:
         cert, key = config.ssl_certificate, config.ssl_certificate_key
@@ -124,7 +128,7 @@ def reconfigure(args: argparse.Namespace) -> int:
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         fsutil.make_dir(layout.nginx_temp / sub, NGINX_WORKER_USER, 0o700)
     nginx_changed = fsutil.write_file(layout.nginx_conf, nginx.render(config, layout, cert, key))
-    nginx_changed = install(sup, nginx.service_spec(layout), nginx_changed)
+    nginx_changed = install(sup, nginx.service_spec(layout, user), nginx_changed)
 
     sup.ensure_running()
     start_or_apply(sup, api_service.NAME, api_changed, "restart")
@@ -136,7 +140,7 @@ def reconfigure(args: argparse.Namespace) -> int:
     if code != 200:
         raise FrontendError(f"{base}/_status answered {code or 'nothing'} after 90 s; see "
                             f"{layout.log_dir(api_service.NAME)}/current and {layout.log_dir(nginx.NAME)}/current")
-    print(f"chef-server-api: http://{host}:{api_service.PORT} ({settings.workers} workers)")
+    print(f"chef-server-api: http://{host}:{config.api_port} ({settings.workers} workers)")
     print(f"TLS endpoint: {base} (certificate {cert}, {origin})")
     print(f"superuser key: {layout.pivotal_key}")
     print(f"Chef server ready: {base}")

@@ -10,7 +10,7 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
-from ..errors import bad_request, unavailable
+from ..errors import bad_request, conflict, unavailable
 
 
 class Database:
@@ -31,7 +31,8 @@ class Database:
 
     def check_soon(self) -> None:
         """Test the idle connections in the background and replace the broken ones: after a failover every
-        pooled connection is dead, and only one request should learn it the hard way."""
+        pooled connection is dead, and only one request should learn it the hard way. Done periodically, it
+        also keeps idle connections from being cut by HAProxy's tunnel timeout."""
         if self._checking is None or self._checking.done():
             self._checking = asyncio.get_running_loop().create_task(self.pool.check())
 
@@ -45,6 +46,9 @@ class Database:
                 psycopg.errors.AdminShutdown) as exc:
             self.check_soon()
             raise unavailable() from exc
+        except psycopg.IntegrityError as exc:
+            # two requests creating or renaming to the same name at once: the loser gets what it would have
+            raise conflict("An object of that name already exists") from exc
         except psycopg.DataError as exc:
             # values PostgreSQL cannot store (a NUL in a string, an out-of-range number) come from the request
             raise bad_request("Invalid value in request") from exc

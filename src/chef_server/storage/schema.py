@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .schema_cookbooks import MIGRATIONS as COOKBOOK_MIGRATIONS
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
 CREATE TABLE users (
@@ -108,3 +110,5 @@ CREATE TRIGGER group_members_auth_change AFTER INSERT OR DELETE ON group_members
     FOR EACH STATEMENT EXECUTE FUNCTION chef_notify_auth_change();
 """),
 ]
+
+MIGRATIONS += COOKBOOK_MIGRATIONS  # cookbooks area (200-299)
