@@ -165,3 +165,10 @@ def test_nginx_accepts_the_rendered_configuration(tmp_path: Path) -> None:
                             text=True)
     assert result.returncode == 0, result.stderr
     assert not certificate.ensure(cert, key, "fe1.example.com", "127.0.0.21")  # kept on the next reconfigure
+
+
+def test_conninfo_quotes_the_password() -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    c = config(SERVER_RB.replace("= 's3cret'", "= \"a b'c\\\\d\""))
+    assert conninfo_to_dict(api_service.db_conninfo(c))["password"] == "a b'c\\d"
