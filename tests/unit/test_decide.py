@@ -33,8 +33,10 @@ def primary(lsn: int = 100, tl: int = 1, standbys: tuple[str, ...] = ()) -> PgSt
 
 
 def peer(guid: str, lsn: int = 100, tl: int = 1, eligible: bool = True, detached: bool = True,
-         fresh: bool = True) -> Peer:
-    return Peer(guid, ADDR[guid], "waiting_for_leader", eligible, Position(tl, lsn), detached, fresh)
+         fresh: bool = True, final: bool | None = None) -> Peer:
+    """A peer's report; a detached one is final unless told otherwise."""
+    return Peer(guid, ADDR[guid], "waiting_for_leader", eligible, Position(tl, lsn), detached, fresh,
+                final=detached if final is None else final)
 
 
 def obs(**kw: object) -> Observation:
@@ -45,7 +47,7 @@ def obs(**kw: object) -> Observation:
     base = Observation(
         me=A, etcd_ok=True, lease_ok=True, leader=None, pg=standby(), ineligible=(), unhealthy=(),
         members=(A, B, C), peers={}, sync=SyncSet((A, B), 1), synchronous=True, last_leader=C,
-        failover_enabled=True, was_leader=False, leaderless_seconds=10.0, following=None,
+        failover_enabled=True, was_leader=False, leaderless_seconds=10.0, following=None, final=True,
     )
     return replace(base, **kw)  # type: ignore[arg-type]
 
@@ -68,13 +70,13 @@ def test_bootstrap_starts_postgresql_detached_first() -> None:
 
 def test_key_holder_in_recovery_promotes_with_the_published_sync_set() -> None:
     d = decide(obs(leader=LeaderKey(A, ADDR[A])))
-    assert kinds(d) == [Kind.PROMOTE] and d.role is Role.PROMOTING and not d.ready
-    assert d.actions[0].sync == SyncSet((A, B), 1)
+    assert kinds(d) == [Kind.CLAIM, Kind.PROMOTE] and d.role is Role.PROMOTING and not d.ready
+    assert d.actions[1].sync == SyncSet((A, B), 1)
 
 
 def test_key_holder_still_streaming_detaches_before_promoting() -> None:
     d = decide(obs(leader=LeaderKey(A, ADDR[A]), detached=False))
-    assert kinds(d) == [Kind.FOLLOW, Kind.PROMOTE] and d.actions[0].target is None
+    assert kinds(d) == [Kind.FOLLOW, Kind.CLAIM, Kind.PROMOTE] and d.actions[0].target is None
 
 
 def test_healthy_primary_leader_is_ready() -> None:
@@ -380,7 +382,8 @@ DEAD = LeaderKey(C, ADDR[C], mod_revision=42, lease=7)
 
 def test_suspected_leader_is_taken_over_once_the_sync_set_detached() -> None:
     d = decide(obs(leader=DEAD, leader_suspected=True, peers={B: peer(B), C: peer(C, lsn=999, detached=False)}))
-    assert d.actions == (Action(Kind.TAKEOVER, leader=DEAD),) and not d.ready
+    assert d.actions == (Action(Kind.TAKEOVER, leader=DEAD, guards=((B, 0),), position=Position(1, 100)),)
+    assert not d.ready
 
 
 def test_suspected_leader_makes_followers_detach_first() -> None:
@@ -430,7 +433,11 @@ def test_switchover_to_an_ineligible_node_is_refused() -> None:
 
 def test_heir_promotes_only_from_the_handover_position() -> None:
     ok = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=standby(lsn=500), handover_position=Position(1, 500)))
-    assert kinds(ok) == [Kind.PROMOTE]
+    # Path 5 of issue 14: the heir records itself as the last leader before it promotes.
+    assert kinds(ok) == [Kind.CLAIM, Kind.PROMOTE] and ok.actions[0].target == "history"
+    again = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=standby(lsn=500), handover_position=Position(1, 500),
+                       last_leader=A))
+    assert kinds(again) == [Kind.CLAIM, Kind.PROMOTE] and again.actions[0].target is None
     short = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=standby(lsn=400), handover_position=Position(1, 500)))
     assert kinds(short) == [Kind.RELEASE, Kind.END_SWITCHOVER]
 
@@ -455,3 +462,82 @@ def test_force_leader_skips_the_report_quorum_but_not_basic_health() -> None:
     assert kinds(d) == [Kind.ACQUIRE]
     d = decide(obs(force_leader=True, ineligible=("unsynced: x",)))
     assert d.actions == ()
+
+
+# --- issue 14's paths, one table row each ------------------------------------------------------------------
+
+def test_path1_a_report_whose_position_is_not_final_does_not_count() -> None:
+    # A member whose PostgreSQL is down, starting, frozen, or replaying from a restartpoint posts
+    # detached but not final: its 0/0 (or climbing) position must not elect anyone.
+    d = decide(obs(leader=None, peers={B: peer(B, lsn=0, final=False)}, sync=SyncSet((A, B, C), 1)))
+    assert kinds(d) == [] and "waiting for 3 of the synchronous set" in d.reason
+
+
+def test_path1_own_position_must_be_final_before_candidacy() -> None:
+    d = decide(obs(leader=None, peers={B: peer(B)}, final=False))
+    assert kinds(d) == [] and "own position" in d.reason
+
+
+def test_path2_takeover_is_conditioned_on_every_report_it_counted() -> None:
+    p = replace(peer(B), mod_revision=42)
+    d = decide(obs(leader=DEAD, leader_suspected=True, peers={B: p}))
+    assert d.actions[0].kind is Kind.TAKEOVER and d.actions[0].guards == ((B, 42),)
+    d = decide(obs(leader=None, peers={B: p}))
+    assert d.actions[0].kind is Kind.ACQUIRE and d.actions[0].guards == ((B, 42),)
+
+
+def test_path4_our_guid_under_another_lease_is_not_our_key() -> None:
+    # A restarted manager finds its previous run's key: it must win it back by a transaction (the
+    # followers may be taking it over) before it promotes anything.
+    stale = LeaderKey(A, ADDR[A], mod_revision=9, lease=111)
+    d = decide(obs(leader=stale, lease=222, last_leader=A, peers={B: peer(B)}))
+    assert kinds(d) == [Kind.TAKEOVER] and d.actions[0].leader == stale
+    mine = decide(obs(leader=replace(stale, lease=222), lease=222))
+    assert kinds(mine) == [Kind.CLAIM, Kind.PROMOTE]
+
+
+def test_path8_a_follower_past_the_new_leaders_fork_rejoins() -> None:
+    leader = LeaderKey(C, ADDR[C], fork=Position(1, 100))
+    stuck = decide(obs(leader=leader, pg=standby(lsn=150), following=ADDR[C], stream_stuck=True))
+    assert kinds(stuck) == [Kind.REJOIN]
+    behind = decide(obs(leader=leader, pg=standby(lsn=90), following=ADDR[C], stream_stuck=True))
+    assert kinds(behind) == []
+    streaming = decide(obs(leader=leader, pg=standby(lsn=150), following=ADDR[C], stream_stuck=False))
+    assert kinds(streaming) == []
+
+
+def test_path0_a_leader_without_etcd_needs_its_own_synchronous_standbys_to_stream() -> None:
+    d = decide(obs(etcd_ok=False, pg=primary(standbys=()), applied_sync=SyncSet((B, C), 1), sync=SyncSet()))
+    assert not d.ready and "synchronous standbys" in d.reason
+    d = decide(obs(etcd_ok=False, pg=primary(standbys=(B,)), applied_sync=SyncSet((B, C), 1), sync=SyncSet()))
+    assert d.ready
+
+
+def test_path7_a_leader_cut_off_from_etcd_and_its_standbys_fences_at_once() -> None:
+    d = decide(obs(etcd_ok=False, pg=primary(standbys=()), applied_sync=SyncSet((B, C), 1), sync=SyncSet()))
+    assert kinds(d) == [Kind.FENCE]
+
+
+def test_path2_a_key_holder_claims_its_key_before_promoting() -> None:
+    # A leader that fenced itself (cut off from etcd and its standbys) and comes back while its
+    # followers take over must not promote as well: the claim changes the key's revision first.
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), last_leader=A))
+    assert kinds(d) == [Kind.CLAIM, Kind.PROMOTE] and d.actions[0].target is None
+
+
+def test_a_node_outside_the_set_that_was_not_the_last_leader_holds_no_election_back() -> None:
+    # Found by the simulation (seed 136): an old leader's unacknowledged tail made everyone defer
+    # to a node that may never lead, forever.
+    d = decide(obs(leader=None, sync=SyncSet((A, B), 1), last_leader=B, peers={B: peer(B), C: peer(C, lsn=999)}))
+    assert kinds(d) == [Kind.ACQUIRE]
+    d = decide(obs(leader=None, sync=SyncSet((A, B), 1), last_leader=C, peers={B: peer(B), C: peer(C, lsn=999)}))
+    assert kinds(d) == [] and "behind" in d.reason
+
+
+def test_path8_a_follower_stuck_on_an_older_timeline_than_the_leaders_rejoins() -> None:
+    # Found by the simulation (seeds 437, 441, 453): WAL received on a timeline the leader's
+    # history does not contain.
+    leader = LeaderKey(C, ADDR[C], fork=Position(5, 900))
+    report = replace(peer(C, lsn=1000, tl=6), role="leader")
+    d = decide(obs(leader=leader, pg=standby(lsn=300, tl=3), following=ADDR[C], stream_stuck=True, peers={C: report}))
+    assert kinds(d) == [Kind.REJOIN]

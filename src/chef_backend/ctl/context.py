@@ -6,11 +6,11 @@ import argparse
 import sys
 from dataclasses import dataclass
 
+from chef_backend.cluster import endpoints as known_endpoints
 from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.cluster.store import Store
 from chef_backend.config.settings import Settings, load
 from chef_backend.host.paths import NodePaths
-from chef_backend.leader.config import ManagerConfig
 from chef_backend.secrets import Secrets
 from chef_backend.services import etcd, etcd_tls
 
@@ -46,12 +46,8 @@ class Context:
         """A store over the local member first, then (unless `local_only`) every other member this
         node knows of."""
         endpoints = [etcd.client_url(self.settings)]
-        try:
-            if not local_only:
-                endpoints += [e for e in ManagerConfig.load(self.paths.leaderl_config).etcd_endpoints
-                              if e not in endpoints]
-        except (OSError, ValueError, KeyError):
-            pass
+        if not local_only:
+            endpoints += [e for e in known_endpoints.load(self.paths) if e not in endpoints]
         return Store(endpoints, timeout=timeout, tls=etcd_tls.client_tls(self.settings))
 
 

@@ -46,7 +46,9 @@ def run_upgrade(args: argparse.Namespace) -> int:
             raise CtlError("this node is the leader: run upgrade --failover (with cluster failover on) so that "
                            "leadership moves to a follower first")
         leadership.demote(ctx, store, view)
-    render_node(ctx.settings, ctx.secrets(), ident, ctx.paths)
+    # The members' client URLs from the cluster itself (a node from before etcd_endpoints.json has none).
+    endpoints = [m["clientURLs"][0] for m in store.members() if m.get("clientURLs")]
+    render_node(ctx.settings, ctx.secrets(), ident, ctx.paths, etcd_endpoints=endpoints)
     supervisor = Supervisor(ctx.paths)
     supervisor.ensure_running()
     for name in ("leaderl", "postgresql", "etcd"):

@@ -93,6 +93,11 @@ class NodePaths:
         return self.leaderl_data / "leaderl.json"
 
     @property
+    def etcd_endpoints_file(self) -> Path:
+        """The other etcd members' client URLs this node learnt when it joined (node-owned input)."""
+        return self.var / "etcd_endpoints.json"
+
+    @property
     def etcd_data(self) -> Path:
         return self.var / "etcd" / "data"
 

@@ -1,4 +1,5 @@
-"""Carrying out the decisions: the thin I/O layer around decide()."""
+"""Carrying out a plan's actions: I/O only. Each handler returns whether it did what it was asked;
+the step function (step.py) decides what that means."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -14,8 +15,8 @@ import psycopg
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Store
 from chef_backend.config.settings import Settings
-from chef_backend.host.httpcheck import http_status
 from chef_backend.host.paths import NodePaths
+from chef_backend.leader import records
 from chef_backend.leader.pg import LocalPg
 from chef_backend.leader.state import Action, Kind, Position, SyncSet
 from chef_backend.secrets import Secrets
@@ -24,12 +25,6 @@ from chef_backend.supervision.runit import Supervisor
 
 log = logging.getLogger(__name__)
 
-REJOIN_BACKOFF_SECONDS = 15.0
-# After a takeover the old leader may still answer 200 until it has seen its standbys go quiet
-# (pg.STANDBY_STALE_SECONDS, noticed on its next tick) and its last "ready" has lapsed
-# (daemon.READY_VALIDITY_SECONDS): 2 + 1 + 2.5, plus a margin.
-FENCE_WAIT_SECONDS = 6.5
-HISTORY_LENGTH = 100
 
 
 @dataclass
@@ -58,79 +53,81 @@ class Executor:
     store: Store
     pg: LocalPg
     supervisor: Supervisor
-    lease: int = 0
-    applied_sync: SyncSet = field(default_factory=SyncSet)
-    hold_until: float = 0.0  # after a takeover: no 200 before this (time.monotonic())
-    hold_probe: str = ""  # the old leader's /leader URL; once it refuses or says 503 the hold ends
-    following: str | None = None  # the host standby.conf streams from; None = detached
-    promoted_at: float = -1e9  # time.monotonic() of our last promotion
-    _last_rejoin: float = 0.0
+    lease: int = 0  # set by the daemon before each plan runs
 
     def __post_init__(self) -> None:
         self.layout = postgresql.PgLayout.of(self.settings, self.paths)
         self.markers = Markers(self.paths.leaderl_data)
-        self.following = postgresql.configured_upstream(self.layout)
 
-    def run(self, action: Action, reason: str) -> None:
+    def run(self, action: Action, reason: str) -> bool:
         handler = getattr(self, f"_do_{action.kind.value}")
-        handler(action, reason)
+        return handler(action, reason) is not False
 
     # -- leadership ----------------------------------------------------------------------------
-    def _do_acquire(self, action: Action, reason: str) -> None:
-        record = {
-            "guid": self.guid,
-            "address": self.settings.publish_address,
-            "name": self.settings.node_name,
-            "since": time.time(),
-        }
-        if self.store.create(keys.LEADER, record, lease=self.lease):
-            log.warning("took leadership (%s)", reason)
-            self.record_history(reason)
-            self.store.delete(keys.CONTROL_FORCE)
-        else:
-            log.info("another node took leadership first")
+    def _my_record(self, action: Action) -> dict[str, object]:
+        return records.encode_leader(self.guid, self.settings.publish_address, time.time(), self.settings.node_name,
+                                     fork=action.position)
 
-    def _do_takeover(self, action: Action, reason: str) -> None:
+    def _history(self, reason: str, guid: str | None = None,
+                 address: str | None = None) -> tuple[dict[str, object], dict[str, object]]:
+        """(compare, put) that append a leadership change to the history in a transaction, so that
+        the last leader recorded is always the node that last took the key."""
+        entry = self.store.get(keys.HISTORY)
+        history = records.appended_history(entry.value if entry else None, {
+            "at": time.time(),
+            "guid": guid or self.guid,
+            "address": address or self.settings.publish_address,
+            "reason": reason,
+        })
+        return Store.cmp_mod(keys.HISTORY, entry.mod_revision if entry else 0), Store.op_put(keys.HISTORY, history)
+
+    @staticmethod
+    def _guards(action: Action) -> list[dict[str, object]]:
+        """The statuses the decision counted must be unchanged: a report retracted meanwhile (its
+        node re-attached to a leader) no longer vouches for anything."""
+        return [Store.cmp_mod(keys.STATUS + guid, revision) for guid, revision in action.guards]
+
+    def _do_acquire(self, action: Action, reason: str) -> bool:
+        cmp_history, put_history = self._history(reason)
+        if self.store.txn([Store.cmp_absent(keys.LEADER), cmp_history, *self._guards(action)],
+                          [Store.op_put(keys.LEADER, self._my_record(action), lease=self.lease), put_history]):
+            log.warning("took leadership (%s)", reason)
+            self.store.delete(keys.CONTROL_FORCE)
+            return True
+        log.info("another node took leadership first, or a counted report changed")
+        return False
+
+    def _do_takeover(self, action: Action, reason: str) -> bool:
         old = action.leader
         assert old is not None
-        record = {
-            "guid": self.guid,
-            "address": self.settings.publish_address,
-            "name": self.settings.node_name,
-            "since": time.time(),
-        }
         # Only if the key is still the dead leader's, unchanged since we judged it.
-        if not self.store.txn([Store.cmp_mod(keys.LEADER, old.mod_revision)],
-                              [Store.op_put(keys.LEADER, record, lease=self.lease)]):
-            log.info("the leader key changed meanwhile; not taking over")
-            return
-        self.hold_until = time.monotonic() + FENCE_WAIT_SECONDS
-        self.hold_probe = f"http://{old.address}:{self.settings['leaderl.http_port']}/leader"
+        cmp_history, put_history = self._history(f"took over from {old.guid}: {reason}")
+        if not self.store.txn([Store.cmp_mod(keys.LEADER, old.mod_revision), cmp_history, *self._guards(action)],
+                              [Store.op_put(keys.LEADER, self._my_record(action), lease=self.lease), put_history]):
+            log.info("the leader key or a counted report changed meanwhile; not taking over")
+            return False
         log.warning("took over from %s (%s)", old.guid, reason)
         try:
             self.store.revoke(old.lease)  # its holder, if alive, learns at its next renewal
         except Exception as exc:
             log.warning("could not revoke the old leader's lease: %s", exc)
-        self.record_history(f"took over from {old.guid}: {reason}")
+        return True
 
-    def _do_handover(self, action: Action, reason: str) -> None:
+    def _do_handover(self, action: Action, reason: str) -> bool:
         """Switchover: a clean (fast) shutdown waits until every streaming standby has flushed all
         WAL, so the heir holds every commit; only then does the key move to it, bound to its lease."""
         heir = action.leader
         assert heir is not None
         self.stop_pg(immediate=False)
         position = self._checkpoint_position()
-        record = {
-            "guid": heir.guid,
-            "address": heir.address,
-            "since": time.time(),
-            "handover": {"timeline": position.timeline, "lsn": position.lsn},
-        }
+        record = records.encode_leader(heir.guid, heir.address, time.time(), handover=position)
         if self.store.txn([Store.cmp_lease(keys.LEADER, self.lease)], [Store.op_put(keys.LEADER, record, heir.lease)]):
+            # The heir records itself in the history when it promotes (CLAIM): until then
+            # this node, which holds every commit, stays the last leader.
             log.warning("handed leadership to %s at %s (%s)", heir.guid, position, reason)
-            self.record_history(f"switchover from {self.guid} to {heir.guid}", guid=heir.guid, address=heir.address)
-        else:
-            log.error("could not hand leadership to %s: the leader key changed", heir.guid)
+            return True
+        log.error("could not hand leadership to %s: the leader key changed", heir.guid)
+        return False
 
     def _checkpoint_position(self) -> Position:
         out = self._pg_user_run([self.layout.bin("pg_controldata"), str(self.layout.data)])
@@ -142,30 +139,18 @@ class Executor:
         self.store.delete(keys.CONTROL_SWITCHOVER)
         log.info("switchover request closed: %s", reason)
 
-    def release_hold_if_fenced(self) -> None:
-        """End the post-takeover hold early once the old leader provably cannot answer 200."""
-        if time.monotonic() >= self.hold_until or not self.hold_probe:
-            return
-        code = http_status(self.hold_probe, 0.5)
-        if code is None:
-            return  # no answer (frozen or cut off): wait the hold out
-        if code != 200:
-            log.info("old leader %s answers %s: serving now", self.hold_probe, code or "connection refused")
-            self.hold_until = 0.0
-
-    def record_history(self, reason: str, guid: str | None = None, address: str | None = None) -> None:
-        """Append a leadership change (by default: this node became leader)."""
-        entry = self.store.get(keys.HISTORY)
-        history = list(entry.value) if entry and isinstance(entry.value, list) else []
-        history.append(
-            {
-                "at": time.time(),
-                "guid": guid or self.guid,
-                "address": address or self.settings.publish_address,
-                "reason": reason,
-            }
-        )
-        self.store.put(keys.HISTORY, history[-HISTORY_LENGTH:])
+    def _do_claim(self, action: Action, reason: str) -> bool:
+        """Rewrite our key under our lease before promoting (and record us as the last leader)."""
+        compare = [Store.cmp_lease(keys.LEADER, self.lease)]
+        put = [Store.op_put(keys.LEADER, self._my_record(action), lease=self.lease)]
+        if action.target == "history":
+            cmp_history, put_history = self._history(f"{self.guid} promotes: {reason}")
+            compare.append(cmp_history)
+            put.append(put_history)
+        if not self.store.txn(compare, put):
+            log.info("the leader key is no longer ours (or the history changed): not promoting")
+            return False
+        return True
 
     def _do_release(self, action: Action, reason: str) -> None:
         if self.store.delete_if_lease(keys.LEADER, self.lease):
@@ -173,9 +158,8 @@ class Executor:
 
     def _do_promote(self, action: Action, reason: str) -> None:
         self.markers.was_leader.touch()
-        self.apply_sync(action.sync or SyncSet())
+        self._do_apply_sync(action, reason)
         self.pg.promote()
-        self.promoted_at = time.monotonic()
 
     # -- PostgreSQL ----------------------------------------------------------------------------
     def _do_fence(self, action: Action, reason: str) -> None:
@@ -194,6 +178,11 @@ class Executor:
         if not self.supervisor.wait_state("postgresql", "down", 30):
             self.supervisor.sv("kill", "postgresql", wait=5)
 
+    def _do_restart_pg(self, action: Action, reason: str) -> None:
+        log.warning("restarting PostgreSQL: its WAL receiver outlived the detachment")
+        self.stop_pg(immediate=False)
+        self.supervisor.sv("up", "postgresql", wait=0)
+
     def _do_start_pg(self, action: Action, reason: str) -> None:
         self.supervisor.sv("up", "postgresql", wait=0)
 
@@ -201,35 +190,41 @@ class Executor:
         content = postgresql.render_standby_conf(self.settings, self.layout, action.target, self.guid)
         postgresql.write_replication_passfile(self.settings, self.layout, self.secrets)  # a node from before it
         postgresql.write_standby_conf(self.layout, content)
-        self.following = action.target
         try:
             self.pg.reload()
         except Exception:  # not running yet: it reads standby.conf when it starts
             pass
         log.info("now %s", f"following {action.target}" if action.target else "detached (following no one)")
 
-    def _do_rejoin(self, action: Action, reason: str) -> None:
-        if time.monotonic() - self._last_rejoin < REJOIN_BACKOFF_SECONDS:
-            return
-        self._last_rejoin = time.monotonic()
+    def _do_rewind(self, action: Action, reason: str) -> bool:
+        return self._resync(action, reason, rebuild=False)
+
+    def _do_rebuild(self, action: Action, reason: str) -> bool:
+        return self._resync(action, reason, rebuild=True)
+
+    def _resync(self, action: Action, reason: str, rebuild: bool) -> bool:
         leader = action.target
         assert leader is not None
-        log.warning("re-syncing from %s: %s", leader, reason)
+        log.warning("re-syncing from %s (%s): %s", leader, "base backup" if rebuild else "pg_rewind", reason)
         self.markers.unsynced.write_text(f"re-sync from {leader} in progress\n")
         self.stop_pg(immediate=False)
         try:
-            self._recover_crashed()
-            if not self._rewind(leader):
+            if rebuild:
                 self._rebuild(leader)
+            else:
+                self._recover_crashed()
+                if not self._rewind(leader):
+                    return False  # the step function asks for a base backup next
         except Exception as exc:  # reported through the unsynced marker
             log.error("re-sync from %s failed: %s", leader, exc)
             self.markers.unsynced.write_text(f"re-sync from {leader} failed: {exc}\n")
-            return
+            return False
         self.markers.was_leader.unlink(missing_ok=True)
         self.markers.unsynced.unlink(missing_ok=True)
         self._do_follow(Action(Kind.FOLLOW, leader), reason)
         self._do_start_pg(action, reason)
         log.warning("re-synced from %s; following it", leader)
+        return True
 
     def _pg_user_run(
         self, argv: list[str], env: dict[str, str] | None = None, timeout: float | None = None
@@ -306,26 +301,14 @@ class Executor:
         shutil.rmtree(aside, ignore_errors=True)
 
     # -- synchronous replication -----------------------------------------------------------------
-    def _do_set_sync(self, action: Action, reason: str) -> None:
-        """Move to the wanted synchronous set without a moment where a promotable group could
-        miss an acknowledged commit: publish the union first (with the smaller quorum), apply,
-        and publish the exact set only on a later tick (after PostgreSQL picked it up)."""
-        wanted = action.sync
-        assert wanted is not None
-        current = self.applied_sync
-        if current != wanted:
-            union = tuple(sorted(set(current.members) | set(wanted.members)))
-            quorum = min(current.quorum, wanted.quorum) if current.members else 0
-            self.store.put(keys.SYNC, {"members": list(union), "quorum": quorum})
-            self.apply_sync(wanted)
-            log.info("synchronous standbys now %s", sync_standby_names(wanted) or "(none)")
-        else:
-            self.store.put(keys.SYNC, {"members": list(wanted.members), "quorum": wanted.quorum})
+    def _do_publish_sync(self, action: Action, reason: str) -> None:
+        self.store.put(keys.SYNC, records.encode_sync(action.sync or SyncSet()))
 
-    def apply_sync(self, sync: SyncSet) -> None:
+    def _do_apply_sync(self, action: Action, reason: str) -> None:
+        sync = action.sync or SyncSet()
         postgresql.write_managed_conf(self.layout, sync_standby_names(sync))
         self.pg.reload()
-        self.applied_sync = sync
+        log.info("synchronous standbys now %s", sync_standby_names(sync) or "(none)")
 
 
 def sync_standby_names(sync: SyncSet) -> str:

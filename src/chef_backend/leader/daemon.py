@@ -1,18 +1,24 @@
-"""The leader manager process (the original's leaderl): observe, decide, act, once a tick.
+"""The leader manager process (the original's leaderl): I/O around the pure step function.
+
+Each tick: look (PostgreSQL, etcd, the leader's manager, this node's health) -> `step.step` ->
+publish the plan's readiness -> carry out its actions -> feed their outcomes back. Every decision
+and every timer is in step.py/decide.py; every constant in timing.py.
 
 Fencing timeline (leader side)
 ------------------------------
-Each tick the leader renews its lease. Let t0 be the local monotonic time just *before* a
+Each tick the leader renews its lease. Let t0 be the local time (timing.clock) just *before* a
 keepalive request that succeeds with TTL T. etcd restarts the lease's countdown when it handles
 the request, which is after t0, so the lease cannot expire on etcd's side before t0 + T (etcd may
 only extend leases, e.g. on a raft leader change, never shorten them). The node therefore treats
 its leadership as valid until
 
-    deadline = t0 + T - margin,   margin = max(2 s, T/5)      (6 s at the default TTL of 30 s)
+    deadline = t0 + T(1 - 1%) - margin,   margin = max(2 s, T/5)   (timing.fence_deadline)
 
 `/leader` compares the current time with `deadline` on every request, so it turns 503 at the
-deadline even if this loop is stuck. The loop fences PostgreSQL (immediate shutdown) as soon as it
-sees the deadline passed; the margin covers that shutdown and scheduling delays. Followers act
+deadline even if this loop is stuck, and a thread of its own (`fence_on_time`) stops PostgreSQL
+(immediate shutdown) when it passes; the margin covers that shutdown and scheduling delays. A
+second thread (`keep_ready`) looks at PostgreSQL every 0.25 s on a primary: a 200 rests on fresh
+standby replies (step._ready_until), whatever etcd requests the loop is waiting on. Followers act
 only once the key is gone on etcd's side, i.e. after t0 + T: by then the old leader has answered
 503 for `margin` seconds and stopped PostgreSQL.
 
@@ -46,42 +52,22 @@ from chef_backend.host.paths import NodePaths, host_path
 from chef_backend.leader import records
 from chef_backend.leader.actions import Executor, Markers, parse_sync_standby_names
 from chef_backend.leader.config import ManagerConfig
-from chef_backend.leader.decide import decide
 from chef_backend.leader.http import HttpServer, Published
-from chef_backend.leader.pg import LocalPg
-from chef_backend.leader.state import (
-    Action,
-    Decision,
-    Kind,
-    LeaderKey,
-    Observation,
-    Peer,
-    PgState,
-    Role,
-)
+from chef_backend.leader.pg import LocalPg, ReplyTracker
+from chef_backend.leader.state import Action, Health, Kind, Knobs, Lease, Memory, PgState, Plan, Role, Sensed
+from chef_backend.leader.step import feed, refresh_ready, step, wants_leader_probe
+from chef_backend.leader.timing import READY_LOOK_SECONDS, TICK_SECONDS, URGENT_TICK_SECONDS, clock
 from chef_backend.services import elasticsearch, etcd_tls, postgresql
 from chef_backend.supervision.runit import Supervisor
 
 log = logging.getLogger("leaderl")
 
-TICK_SECONDS = 1.0
-URGENT_TICK_SECONDS = 0.25
-# A leader whose WAL stream we lost and whose leader manager has not answered for this long is suspect.
-SUSPECT_AFTER_SECONDS = 1.5
 RAFT_CHECK_SECONDS = 2.0
+FENCE_CHECK_SECONDS = 0.1
 ZEN_CHECK_SECONDS = 10.0  # how often the leader checks Elasticsearch 6's quorum setting
-# A new leader answers 200 without a streaming synchronous standby for this long after promotion,
-# while its followers re-attach (a leader whose standbys went away answers 503).
-JUST_PROMOTED_SECONDS = 5.0
-# How long a tick's "ready" stays valid for /leader: a frozen loop cannot keep answering 200.
-READY_VALIDITY_SECONDS = 2.5
 # Below this much free space on PostgreSQL's data or WAL filesystem it cannot start a new WAL
 # segment (16 MB) or extend a table: the node counts as full, whatever disk_min_space_mb says.
 PG_STORAGE_RESERVE_MB = 32
-
-
-def lease_margin(ttl: float) -> float:
-    return max(2.0, ttl / 5.0)
 
 
 class Manager:
@@ -98,7 +84,11 @@ class Manager:
         # hung request delays the whole tick (and so the detection of a dead PostgreSQL leader).
         self.store = Store(list(config.etcd_endpoints), timeout=min(timeout, 2.0, max(1.0, ttl / 6)),
                            tls=etcd_tls.client_tls(self.settings))
-        self.pg = LocalPg(self.settings, config.secrets.db_superuser_password)
+        replies = ReplyTracker()
+        self.pg = LocalPg(self.settings, config.secrets.db_superuser_password, replies)
+        # The readiness watcher's own connection: it looks while the loop waits on etcd.
+        self.watch_pg = LocalPg(self.settings, config.secrets.db_superuser_password, replies)
+        self.lock = threading.Lock()  # memory and published readiness, shared with the watcher
         self.supervisor = Supervisor(self.paths)
         self.executor = Executor(
             self.settings, config.secrets, self.paths, self.me, self.store, self.pg, self.supervisor
@@ -106,27 +96,14 @@ class Manager:
         self.markers = Markers(self.paths.leaderl_data)
         self.published = Published()
         self.ttl = ttl
-        self.deadline = 0.0
-        self.pg_failures = 0
-        self.last_pg_failure = 0.0
-        self.etcd_failures = 0
-        self.leaderless_since: float | None = None
-        self.leader_unreachable_since: float | None = None
-        self.last_raft_check = 0.0
+        self.last_raft_check = -1e9
+        self.last_zen_check = -1e9
         self.local_store = self.store.with_endpoints([config.etcd_endpoints[0]])
-        self.leaderless_revision = 0
-        self.last_post = 0.0
-        self.last_posted: dict[str, Any] = {}
-        self.last_health = 0.0
-        self.disk_problems: tuple[str, ...] = ()
-        self.storage_full: str | None = None
-        self.search_failures = 0
-        self.last_zen_check = 0.0
-        self.search_seen = False  # a JVM still starting is no failure: count once it has answered
+        self.last_health = -1e9
+        self.last_health_result = Health()
         self.search: dict[str, Any] | None = None
         self.last_reason = ""
         self.urgent = False
-        self.last_obs: Observation | None = None
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
         self.config_path = config_path
@@ -135,50 +112,44 @@ class Manager:
             current = layout.managed_conf.read_text().split("=", 1)[1].strip().strip("'")
         except (OSError, IndexError):
             current = ""
-        self.executor.applied_sync = parse_sync_standby_names(current.replace("''", "'"))
+        self.memory = Memory(following=postgresql.configured_upstream(layout),
+                             applied_sync=parse_sync_standby_names(current.replace("''", "'")))
 
-    # -- lease ---------------------------------------------------------------------------------
-    def renew_lease(self) -> None:
-        if not self.executor.lease:
-            self.executor.lease = self.store.grant(self.ttl)
-            self.deadline = time.monotonic() + self.ttl - lease_margin(self.ttl)
-            return
-        t0 = time.monotonic()
-        ttl = self.store.keepalive(self.executor.lease)
-        if ttl <= 0:
-            log.warning("lease %x expired; granting a new one", self.executor.lease)
-            self.executor.lease = 0
-            self.deadline = 0.0
-            self.renew_lease()
-            return
-        self.deadline = t0 + ttl - lease_margin(ttl)
+    def knobs(self) -> Knobs:
+        s = self.settings
+        return Knobs(
+            synchronous=s["postgresql.synchronous_replication"],
+            required_active_followers=s["leaderl.required_active_followers"],
+            max_bytes_behind_leader=s["leaderl.health_check.max_bytes_behind_leader"],
+            max_pgsql_failures=s["leaderl.health_check.max_pgsql_failures"],
+            max_search_failures=s["leaderl.health_check.max_elasticsearch_failures"],
+            health_interval=s["leaderl.health_check.interval_seconds"],
+            fatal_system_checks=s["leaderl.health_check.fatal_system_checks"],
+            status_interval=s["leaderl.status_post_update_interval_seconds"],
+        )
 
-    def lease_ok(self) -> bool:
-        return time.monotonic() < self.deadline
+    # -- looking ---------------------------------------------------------------------------------
+    def renew_lease(self) -> Lease:
+        """Renew (or grant) our lease; the time is taken before the request is sent."""
+        lease = self.memory.lease
+        sent_at = clock()
+        if lease:
+            ttl = self.store.keepalive(lease)
+            if ttl > 0:
+                return Lease(lease, sent_at, ttl)
+            log.warning("lease %x expired; granting a new one", lease)
+            sent_at = clock()
+        return Lease(self.store.grant(self.ttl), sent_at, self.ttl)
 
-    # -- observation ---------------------------------------------------------------------------
-    def observe_pg(self) -> PgState:
+    def look_at_pg(self) -> PgState:
         if self.supervisor.status("postgresql").state != "run":
-            state = PgState(running=False)
-        else:
-            try:
-                state = self.pg.observe()
-            except psycopg.Error as exc:
-                log.warning("PostgreSQL check failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip()
-                            else type(exc).__name__)
-                state = PgState(running=False)
-        self.count_pg_health(state.running)
-        return state
-
-    def count_pg_health(self, ok: bool) -> None:
-        """Consecutive failed PostgreSQL checks, counted once per health-check interval (seed)."""
-        if ok:
-            self.pg_failures = 0
-            return
-        now = time.monotonic()
-        if now - self.last_pg_failure >= self.settings["leaderl.health_check.interval_seconds"]:
-            self.last_pg_failure = now
-            self.pg_failures += 1
+            return PgState(running=False)
+        try:
+            return self.pg.observe()
+        except psycopg.Error as exc:
+            log.warning("PostgreSQL check failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip()
+                        else type(exc).__name__)
+            return PgState(running=False)
 
     def check_disks(self) -> tuple[str, ...]:
         problems = []
@@ -216,7 +187,7 @@ class Manager:
                 log.info("search seed hosts now %s", ", ".join(sorted(members)))
         except OSError as exc:
             log.warning("could not update the search seed hosts: %s", exc)
-        now = time.monotonic()
+        now = clock()
         if members and now - self.last_zen_check >= ZEN_CHECK_SECONDS:
             self.last_zen_check = now
             if elasticsearch.engine(self.settings).zen:
@@ -238,51 +209,77 @@ class Manager:
             if quorum is not None:
                 log.info("search: discovery.zen.minimum_master_nodes now %d cluster-wide", quorum)
 
-    def check_search(self) -> None:
-        """Count consecutive health checks the local search node failed to answer (its cluster's
-        colour is no failure of this node: a red index must not cost the whole cluster its leader)."""
+    def check_search(self) -> bool | None:
+        """Whether the local search node answered its health check (its cluster's colour is no
+        failure of this node: a red index must not cost the whole cluster its leader)."""
         if not self.settings.service_enabled("elasticsearch"):
-            return
+            return None
         self.search = elasticsearch.health(self.settings)
-        if self.search is not None:
-            self.search_seen = True
-            self.search_failures = 0
-        elif self.search_seen:
-            self.search_failures += 1
-            log.warning("search service check failed (%d in a row)", self.search_failures)
+        if self.search is None:
+            log.warning("search service check failed")
+        return self.search is not None
 
-    def read_etcd(self) -> Snapshot | None:
+    def health(self, now: float) -> Health:
+        """This node's own checks; the slow ones only every health-check interval."""
+        checked = now - self.last_health >= self.settings["leaderl.health_check.interval_seconds"]
+        previous = self.last_health_result
+        if checked:
+            self.last_health = now
+            disks, full, search = self.check_disks(), self.check_pg_storage(), self.check_search()
+        else:
+            disks, full, search = previous.disk_problems, previous.storage_full, None
         try:
-            self.renew_lease()
+            unsynced = self.markers.unsynced.read_text().strip() if self.markers.unsynced.exists() else None
+        except OSError:
+            unsynced = None
+        result = Health(disks, full, search, unsynced, self.markers.was_leader.exists())
+        self.last_health_result = result
+        return result
+
+    def read_etcd(self) -> tuple[Lease | None, Snapshot | None]:
+        try:
+            lease = self.renew_lease()
+            self.memory = replace(self.memory, lease=lease.lease)  # a new grant is ours even if the read fails
             snapshot = self.store.snapshot()
         except (StoreError, OSError, ValueError) as exc:
-            self.etcd_failures += 1
-            log.warning("etcd unreachable (%d in a row): %s", self.etcd_failures, describe(exc))
-            return None
-        self.etcd_failures = 0
-        return snapshot
+            log.warning("etcd unreachable (%d in a row): %s", self.memory.etcd_failures + 1, describe(exc))
+            return None, None
+        return lease, snapshot
 
-    def suspect(self, leader: LeaderKey, pg: PgState) -> bool:
-        """Whether the leader looks dead: our WAL receiver lost it *and* its leader manager has not
-        answered HTTP for SUSPECT_AFTER_SECONDS. Either alone is normal (PostgreSQL restarting on
-        the leader; a leader manager that is busy or briefly cut off from us)."""
-        now = time.monotonic()
-        if pg.streaming and pg.upstream == leader.address:
-            self.leader_unreachable_since = None
-            return False
-        url = f"http://{leader.address}:{self.settings['leaderl.http_port']}/status"
-        if http_status(url, 0.5) not in (None, REFUSED):
-            self.leader_unreachable_since = None
-            return False
-        if self.leader_unreachable_since is None:
-            self.leader_unreachable_since = now
-        return now - self.leader_unreachable_since >= SUSPECT_AFTER_SECONDS
+    def probe(self, address: str, path: str) -> int | None:
+        """A leader manager's answer: the HTTP code, 0 when it refuses, None when it is silent."""
+        code = http_status(f"http://{address}:{self.settings['leaderl.http_port']}{path}", 0.5)
+        return 0 if code == REFUSED else code
+
+    def sense(self) -> tuple[Sensed, Snapshot | None]:
+        """Everything this tick looks at. Changes nothing (but the HTTP readiness refresh)."""
+        knobs = self.knobs()
+        observed_at = clock()
+        pg = self.look_at_pg()
+        with self.lock:
+            self.memory = refresh_ready(self.memory, pg, observed_at, knobs.required_active_followers)
+            self.published.ready_until = self.memory.ready_until
+        lease, snapshot = self.read_etcd()
+        view = records.etcd_view(snapshot) if snapshot is not None else None
+        leader_answers = None
+        if view is not None and wants_leader_probe(pg, view.leader, self.me):
+            assert view.leader is not None
+            leader_answers = self.probe(view.leader.address, "/status") not in (None, 0)
+        old_leader_code = None
+        if self.memory.hold_probe is not None and clock() < self.memory.hold_until:
+            old_leader_code = self.probe(self.memory.hold_probe, "/leader")
+        sensed = Sensed(
+            me=self.me, address=self.settings.publish_address, pg=pg, etcd=view, lease=lease,
+            health=self.health(clock()), knobs=knobs, leader_answers=leader_answers,
+            old_leader_code=old_leader_code, observed_at=observed_at,
+        )
+        return sensed, snapshot
 
     def move_etcd_leadership(self) -> None:
         """Keep etcd's raft leader off the PostgreSQL leader's node, so that losing that node
         does not also cost an etcd election (etcd.election_timeout, 5 s by default) right when
         the followers need etcd to fail over."""
-        now = time.monotonic()
+        now = clock()
         if now - self.last_raft_check < RAFT_CHECK_SECONDS:
             return
         self.last_raft_check = now
@@ -302,191 +299,74 @@ class Manager:
         except (StoreError, OSError, KeyError, ValueError) as exc:
             log.info("could not move etcd raft leadership: %s", describe(exc))
 
-    def health(self) -> tuple[list[str], list[str]]:
-        """(ineligible, unhealthy) reasons from this node's own checks."""
-        now = time.monotonic()
-        if now - self.last_health >= self.settings["leaderl.health_check.interval_seconds"]:
-            self.last_health = now
-            self.disk_problems = self.check_disks()
-            self.storage_full = self.check_pg_storage()
-            self.check_search()
-        unhealthy: list[str] = []
-        if self.pg_failures >= self.settings["leaderl.health_check.max_pgsql_failures"]:
-            unhealthy.append(f"PostgreSQL failed {self.pg_failures} checks in a row")
-        limit = self.settings["leaderl.health_check.max_elasticsearch_failures"]
-        if self.search_failures >= limit:
-            unhealthy.append(f"search service failed {self.search_failures} checks in a row")
-        if self.disk_problems and self.settings["leaderl.health_check.fatal_system_checks"]:
-            unhealthy.append("disk: " + "; ".join(self.disk_problems))
-        ineligible = list(unhealthy)
-        if self.markers.unsynced.exists():
-            ineligible.append("unsynced: " + self.markers.unsynced.read_text().strip())
-        return ineligible, unhealthy
-
-    def peers(self, snapshot: Snapshot, leader_present: bool) -> dict[str, Peer]:
-        peers = {}
-        for guid, st in snapshot.under(keys.STATUS).items():
-            if guid == self.me:
-                continue
-            fresh = leader_present or st.mod_revision > self.leaderless_revision
-            if (p := records.peer(guid, st.value, fresh, st.lease)) is not None:
-                peers[guid] = p
-        return peers
-
-    def refresh_ready(self, pg: PgState, observed_at: float) -> None:
-        """Keep a ready leader's 200 going from a fresh look at PostgreSQL alone, before this tick's
-        etcd round trips, which can take seconds while etcd elects a raft leader. Only the standby
-        freshness can change here; the lease deadline is checked on every request anyway."""
-        last = self.last_obs
-        if last is None or time.monotonic() >= self.published.ready_until:
-            return
-        if decide(replace(last, pg=pg), self.settings["leaderl.required_active_followers"]).ready:
-            self.published.ready_until = observed_at + READY_VALIDITY_SECONDS
-
-    def observe(self, observed_at: float) -> tuple[Observation, Snapshot | None]:
-        pg = self.observe_pg()
-        self.refresh_ready(pg, observed_at)
-        snapshot = self.read_etcd()
-        now = time.monotonic()
-        ineligible, unhealthy = self.health()
-        base = Observation(
-            me=self.me,
-            etcd_ok=snapshot is not None,
-            lease_ok=self.lease_ok(),
-            leader=None,
-            pg=pg,
-            ineligible=(),
-            unhealthy=tuple(unhealthy),
-            storage_full=self.storage_full,
-            members=(self.me,),
-            synchronous=self.settings["postgresql.synchronous_replication"],
-            was_leader=self.markers.was_leader.exists(),
-            following=self.executor.following,
-            hold_ready=now < self.executor.hold_until,
-            just_promoted=now - self.executor.promoted_at < JUST_PROMOTED_SECONDS,
-        )
-        if snapshot is None:
-            return replace(base, ineligible=tuple(ineligible)), None
-
-        entry = snapshot.get(keys.LEADER)
-        leader = records.leader_key(entry.value, entry.mod_revision, entry.lease) if entry else None
-        suspected = leader is not None and leader.guid != self.me and self.suspect(leader, pg)
-        if leader is None or suspected:
-            if self.leaderless_since is None:
-                self.leaderless_since = now
-                self.leaderless_revision = snapshot.revision
-        else:
-            self.leaderless_since = None
-        peers = self.peers(snapshot, leader is not None)
-        self.sync_search_seeds(snapshot)
-        if self.me in records.guid_list(snapshot.value(keys.CONTROL_BLOCKED)):
-            ineligible.append("failover is turned off for this node")
-        if leader is not None and leader.guid in peers and leader.guid != self.me and pg.running and pg.in_recovery:
-            behind = peers[leader.guid].position.lsn - pg.position.lsn
-            limit = self.settings["leaderl.health_check.max_bytes_behind_leader"]
-            if behind > limit:
-                ineligible.append(f"{behind} bytes behind the leader (limit {limit})")
-        mine = entry is not None and leader is not None and leader.guid == self.me
-        obs = replace(
-            base,
-            leader=leader,
-            ineligible=tuple(ineligible),
-            members=tuple(sorted(snapshot.under(keys.NODES))) or (self.me,),
-            peers=peers,
-            sync=records.sync_set(snapshot.value(keys.SYNC)),
-            applied_sync=self.executor.applied_sync,
-            last_leader=records.last_leader(snapshot.value(keys.HISTORY)),
-            failover_enabled=snapshot.value(keys.CONTROL_FAILOVER, "on") != "off",
-            leaderless_seconds=0.0 if self.leaderless_since is None else now - self.leaderless_since,
-            leader_suspected=suspected,
-            switchover=records.switchover(snapshot.value(keys.CONTROL_SWITCHOVER)),
-            force_leader=snapshot.value(keys.CONTROL_FORCE) == self.me and leader is None,
-            handover_position=records.handover_position(entry.value) if mine and entry else None,
-        )
-        return obs, snapshot
-
-    # -- status --------------------------------------------------------------------------------
-    def status_doc(self, obs: Observation, decision: Decision) -> dict[str, Any]:
+    # -- acting ----------------------------------------------------------------------------------
+    def status_extra(self) -> dict[str, Any]:
+        m = self.memory
         return {
-            "guid": self.me,
             "name": self.settings.node_name,
             "address": self.settings.publish_address,
-            "role": decision.role.value,
-            "ready": decision.ready,
-            "reason": decision.reason,
-            "eligible": not obs.ineligible,
-            "ineligible": list(obs.ineligible),
-            "storage_full": obs.storage_full,
-            "leader": obs.leader.guid if obs.leader else None,
-            "position": {"timeline": obs.pg.position.timeline, "lsn": obs.pg.position.lsn},
-            "detached": obs.detached,
-            "pg": {
-                "running": obs.pg.running,
-                "in_recovery": obs.pg.in_recovery,
-                "streaming": obs.pg.streaming,
-                "upstream": obs.pg.upstream,
-                "standbys": list(obs.pg.standbys),
-            },
             "disks": {
-                "problems": list(self.disk_problems),
+                "problems": list(m.disk_problems),
                 "paths": list(self.settings["leaderl.health_check.disk_paths"]),
             },
-            "failures": {"pgsql": self.pg_failures, "etcd": self.etcd_failures, "search": self.search_failures},
+            "failures": {"pgsql": m.pg_failures, "etcd": m.etcd_failures, "search": m.search_failures},
             "search": None if self.search is None else {
                 "status": self.search.get("status"), "nodes": self.search.get("number_of_nodes")},
             "version": __version__,
         }
 
-    def post_status(self, obs: Observation, doc: dict[str, Any]) -> None:
-        now = time.monotonic()
-        interval = self.settings["leaderl.status_post_update_interval_seconds"]
-        volatile = ("position", "failures")
-        changed = {k: v for k, v in doc.items() if k not in volatile} != {
-            k: v for k, v in self.last_posted.items() if k not in volatile
-        }
-        if obs.leader is not None and not changed and now - self.last_post < interval:
-            return
-        if not obs.etcd_ok or not self.executor.lease:
-            return
-        try:
-            self.store.put(keys.STATUS + self.me, dict(doc, updated=time.time()), lease=self.executor.lease)
-            self.last_post, self.last_posted = now, doc
-        except (StoreError, OSError) as exc:
-            log.warning("could not post status: %s", exc)
+    def post_status(self, doc: dict[str, Any]) -> None:
+        self.store.put(keys.STATUS + self.me, dict(doc, updated=time.time()), lease=self.memory.lease)
 
-    # -- loop ----------------------------------------------------------------------------------
-    def tick(self) -> Decision:
-        self.executor.release_hold_if_fenced()
-        observed_at = time.monotonic()
-        obs, snapshot = self.observe(observed_at)
-        self.last_obs = obs
-        decision = decide(obs, self.settings["leaderl.required_active_followers"])
-        # Tick faster while leadership is moving: every fraction of a second is write outage.
-        self.urgent = (obs.switchover is not None or decision.role in (Role.WAITING, Role.PROMOTING)
-                       or self.leader_unreachable_since is not None)
-        for action in decision.actions:
+    def execute(self, plan: Plan) -> None:
+        """Carry out the plan's actions in order, feeding each outcome back; stop at a failure."""
+        self.executor.lease = self.memory.lease
+        for action in plan.actions:
             try:
-                self.executor.run(action, decision.reason)
+                if action.kind is Kind.POST_STATUS:
+                    assert action.report is not None
+                    self.post_status(records.encode_status(action.report, self.me, self.status_extra()))
+                    ok = True
+                else:
+                    ok = self.executor.run(action, plan.decision.reason)
             except Exception as exc:
                 log.error("%s failed: %s", action.kind.value, exc)
+                self.memory = feed(self.memory, action, False, clock())
                 break
-        if decision.role is Role.LEADER and obs.pg.running and not obs.pg.in_recovery and snapshot is not None:
+            self.memory = feed(self.memory, action, ok, clock())
+
+    def housekeeping(self, plan: Plan, snapshot: Snapshot | None, members: tuple[str, ...]) -> None:
+        """What a node keeps in order besides leadership: the search node's seeds and quorum, and
+        on the leader etcd's raft leadership and the replication slots."""
+        if snapshot is None:
+            return
+        self.sync_search_seeds(snapshot)
+        pg = plan.report
+        if plan.decision.role is Role.LEADER and pg.pg_running and not pg.pg_in_recovery:
             self.move_etcd_leadership()
             try:
-                self.pg.ensure_slots([g for g in obs.members if g != self.me],
+                self.pg.ensure_slots([g for g in members if g != self.me],
                                      lambda: list(self.store.snapshot().under(keys.NODES)))
             except (psycopg.Error, StoreError, OSError) as exc:
                 log.warning("could not manage replication slots: %s", describe(exc))
-        # "ready" is a fact about the moment we observed, so it only holds for a short while.
-        self.published.ready_until = observed_at + READY_VALIDITY_SECONDS if decision.ready and obs.lease_ok else 0.0
-        self.published.lease_deadline = self.deadline
-        doc = self.status_doc(obs, decision)
-        self.published.status = doc
-        self.post_status(obs, doc)
-        if decision.reason != self.last_reason:
-            log.info("%s: %s", decision.role.value, decision.reason)
-            self.last_reason = decision.reason
-        return decision
+
+    # -- loop ----------------------------------------------------------------------------------
+    def tick(self) -> Plan:
+        sensed, snapshot = self.sense()
+        with self.lock:
+            self.memory, plan = step(self.memory, sensed, clock())
+            # Before acting: a tick that fences or hands over must not answer 200 while it does.
+            # (A ready plan keeps a later 200 the watcher found: both rest on a fresh look.)
+            self.published.ready_until = max(plan.ready_until, self.published.ready_until) if plan.ready_until else 0.0
+            self.published.lease_deadline = plan.deadline
+        self.urgent = plan.urgent
+        self.execute(plan)
+        self.published.status = records.encode_status(plan.report, self.me, self.status_extra())
+        self.housekeeping(plan, snapshot, sensed.etcd.members if sensed.etcd else ())
+        if plan.decision.reason != self.last_reason:
+            log.info("%s: %s", plan.decision.role.value, plan.decision.reason)
+            self.last_reason = plan.decision.reason
+        return plan
 
     def reload(self) -> None:
         """Take new settings from leaderl.json (SIGHUP, sent by reconfigure) without a restart, so
@@ -502,9 +382,45 @@ class Manager:
         self.ttl = self.settings["leaderl.leader_ttl_seconds"]
         log.info("reloaded settings from %s", self.config_path)
 
+    def keep_ready(self) -> None:
+        """Look at PostgreSQL every READY_LOOK_SECONDS while this node is a primary, and keep a ready
+        leader's 200 going from those looks: the loop may wait seconds on etcd, and a 200 rests on
+        standby replies seen less than STANDBY_STALE ago."""
+        required = self.settings["leaderl.required_active_followers"]
+        while not self.stopping.wait(READY_LOOK_SECONDS):
+            last = self.memory.last_obs
+            if last is None or not last.pg.running or last.pg.in_recovery:
+                continue
+            observed_at = clock()
+            try:
+                pg = self.watch_pg.observe()
+            except psycopg.Error:
+                continue
+            with self.lock:
+                self.memory = refresh_ready(self.memory, pg, observed_at, required)
+                if self.published.ready_until:
+                    self.published.ready_until = max(self.published.ready_until, self.memory.ready_until)
+
+    def fence_on_time(self) -> None:
+        """Fence at the lease deadline on a thread of its own: the loop may be blocked for seconds in
+        etcd requests exactly when the deadline passes."""
+        fenced = None
+        while not self.stopping.wait(FENCE_CHECK_SECONDS):
+            deadline = self.memory.deadline
+            if clock() >= deadline and deadline != fenced and self._is_primary():
+                fenced = deadline
+                log.error("fencing PostgreSQL: lease deadline passed")
+                try:  # immediate shutdown (SIGQUIT); the loop's own FENCE follows on its next tick
+                    self.supervisor.sv("down", "postgresql", wait=0)
+                    self.supervisor.sv("quit", "postgresql", wait=0)
+                except Exception as exc:
+                    log.error("fencing failed: %s", exc)
+
     def run(self) -> None:
         host = self.settings["leaderl.http_address"]
         HttpServer(self.published, host, self.settings["leaderl.http_port"]).start()
+        threading.Thread(target=self.fence_on_time, name="fence", daemon=True).start()
+        threading.Thread(target=self.keep_ready, name="ready", daemon=True).start()
         log.info(
             "leaderl %s started as %s (%s); /leader on %s:%s",
             __version__,
@@ -514,7 +430,7 @@ class Manager:
             self.settings["leaderl.http_port"],
         )
         while not self.stopping.is_set():
-            started = time.monotonic()
+            started = clock()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
@@ -522,10 +438,7 @@ class Manager:
                 self.tick()
             except Exception:
                 log.exception("tick failed")
-            if not self.lease_ok() and self._is_primary():
-                # Belt and braces: whatever the tick did, a primary past its deadline is stopped.
-                self.executor.run(Action(Kind.FENCE), "lease deadline passed")
-            pause = (URGENT_TICK_SECONDS if self.urgent else TICK_SECONDS) - (time.monotonic() - started)
+            pause = (URGENT_TICK_SECONDS if self.urgent else TICK_SECONDS) - (clock() - started)
             self.stopping.wait(max(0.05, pause))
         self.shutdown()
 
@@ -541,13 +454,14 @@ class Manager:
             # of the key: the next leader starts exactly where this one ended, nothing to rewind.
             self.pg.close()
             self.supervisor.sv("down", "postgresql", wait=60)
+            self.executor.lease = self.memory.lease
             try:
                 self.executor.run(Action(Kind.RELEASE), "leader manager stopping")
             except Exception as exc:
                 log.warning("could not release leadership: %s", exc)
-        if self.executor.lease:
+        if self.memory.lease:
             try:
-                self.store.revoke(self.executor.lease)
+                self.store.revoke(self.memory.lease)
             except (StoreError, OSError):
                 pass
         self.pg.close()

@@ -10,13 +10,15 @@ Safety rules
 1. One writable leader. A node accepts writes only while it holds the leader key, which is
    bound to its etcd lease and taken by a create-if-absent transaction. A node that finds itself
    primary without the key is fenced (PostgreSQL stopped) before anything else. The daemon also
-   fences on its own clock before the lease can expire on etcd's side (see daemon.py).
+   fences on its own clock before the lease can expire on etcd's side (see timing.fence_deadline).
 2. No lost acknowledged commit. In synchronous mode every commit is acknowledged by the leader
    and by `quorum` of the published synchronous set S. A candidate needs current positions from
    |S| - quorum + 1 members of S (any such group holds every acknowledged commit) and must be at
-   least as far as each of them. Before a position counts it must be *detached*: its WAL
-   receiver stopped, so it can no longer grow behind our back and the old leader, if it is still
-   alive, can no longer get commits acknowledged through it.
+   least as far as each of them. Before a position counts it must be *final*: PostgreSQL runs in
+   recovery following no one, with no WAL receiver, and its position did not move between two
+   looks, so it can no longer grow behind our back and the old leader, if it is still alive, can
+   no longer get commits acknowledged through it. (A node whose PostgreSQL is down, starting,
+   frozen, or replaying from a restartpoint reports no final position.)
 3. Data that may have diverged is never served. A former leader that sees another leader is
    rewound (or re-copied) before it follows; see actions.py.
 
@@ -28,7 +30,7 @@ the lease. Followers detach from a leader only when they *suspect* it: its lease
 renewed for a few seconds and their WAL receiver lost it. The most advanced of them then
 replaces the old key (a transaction on the key's revision) and revokes the old lease; the daemon
 holds its `/leader` at 503 until the old leader, if it still runs, must have seen its standbys go
-quiet and turned 503 itself (see daemon.py, FENCE_WAIT_SECONDS). In asynchronous mode there is no
+quiet and turned 503 itself (see timing.takeover_hold). In asynchronous mode there is no
 such fence, so the followers wait for the lease to expire.
 """
 
@@ -40,13 +42,11 @@ from chef_backend.leader.state import (
     Kind,
     LeaderKey,
     Observation,
+    Peer,
     Role,
     SyncSet,
 )
-
-# How long equally advanced candidates defer to the last leader (or to a smaller GUID) before
-# racing anyway; the create-if-absent transaction makes a race harmless, this only avoids churn.
-TIE_GRACE_SECONDS = 3.0
+from chef_backend.leader.timing import TIE_GRACE_SECONDS
 
 
 def decide(obs: Observation, required_active_followers: int = 0) -> Decision:
@@ -54,7 +54,12 @@ def decide(obs: Observation, required_active_followers: int = 0) -> Decision:
     if not obs.etcd_ok:
         return _without_etcd(obs)
     if obs.leader is not None and obs.leader.guid == obs.me:
-        return _as_leader(obs, required_active_followers)
+        if obs.leader.lease == obs.lease:
+            return _as_leader(obs, required_active_followers)
+        # Our GUID under another lease: the key of this node's previous run (a restarted manager).
+        # It is not ours until a takeover binds it to our lease (the followers may be taking it over
+        # at the same moment: the transaction on its revision lets only one of us win).
+        return _leaderless(obs, takeover=obs.leader)
     if obs.leader is not None:
         if obs.leader_suspected and obs.synchronous and not obs.was_leader:
             return _leaderless(obs, takeover=obs.leader)
@@ -67,9 +72,14 @@ def _without_etcd(obs: Observation) -> Decision:
         return _start_detached(obs, "etcd unreachable; starting PostgreSQL detached (read-only)")
     if not obs.pg.in_recovery:
         if obs.lease_ok:
-            # Our lease is still alive on etcd's side by our conservative clock: keep serving;
-            # the daemon fences the moment that stops being true.
+            # Our lease is still alive on etcd's side by our conservative clock: keep serving while
+            # our synchronous standbys stream; the daemon fences the moment the lease ends.
             ready, why = _leader_ready(obs, 0)
+            if not ready and standby_quorum(obs) is not None and not obs.hold_ready:
+                # Cut off from etcd *and* from our standbys: the followers may be electing a new
+                # leader. Stop now, not at the lease deadline: a commit whose wait for the standbys
+                # is cancelled would be visible here after the new leader's first write.
+                return Decision(Role.WAITING, False, (Action(Kind.FENCE),), f"etcd unreachable and {why}: fenced")
             return Decision(Role.LEADER, ready, (), f"etcd unreachable; leading until the lease deadline ({why})")
         return Decision(Role.WAITING, False, (Action(Kind.FENCE),), "etcd unreachable and lease lost: fenced")
     return Decision(Role.WAITING, False, (), "etcd unreachable")
@@ -88,14 +98,28 @@ def _leader_ready(obs: Observation, required_active_followers: int) -> tuple[boo
     active = len(obs.pg.standbys)
     if active < required_active_followers:
         return False, f"waiting for {required_active_followers} active followers ({active} streaming)"
-    if obs.synchronous and obs.sync.members and not obs.just_promoted:
-        # (A new leader's followers are still re-attaching; commits wait for them meanwhile.)
-        streaming = len(set(obs.pg.standbys) & set(obs.sync.members))
-        needed = max(1, obs.sync.quorum)
-        if streaming < needed:
-            # Commits would only hang; and the followers may be electing a new leader.
-            return False, f"only {streaming} of {needed} needed synchronous standbys stream"
+    sync = standby_quorum(obs)
+    if sync is not None:
+        streaming = len(set(obs.pg.standbys) & set(sync.members))
+        if streaming < sync.quorum:
+            # Commits would only hang; and the followers may be electing a new leader. Checked
+            # with PostgreSQL's own set, known without etcd: a leader cut off from everyone must
+            # turn 503 once its standbys go quiet, long before its lease deadline.
+            return False, f"only {streaming} of {sync.quorum} needed synchronous standbys stream"
     return True, "leader"
+
+
+def standby_quorum(obs: Observation) -> SyncSet | None:
+    """The synchronous standbys a leader's 200 depends on (None: no such dependence). Every set in
+    force counts: PostgreSQL's own, and the published one when etcd answers. A just-promoted
+    leader is spared while its followers re-attach (commits wait for them meanwhile)."""
+    if not obs.synchronous or obs.just_promoted:
+        return None
+    sets = [s for s in (obs.applied_sync, obs.sync if obs.etcd_ok else SyncSet()) if s.members]
+    if not sets:
+        return None
+    strictest = max(sets, key=lambda s: max(1, s.quorum))
+    return SyncSet(strictest.members, max(1, strictest.quorum))
 
 
 def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
@@ -126,10 +150,17 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
                             f"switchover refused: {obs.pg.position} is short of the old leader's "
                             f"{obs.handover_position}")
         actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
+        # Claim the key before promoting: rewriting it under our lease changes its revision, so a
+        # takeover the followers prepared against the old revision fails, and if theirs came first
+        # the claim fails and nothing is promoted. (A holder that fenced itself, cut off from etcd
+        # and its standbys, and comes back while they take over must not promote too.) A
+        # switchover's heir also records itself as the last leader here, before it can acknowledge
+        # anything (the old leader recorded nothing: it holds every commit until then).
+        claim = Action(Kind.CLAIM, position=obs.pg.position, target=None if obs.last_leader == obs.me else "history")
         # Promote with exactly the published set in force, so that no standby outside it can
         # acknowledge a commit before the first SET_SYNC.
-        promote = Action(Kind.PROMOTE, sync=obs.sync)
-        return Decision(Role.PROMOTING, False, (*actions, promote), "promoting PostgreSQL")
+        promote = Action(Kind.PROMOTE, sync=obs.sync, position=obs.pg.position)
+        return Decision(Role.PROMOTING, False, (*actions, claim, promote), "promoting PostgreSQL")
     actions: tuple[Action, ...] = ()
     wanted = desired_sync_set(obs)
     if wanted != obs.sync or wanted != obs.applied_sync:
@@ -173,9 +204,24 @@ def _as_follower(obs: Observation) -> Decision:
             (Action(Kind.FOLLOW, leader.address), Action(Kind.START_PG)),
             "starting PostgreSQL as a follower",
         )
+    if obs.stream_stuck and _diverged(obs, leader):
+        # Our WAL holds what the leader never had (received from an old leader after another took
+        # over): streaming cannot resume. pg_rewind (a no-op if we were wrong) puts it right.
+        return Decision(Role.FOLLOWER, False, (Action(Kind.REJOIN, leader.address),),
+                        f"cannot stream from {leader.guid}, diverged: re-syncing")
     if obs.following != leader.address:
         return Decision(Role.FOLLOWER, False, (Action(Kind.FOLLOW, leader.address),), f"following {leader.guid}")
     return Decision(Role.FOLLOWER, False, (), f"following {leader.guid}")
+
+
+def _diverged(obs: Observation, leader: LeaderKey) -> bool:
+    """Whether our WAL went past the leader's history: past the fork point of its timeline, or on
+    an older timeline while the leader reports itself leading on a later one."""
+    pos, fork = obs.pg.position, leader.fork
+    if fork is not None and pos.timeline <= fork.timeline and pos.lsn > fork.lsn:
+        return True
+    report = obs.peers.get(leader.guid)
+    return report is not None and report.role == Role.LEADER.value and report.position.timeline > pos.timeline
 
 
 def _leaderless(obs: Observation, takeover: LeaderKey | None = None) -> Decision:
@@ -190,10 +236,15 @@ def _leaderless(obs: Observation, takeover: LeaderKey | None = None) -> Decision
         return Decision(Role.WAITING, False, (Action(Kind.FOLLOW, None),), f"{gone}: detaching")
     why_not = candidacy(obs)
     if why_not is None:
+        guards = tuple(sorted((g, obs.peers[g].mod_revision) for g in reporters(obs) if g in obs.peers))
         if takeover is not None:
-            action = Action(Kind.TAKEOVER, leader=takeover)
+            # Our own key from a previous run over a primary that kept running: its timeline still
+            # forks where it did.
+            fork = takeover.fork if takeover.guid == obs.me and primary else obs.pg.position
+            action = Action(Kind.TAKEOVER, leader=takeover, guards=guards, position=fork)
             return Decision(Role.PROMOTING, False, (action,), f"{gone}: taking over")
-        return Decision(Role.PROMOTING, False, (Action(Kind.ACQUIRE),), f"{gone}: taking leadership")
+        action = Action(Kind.ACQUIRE, guards=guards, position=obs.pg.position)
+        return Decision(Role.PROMOTING, False, (action,), f"{gone}: taking leadership")
     if primary:
         return Decision(Role.WAITING, False, (Action(Kind.FENCE),), f"primary without leadership: {why_not}")
     return Decision(Role.WAITING, False, (), f"{gone}; not a candidate: {why_not}")
@@ -213,6 +264,8 @@ def candidacy(obs: Observation) -> str | None:
         return f"{obs.storage_full}; a node with room can lead"
     if not obs.pg.running:
         return "PostgreSQL is not running"
+    if obs.pg.in_recovery and not obs.final:
+        return "waiting for our own position to be final"
     if not obs.lease_ok:
         return "no etcd lease"
     if obs.switchover is not None and obs.switchover.target != obs.me:
@@ -238,15 +291,19 @@ def candidacy(obs: Observation) -> str | None:
             elif obs.me not in sync.members:
                 return "not in the synchronous set"
             else:
-                reporters = {g for g in sync.members if g == obs.me or (g in fresh and fresh[g].detached)}
+                have = reporters(obs)
                 needed = len(sync.members) - sync.quorum + 1
-                if len(reporters) < needed:
-                    return f"waiting for {needed} of the synchronous set to report (have {len(reporters)})"
+                if len(have) < needed:
+                    return f"waiting for {needed} of the synchronous set to report (have {len(have)})"
         # Being at least as far as the synchronous set is what safety needs. Beyond it, defer only to
         # nodes that could lead instead: an ineligible ex-leader's unacknowledged WAL (or a full
-        # disk's) must not keep everyone else from leading.
-        compared = {g: p for g, p in fresh.items()
-                    if g in obs.sync.members or (p.eligible and (obs.storage_full or not p.storage_full))}
+        # disk's), or a node outside the set that is not the last leader (it never may lead), must
+        # not keep everyone else from leading.
+        def could_lead(g: str, p: Peer) -> bool:
+            may = g in obs.sync.members or g == obs.last_leader or not obs.sync.members
+            return may and p.eligible and (obs.storage_full is not None or not p.storage_full)
+
+        compared = {g: p for g, p in fresh.items() if g in obs.sync.members or could_lead(g, p)}
     else:
         majority = len(obs.members) // 2 + 1
         if len(fresh) + 1 < majority:
@@ -262,3 +319,10 @@ def candidacy(obs: Observation) -> str | None:
                 if guid == obs.last_leader or (not was_last and guid < obs.me):
                     return f"deferring to equally advanced {guid}"
     return None
+
+
+def reporters(obs: Observation) -> set[str]:
+    """The members of the synchronous set whose final positions count now (this node included)."""
+    old = obs.leader.guid if obs.leader is not None else None
+    return {g for g in obs.sync.members
+            if g == obs.me or (g != old and g in obs.peers and obs.peers[g].fresh and obs.peers[g].final)}

@@ -21,6 +21,8 @@ from typing import Any
 
 import h11
 
+from chef_backend.leader.timing import clock
+
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 16 * 1024
@@ -48,12 +50,12 @@ def connection_limit() -> int:
 class Published:
     """What the endpoint serves; written by the control loop, read by the HTTP thread."""
 
-    ready_until: float = 0.0  # time.monotonic() until which the last tick's "ready" holds
-    lease_deadline: float = 0.0  # time.monotonic() after which the lease may be gone
+    ready_until: float = 0.0  # timing.clock() until which the last tick's "ready" holds
+    lease_deadline: float = 0.0  # timing.clock() after which the lease may be gone
     status: dict[str, Any] = field(default_factory=dict)
 
     def is_leader(self) -> bool:
-        now = time.monotonic()
+        now = clock()
         return now < self.ready_until and now < self.lease_deadline
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import time
+import os
+import socket
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import psycopg
 
 from chef_backend.config.settings import Settings
 from chef_backend.leader.state import PgState, Position
+from chef_backend.leader.timing import PG_CHECK_TIMEOUT_SECONDS, STANDBY_STALE_SECONDS, clock
 from chef_backend.services import postgresql
 
 log = logging.getLogger(__name__)
@@ -27,25 +33,44 @@ SELECT pg_is_in_recovery(),
        (SELECT sender_host FROM pg_stat_wal_receiver),
        (SELECT received_tli FROM pg_stat_wal_receiver),
        (SELECT coalesce(array_agg(application_name || '=' || coalesce(reply_time::text, '')), '{}')
-          FROM pg_stat_replication WHERE state = 'streaming')
+          FROM pg_stat_replication WHERE state = 'streaming'),
+       (SELECT coalesce(array_agg(application_name || '=' || coalesce((flush_lsn - '0/0')::text, '0')), '{}')
+          FROM pg_stat_replication),
+       (SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'startup')
 """
 
-# A standby replies at least every wal_receiver_status_interval (1 s). One whose reply has not
-# changed for this long is treated as gone, whether or not its TCP connection has noticed yet.
-STANDBY_STALE_SECONDS = 2.0
+
+
+class ReplyTracker:
+    """What the standbys' replies looked like at the last look, shared by every look at this node's
+    PostgreSQL (the loop's and the readiness watcher's), so that freshness is judged from the most
+    recent look whoever made it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._replies: dict[str, tuple[str, float]] = {}  # standby -> (last reply_time, when it changed)
+        self._last_look = float("-inf")
+
+    def update(self, rows: list[str]) -> tuple[tuple[str, float], ...]:
+        with self._lock:
+            now = clock()
+            self._replies, until = fresh_standbys(self._replies, rows, self._last_look, now)
+            self._last_look = now
+            return until
 
 
 class LocalPg:
     """One reusable superuser connection to this node's PostgreSQL."""
 
-    def __init__(self, settings: Settings, password: str) -> None:
+    def __init__(self, settings: Settings, password: str, replies: ReplyTracker | None = None) -> None:
         self.settings = settings
         self._dsn = postgresql.conninfo(
             settings, settings.publish_address, password, timeout_s=max(1, settings["leaderl.db_timeout"] // 1000)
         )
         self._conn: psycopg.Connection | None = None
         self._last_tli = 0  # timeline last seen streaming, kept once the receiver stops
-        self._replies: dict[str, tuple[str, float]] = {}  # standby -> (last reply_time, when it changed)
+        self._replies = replies or ReplyTracker()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-look")
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -59,10 +84,26 @@ class LocalPg:
             self._conn.close()
             self._conn = None
 
+    def _timed_query(self) -> tuple[object, ...] | None:
+        """The state query, given up after PG_CHECK_TIMEOUT_SECONDS: statement_timeout is enforced by
+        the server, so a stopped (SIGSTOP) or hung server would otherwise block the loop forever."""
+        conn = self._connection()
+        future = self._pool.submit(lambda: conn.execute(_STATE_SQL).fetchone())
+        try:
+            return future.result(timeout=PG_CHECK_TIMEOUT_SECONDS)
+        except FutureTimeout:
+            # Break the blocked read so that the worker returns, and drop the connection.
+            with contextlib.suppress(OSError, ValueError):
+                sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._conn = None
+            raise psycopg.OperationalError(f"no answer within {PG_CHECK_TIMEOUT_SECONDS:g} s") from None
+
     def observe(self) -> PgState:
         """Query the server's role and WAL position; raises psycopg.Error when unreachable."""
         try:
-            row = self._connection().execute(_STATE_SQL).fetchone()
+            row = self._timed_query()
         except psycopg.Error:
             self.close()
             raise
@@ -79,6 +120,8 @@ class LocalPg:
             sender,
             recv_tli,
             standbys,
+            flushes,
+            startup_wait,
         ) = row
         if in_recovery:
             if recv_tli:
@@ -88,26 +131,24 @@ class LocalPg:
         else:
             tli, lsn = int(cur_tli), int(cur_lsn)
             self._last_tli = tli
+        until = self._fresh_standbys(list(standbys or ()))
+        # pg_stat_wal_receiver has a row while a receiver process runs, in whatever state.
+        now = clock()
         return PgState(
             running=True,
             in_recovery=bool(in_recovery),
             position=Position(tli, lsn),
             upstream=sender,
             streaming=wr_status == "streaming",
-            standbys=self._fresh_standbys(list(standbys or ())),
+            standbys=tuple(g for g, t in until if now < t),
+            fresh_until=until,
+            receiving=wr_status is not None,
+            wal_exhausted=startup_wait == "RecoveryRetrieveRetryInterval",
+            flushed=tuple(sorted(_flushed(list(flushes or ())))),
         )
 
-    def _fresh_standbys(self, rows: list[str]) -> tuple[str, ...]:
-        """Standbys whose reply changed recently, by this node's monotonic clock (no clock skew)."""
-        now = time.monotonic()
-        seen = {}
-        for row in rows:
-            name, _, reply = row.partition("=")
-            previous = self._replies.get(name)
-            changed_at = now if previous is None or previous[0] != reply else previous[1]
-            seen[name] = (reply, changed_at)
-        self._replies = seen
-        return tuple(sorted(n for n, (_, at) in seen.items() if now - at < STANDBY_STALE_SECONDS))
+    def _fresh_standbys(self, rows: list[str]) -> tuple[tuple[str, float], ...]:
+        return self._replies.update(rows)
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         cur = self._connection().execute(sql, params)
@@ -141,3 +182,32 @@ class LocalPg:
             if active and not active[0][0]:
                 self.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
                 log.info("dropped replication slot %s of a removed member", slot)
+
+
+def fresh_standbys(previous: dict[str, tuple[str, float]], rows: list[str], last_look: float,
+                   now: float) -> tuple[dict[str, tuple[str, float]], tuple[tuple[str, float], ...]]:
+    """How long each standby (`name=reply_time` rows) counts as replying, by this node's clock (no
+    skew between nodes): a reply seen to change since the last look changed *after* that look, so
+    it counts from then (never from now: a look after a long pause must not make an old reply
+    new), for STANDBY_STALE_SECONDS. A standby not listed at the last look connected since, so its
+    reply too counts from that look. Returns the replies to remember for the next look, and
+    (name, fresh until) per standby."""
+    seen = {}
+    for row in rows:
+        name, _, reply = row.partition("=")
+        last = previous.get(name)
+        changed_at = last_look if last is None or last[0] != reply else last[1]
+        seen[name] = (reply, changed_at)
+    return seen, tuple(sorted((n, at + STANDBY_STALE_SECONDS) for n, (_, at) in seen.items()))
+
+
+def _flushed(rows: list[str]) -> list[tuple[str, int]]:
+    """(standby, flush LSN) from `name=lsn` rows; a standby listed twice counts its furthest."""
+    out: dict[str, int] = {}
+    for row in rows:
+        name, _, lsn = row.rpartition("=")
+        try:
+            out[name] = max(out.get(name, 0), int(float(lsn)))
+        except ValueError:
+            continue
+    return list(out.items())

@@ -34,6 +34,12 @@ class PgState:
     upstream: str | None = None  # host the WAL receiver streams from
     streaming: bool = False
     standbys: tuple[str, ...] = ()  # GUIDs streaming from us with a recent reply (we are primary)
+    fresh_until: tuple[tuple[str, float], ...] = ()  # (GUID, until when its last reply counts as recent)
+    receiving: bool = False  # a WAL receiver process exists (in whatever state)
+    # In recovery, the startup process waits for WAL that no source has: everything on disk is
+    # replayed, so the replay position is the end of this node's WAL (not a restartpoint's).
+    wal_exhausted: bool = False
+    flushed: tuple[tuple[str, int], ...] = ()  # (GUID, flush LSN) of each standby streaming from us
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class LeaderKey:
     address: str
     mod_revision: int = 0
     lease: int = 0
+    handover: Position | None = None  # after a switchover: the old leader's final position
+    fork: Position | None = None  # where the holder's timeline forks: its position when it took the key
 
 
 @dataclass(frozen=True)
@@ -53,10 +61,14 @@ class Peer:
     role: str
     eligible: bool
     position: Position
-    detached: bool  # its WAL receiver is stopped: its position can no longer grow
+    detached: bool  # it follows no one (its standby configuration streams from no one)
     fresh: bool  # posted after this node last saw a leader, so its position is current
     lease: int = 0  # the lease its status is bound to (a switchover hands the leader key to it)
     storage_full: bool = False  # its PostgreSQL filesystem is full: it leads only if no one with room can
+    mod_revision: int = 0  # of its status key: a takeover is conditioned on the reports it counted
+    # Its position can no longer grow: PostgreSQL runs in recovery, follows no one, has no WAL
+    # receiver, and showed the same position at two looks in a row. Only such a report counts.
+    final: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,9 @@ class Observation:
     # node cannot take writes, so a leader hands over to an eligible follower with room, and such a
     # node is a candidate only when no node with room is.
     storage_full: str | None = None
+    final: bool = False  # our own position is final (see Peer.final)
+    lease: int = 0  # our lease: the leader key is ours only if bound to it
+    stream_stuck: bool = False  # told to follow the leader for a while, and not streaming from it
 
     @property
     def detached(self) -> bool:
@@ -127,7 +142,16 @@ class Kind(StrEnum):
     REJOIN = "rejoin"  # pg_rewind (or a base backup) from `target`, then follow it
     HANDOVER = "handover"  # switchover: stop PostgreSQL cleanly, give the key to `target`
     END_SWITCHOVER = "end_switchover"  # delete the switchover request
-    SET_SYNC = "set_sync"  # publish/apply the synchronous standby set
+    # Rewrite our key under our lease (a new revision: a takeover prepared against the old one fails)
+    # before promoting; with target "history", also record this node as the last leader.
+    CLAIM = "claim"
+    RESTART_PG = "restart_pg"  # a fast restart: stops a WAL receiver that outlived its detachment
+    SET_SYNC = "set_sync"  # move to a synchronous standby set (step.py splits it in the two below)
+    PUBLISH_SYNC = "publish_sync"  # write the synchronous set to etcd
+    APPLY_SYNC = "apply_sync"  # set PostgreSQL's synchronous_standby_names
+    REWIND = "rewind"  # stop PostgreSQL, pg_rewind from `target`, follow it, start (step.py's REJOIN)
+    REBUILD = "rebuild"  # stop PostgreSQL, a new base backup from `target`, follow it, start
+    POST_STATUS = "post_status"  # publish this node's status (the plan's report) under our lease
 
 
 @dataclass(frozen=True)
@@ -136,6 +160,10 @@ class Action:
     target: str | None = None
     sync: SyncSet | None = None
     leader: LeaderKey | None = None  # the key a TAKEOVER replaces; the node a HANDOVER gives it to
+    report: Report | None = None  # what a POST_STATUS posts
+    # (GUID, mod revision) of every status a TAKEOVER or ACQUIRE counted: it happens only if none changed
+    guards: tuple[tuple[str, int], ...] = ()
+    position: Position | None = None  # ACQUIRE/TAKEOVER: our final position (the fork point); APPLY_SYNC: the WAL end
 
 
 @dataclass(frozen=True)
@@ -145,3 +173,149 @@ class Decision:
     actions: tuple[Action, ...]
     reason: str
 
+
+
+# --- the step function's inputs and memory (see step.py) ------------------------------------------------
+
+@dataclass(frozen=True)
+class History:
+    """The last leadership change recorded in etcd, and the revision of the history key."""
+
+    last_leader: str | None = None
+    mod_revision: int = 0
+
+
+@dataclass(frozen=True)
+class EtcdView:
+    """The cluster's records, read at one etcd revision."""
+
+    revision: int
+    leader: LeaderKey | None
+    members: tuple[str, ...]
+    peers: dict[str, Peer]  # every other member's last status, freshness not yet judged
+    sync: SyncSet
+    history: History
+    switchover: Switchover | None = None
+    failover_enabled: bool = True
+    blocked: tuple[str, ...] = ()  # nodes whose failover the operator turned off
+    force_leader: str | None = None
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The settings the policy reads (from leaderl.json; a reload changes them)."""
+
+    synchronous: bool = True
+    required_active_followers: int = 0
+    max_bytes_behind_leader: int = 1 << 30
+    max_pgsql_failures: int = 5
+    max_search_failures: int = 5
+    health_interval: float = 5.0
+    fatal_system_checks: bool = False
+    status_interval: float = 10.0
+
+
+@dataclass(frozen=True)
+class Lease:
+    """This tick's lease renewal: the lease id, when the (successful) request was sent, its TTL.
+    `lease == 0`: no lease (the renewal failed, or etcd said it had expired)."""
+
+    lease: int = 0
+    sent_at: float = 0.0
+    ttl: float = 0.0
+
+
+@dataclass(frozen=True)
+class Health:
+    """This node's own checks (run by the daemon every health interval; None: not run this tick)."""
+
+    disk_problems: tuple[str, ...] = ()
+    storage_full: str | None = None
+    search_answered: bool | None = None  # None: not checked this tick, or no search service
+    unsynced: str | None = None  # why a (re-)sync failed or is in progress; None when in sync
+    was_leader: bool = False  # promoted and not re-synced since: the data may have diverged
+
+
+@dataclass(frozen=True)
+class Sensed:
+    """Everything the daemon looked at in one tick: the step function's input."""
+
+    me: str
+    address: str
+    pg: PgState  # running=False when PostgreSQL is down or its check failed
+    etcd: EtcdView | None  # None: etcd unreachable
+    lease: Lease | None  # None: not renewed this tick (etcd unreachable)
+    health: Health
+    knobs: Knobs
+    leader_answers: bool | None = None  # the leader's manager answered /status (None: not asked)
+    old_leader_code: int | None = None  # after a takeover, the old leader's /leader: 0 = refused, None = silent
+    observed_at: float = 0.0  # when PostgreSQL was looked at (clock())
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the leader manager carries from one tick to the next."""
+
+    lease: int = 0
+    deadline: float = 0.0  # our lease is ours until then by our clock (see timing.fence_deadline)
+    following: str | None = None  # the host standby.conf streams from; None = detached
+    applied_sync: SyncSet = SyncSet()  # synchronous_standby_names as PostgreSQL has it
+    pg_failures: int = 0
+    last_pg_failure: float = -1e9
+    etcd_failures: int = 0
+    search_failures: int = 0
+    search_seen: bool = False
+    disk_problems: tuple[str, ...] = ()
+    storage_full: str | None = None
+    leaderless_since: float | None = None
+    leaderless_revision: int = 0
+    unreachable_since: float | None = None  # since when the leader's manager has not answered us
+    suspected_key: tuple[str, int] | None = None  # (GUID, revision) of the leader key `unreachable_since` is about
+    hold_until: float = 0.0  # after a takeover: no 200 before this
+    hold_probe: str | None = None  # the old leader's address, probed to end the hold early
+    promoted_at: float = -1e9
+    last_rejoin: float = -1e9
+    rewind_failed: bool = False  # the last pg_rewind failed: re-copy next time
+    ready_until: float = 0.0  # /leader answers 200 until then (and before `deadline`)
+    last_post: float = -1e9
+    last_report: Report | None = None
+    last_obs: Observation | None = None  # for refreshing "ready" from a fresh look at PostgreSQL
+    last_position: Position | None = None  # at the last look, if PostgreSQL was detached and receiving nothing
+    detached_at: float | None = None  # when we last stopped following
+    # The synchronous set last applied and the WAL end then: a stricter set is published exactly only
+    # once enough of its members have flushed that far (until then the union stays published).
+    sync_switch: tuple[SyncSet, int] | None = None
+    stuck_since: float | None = None  # since when we follow the leader without streaming from it
+
+
+@dataclass(frozen=True)
+class Report:
+    """The policy's part of the status a node posts (records.encode_status adds the rest)."""
+
+    role: Role
+    ready: bool
+    reason: str
+    eligible: bool
+    ineligible: tuple[str, ...]
+    storage_full: str | None
+    leader: str | None
+    position: Position
+    detached: bool
+    final: bool
+    pg_running: bool
+    pg_in_recovery: bool
+    pg_streaming: bool
+    upstream: str | None
+    standbys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One step's output: the decision, the actions in order, and what /leader publishes."""
+
+    decision: Decision
+    actions: tuple[Action, ...]
+    report: Report
+    ready_until: float
+    deadline: float
+    urgent: bool

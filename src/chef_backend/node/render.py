@@ -12,6 +12,7 @@ import subprocess
 from importlib import metadata
 
 from chef_backend import __version__
+from chef_backend.cluster import endpoints as known_endpoints
 from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.config.settings import Settings
 from chef_backend.host import fsutil
@@ -66,10 +67,9 @@ def render_node(
     etcd.write_config(settings, paths, secrets, identity.guid, etcd_initial, etcd_state)
 
     if etcd_endpoints is None:
-        try:
-            etcd_endpoints = ManagerConfig.load(paths.leaderl_config).etcd_endpoints  # type: ignore[assignment]
-        except FileNotFoundError:
-            etcd_endpoints = []
+        etcd_endpoints = known_endpoints.load(paths)
+    else:
+        known_endpoints.save(paths, etcd_endpoints)
     local = etcd.client_url(settings)
     endpoints = [local, *(e for e in (etcd_endpoints or []) if e != local)]
     ManagerConfig(settings, secrets, identity, tuple(endpoints)).save(

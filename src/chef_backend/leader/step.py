@@ -1,0 +1,363 @@
+"""The leader manager's whole policy as one pure function: `step(memory, sensed, now)`.
+
+The daemon (daemon.py) only does I/O: it looks at PostgreSQL, etcd and the old leader (`Sensed`),
+calls `step`, publishes the plan's readiness, carries out the plan's actions in order, and feeds
+each action's outcome back with `feed`. Everything with a clock in it is here, with time as an
+input: the lease deadline, suspicion of the leader, the leaderless timer, the freshness of the
+peers' reports, "behind the leader", the failure counters, the takeover hold, "just promoted",
+the two-phase change of the synchronous set, rewind-or-rebuild with its back-off, and how long
+/leader may answer 200. The decision proper (who leads, who follows) is decide.py's, which `step`
+feeds with the observation it derives. Constants and their inequalities: timing.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from chef_backend.leader.decide import decide, desired_sync_set, standby_quorum
+from chef_backend.leader.state import (
+    Action,
+    Decision,
+    Kind,
+    LeaderKey,
+    Memory,
+    Observation,
+    Peer,
+    PgState,
+    Plan,
+    Report,
+    Role,
+    Sensed,
+    SyncSet,
+)
+from chef_backend.leader.timing import (
+    JUST_PROMOTED_SECONDS,
+    READY_VALIDITY_SECONDS,
+    RECEIVER_STOP_GRACE_SECONDS,
+    REJOIN_BACKOFF_SECONDS,
+    STREAM_STUCK_SECONDS,
+    SUSPECT_AFTER_SECONDS,
+    fence_deadline,
+    takeover_hold,
+)
+
+
+def wants_leader_probe(sensed_pg: PgState, leader: LeaderKey | None, me: str) -> bool:
+    """Whether the daemon should ask the leader's manager whether it is alive: only when our WAL
+    receiver does not stream from it (streaming is proof enough)."""
+    if leader is None or leader.guid == me:
+        return False
+    return not (sensed_pg.streaming and sensed_pg.upstream == leader.address)
+
+
+def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
+    """The next plan for this node, and the memory to carry to the next tick."""
+    memory = _count(memory, sensed, now)
+    memory = _lease(memory, sensed)
+    memory, final = _finality(memory, sensed.pg, now)
+    obs, memory = _observe(memory, sensed, now)
+    memory, stuck = _stream_stuck(memory, obs, sensed.leader_answers is True, now)
+    obs = replace(obs, final=final, lease=memory.lease, stream_stuck=stuck)
+    decision = decide(obs, sensed.knobs.required_active_followers)
+    actions, memory = _expand(memory, decision, obs, now)
+    if memory.following is None and sensed.pg.running and sensed.pg.in_recovery and sensed.pg.receiving \
+            and memory.detached_at is not None and now - memory.detached_at >= RECEIVER_STOP_GRACE_SECONDS \
+            and not actions:
+        # Detached, but the WAL receiver still runs (PostgreSQL restarts it only when replay next
+        # needs WAL; a replay conflict can delay that indefinitely): it may still acknowledge the
+        # old leader's commits. A fast restart stops it.
+        actions = (Action(Kind.RESTART_PG),)
+    ready_until = _ready_until(obs, decision.ready, sensed.observed_at)
+    # A final position stops being final the moment an action may move it: the report says so
+    # before that action runs (and the action runs only if that report was posted).
+    moves = any(a.kind not in (Kind.POST_STATUS, Kind.PUBLISH_SYNC) for a in actions)
+    report = _report(obs, decision, final and not moves)
+    last = memory.last_report
+    if last is not None and last.final and not report.final:
+        actions = (Action(Kind.POST_STATUS, report=report), *actions)
+    elif _should_post(memory, sensed, obs, report, now):
+        actions = (*actions, Action(Kind.POST_STATUS, report=report))
+    urgent = (obs.switchover is not None or decision.role in (Role.WAITING, Role.PROMOTING)
+              or memory.unreachable_since is not None)
+    memory = replace(memory, ready_until=ready_until, last_obs=obs)
+    return memory, Plan(decision, actions, report, ready_until, memory.deadline, urgent)
+
+
+def refresh_ready(memory: Memory, pg: PgState, observed_at: float, required_active_followers: int) -> Memory:
+    """Keep a ready leader's 200 going from a fresh look at PostgreSQL alone, before the tick's etcd
+    round trips (which can take seconds while etcd elects a raft leader). Only the standbys'
+    freshness can change here; the lease deadline is checked on every request anyway."""
+    last = memory.last_obs
+    if last is None or observed_at >= memory.ready_until:
+        return memory
+    obs = replace(last, pg=pg)
+    return replace(memory, ready_until=_ready_until(obs, decide(obs, required_active_followers).ready, observed_at))
+
+
+def _ready_until(obs: Observation, ready: bool, observed_at: float) -> float:
+    """Until when /leader may answer 200 after a look at `observed_at`: READY_VALIDITY at most,
+    and no longer than the quorum of synchronous standbys it needs counts as replying (so a
+    leader that loses its standbys turns 503 in time even while this loop is blocked)."""
+    if not ready or not obs.lease_ok:
+        return 0.0
+    until = observed_at + READY_VALIDITY_SECONDS
+    sync = standby_quorum(obs)
+    if sync is not None:
+        fresh = sorted((t for g, t in obs.pg.fresh_until if g in sync.members), reverse=True)
+        until = min(until, fresh[sync.quorum - 1] if len(fresh) >= sync.quorum else 0.0)
+    return until
+
+
+def feed(memory: Memory, action: Action, ok: bool, now: float) -> Memory:
+    """Fold an action's outcome into memory (`ok`: it did what it was asked)."""
+    kind = action.kind
+    if kind is Kind.TAKEOVER and ok:
+        assert action.leader is not None
+        return replace(memory, hold_until=now + takeover_hold(), hold_probe=action.leader.address)
+    lsn = action.position.lsn if action.position is not None else 0
+    if kind is Kind.PROMOTE and ok:
+        sync = action.sync or SyncSet()
+        return replace(memory, promoted_at=now, applied_sync=sync, sync_switch=(sync, lsn))
+    if kind is Kind.APPLY_SYNC and ok:
+        sync = action.sync or SyncSet()
+        return replace(memory, applied_sync=sync, sync_switch=(sync, lsn))
+    if kind is Kind.FOLLOW and ok:
+        detached_at = None if action.target is not None else (memory.detached_at if memory.following is None else now)
+        return replace(memory, following=action.target, detached_at=detached_at, last_position=None)
+    if kind is Kind.REWIND and not ok:
+        return replace(memory, rewind_failed=True)  # re-copy at once
+    if kind in (Kind.REWIND, Kind.REBUILD):
+        following = action.target if ok else memory.following
+        return replace(memory, last_rejoin=now, rewind_failed=False, following=following,
+                       detached_at=None if ok else memory.detached_at)
+    if kind is Kind.POST_STATUS and ok:
+        return replace(memory, last_post=now, last_report=action.report)
+    if kind is Kind.RESTART_PG:
+        return replace(memory, last_position=None, detached_at=now)
+    if kind is Kind.FENCE or kind is Kind.HANDOVER:
+        return replace(memory, ready_until=0.0)
+    return memory
+
+
+# -- timers and counters ------------------------------------------------------------------------------
+
+def _count(memory: Memory, sensed: Sensed, now: float) -> Memory:
+    knobs, health = sensed.knobs, sensed.health
+    if sensed.pg.running:
+        memory = replace(memory, pg_failures=0)
+    elif now - memory.last_pg_failure >= knobs.health_interval:
+        # Counted once per health-check interval, as the original does.
+        memory = replace(memory, pg_failures=memory.pg_failures + 1, last_pg_failure=now)
+    memory = replace(memory, etcd_failures=0 if sensed.etcd is not None else memory.etcd_failures + 1)
+    if health.search_answered is True:
+        memory = replace(memory, search_seen=True, search_failures=0)
+    elif health.search_answered is False and memory.search_seen:
+        # A search node still starting is no failure: count once it has answered.
+        memory = replace(memory, search_failures=memory.search_failures + 1)
+    return replace(memory, disk_problems=health.disk_problems, storage_full=health.storage_full)
+
+
+def _lease(memory: Memory, sensed: Sensed) -> Memory:
+    lease = sensed.lease
+    if lease is None:
+        return memory  # etcd unreachable: the deadline stands
+    if not lease.lease:
+        return replace(memory, lease=0, deadline=0.0)
+    return replace(memory, lease=lease.lease, deadline=fence_deadline(lease.sent_at, lease.ttl))
+
+
+def _health(memory: Memory, sensed: Sensed) -> tuple[list[str], list[str]]:
+    """(ineligible, unhealthy) reasons from this node's own checks."""
+    knobs = sensed.knobs
+    unhealthy: list[str] = []
+    if memory.pg_failures >= knobs.max_pgsql_failures:
+        unhealthy.append(f"PostgreSQL failed {memory.pg_failures} checks in a row")
+    if memory.search_failures >= knobs.max_search_failures:
+        unhealthy.append(f"search service failed {memory.search_failures} checks in a row")
+    if memory.disk_problems and knobs.fatal_system_checks:
+        unhealthy.append("disk: " + "; ".join(memory.disk_problems))
+    ineligible = list(unhealthy)
+    if sensed.health.unsynced is not None:
+        ineligible.append("unsynced: " + sensed.health.unsynced)
+    return ineligible, unhealthy
+
+
+def _suspect(memory: Memory, sensed: Sensed, leader: LeaderKey, now: float) -> tuple[bool, Memory]:
+    """Whether the leader looks dead: our WAL receiver lost it *and* its manager has not answered
+    for SUSPECT_AFTER_SECONDS. Either alone is normal (PostgreSQL restarting on the leader; a
+    manager that is busy or briefly cut off from us)."""
+    key = (leader.guid, leader.mod_revision)
+    if not wants_leader_probe(sensed.pg, leader, sensed.me) or sensed.leader_answers:
+        return False, replace(memory, unreachable_since=None, suspected_key=key)
+    # Silence counts from the first look at this key: a new leader is not suspect for its predecessor's.
+    known = memory.unreachable_since is not None and memory.suspected_key == key
+    since = memory.unreachable_since if known and memory.unreachable_since is not None else now
+    return now - since >= SUSPECT_AFTER_SECONDS, replace(memory, unreachable_since=since, suspected_key=key)
+
+
+def _observe(memory: Memory, sensed: Sensed, now: float) -> tuple[Observation, Memory]:
+    """The observation decide() reads, with every timer applied."""
+    if now >= memory.hold_until:
+        memory = replace(memory, hold_probe=None)
+    elif sensed.old_leader_code not in (None, 0, 200):
+        # The old leader itself answers 503, and having lost its standbys to us it cannot answer
+        # 200 again. (A refused connection proves nothing: a firewall's reset looks the same.)
+        memory = replace(memory, hold_until=0.0, hold_probe=None)
+    ineligible, unhealthy = _health(memory, sensed)
+    me, pg, view = sensed.me, sensed.pg, sensed.etcd
+    base = Observation(
+        me=me,
+        etcd_ok=view is not None,
+        lease_ok=now < memory.deadline,
+        leader=None,
+        pg=pg,
+        ineligible=(),
+        unhealthy=tuple(unhealthy),
+        storage_full=memory.storage_full,
+        members=(me,),
+        synchronous=sensed.knobs.synchronous,
+        was_leader=sensed.health.was_leader,
+        following=memory.following,
+        applied_sync=memory.applied_sync,
+        hold_ready=now < memory.hold_until,
+        just_promoted=now - memory.promoted_at < JUST_PROMOTED_SECONDS,
+    )
+    if view is None:
+        return replace(base, ineligible=tuple(ineligible)), memory
+
+    leader = view.leader
+    suspected = False
+    if leader is not None and leader.guid != me:
+        suspected, memory = _suspect(memory, sensed, leader, now)
+    else:
+        memory = replace(memory, unreachable_since=None)
+    if leader is None or suspected:
+        if memory.leaderless_since is None:
+            memory = replace(memory, leaderless_since=now, leaderless_revision=view.revision)
+    else:
+        memory = replace(memory, leaderless_since=None)
+    # A report is current if posted while a leader was seen, or after this node lost it.
+    peers: dict[str, Peer] = {
+        g: replace(p, fresh=leader is not None or p.mod_revision > memory.leaderless_revision)
+        for g, p in view.peers.items() if g != me
+    }
+    if me in view.blocked:
+        ineligible.append("failover is turned off for this node")
+    if leader is not None and leader.guid in peers and leader.guid != me and pg.running and pg.in_recovery:
+        behind = peers[leader.guid].position.lsn - pg.position.lsn
+        limit = sensed.knobs.max_bytes_behind_leader
+        if behind > limit:
+            ineligible.append(f"{behind} bytes behind the leader (limit {limit})")
+    mine = leader is not None and leader.guid == me and leader.lease == memory.lease
+    obs = replace(
+        base,
+        leader=leader,
+        ineligible=tuple(ineligible),
+        members=view.members or (me,),
+        peers=peers,
+        sync=view.sync,
+        last_leader=view.history.last_leader,
+        failover_enabled=view.failover_enabled,
+        leaderless_seconds=0.0 if memory.leaderless_since is None else now - memory.leaderless_since,
+        leader_suspected=suspected,
+        switchover=view.switchover,
+        force_leader=view.force_leader == me and leader is None,
+        handover_position=leader.handover if mine and leader is not None else None,
+    )
+    return obs, memory
+
+
+# -- turning the decision into actions ------------------------------------------------------------------
+
+def _expand(memory: Memory, decision: Decision, obs: Observation, now: float) -> tuple[tuple[Action, ...], Memory]:
+    out: list[Action] = []
+    for action in decision.actions:
+        if action.kind is Kind.SET_SYNC:
+            out.extend(_sync_change(memory, obs, action.sync or SyncSet()))
+        elif action.kind is Kind.PROMOTE:
+            out.append(replace(action, position=obs.pg.position))
+        elif action.kind is Kind.REJOIN:
+            if now - memory.last_rejoin < REJOIN_BACKOFF_SECONDS:
+                break
+            out.append(Action(Kind.REBUILD if memory.rewind_failed else Kind.REWIND, action.target))
+        else:
+            out.append(action)
+    return tuple(out), memory
+
+
+def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> list[Action]:
+    """Move to the wanted synchronous set without a moment where a promotable group could miss an
+    acknowledged commit: publish the union first (with the smaller quorum), apply, and publish the
+    exact set only on a later tick (after PostgreSQL picked it up)."""
+    current = memory.applied_sync
+    if current != wanted:
+        union = tuple(sorted(set(current.members) | set(wanted.members)))
+        quorum = min(current.quorum, wanted.quorum) if current.members else 0
+        return [Action(Kind.PUBLISH_SYNC, sync=SyncSet(union, quorum)),
+                Action(Kind.APPLY_SYNC, sync=wanted, position=obs.pg.position)]
+    switch = memory.sync_switch
+    if switch is not None and switch[0] == wanted and wanted.members:
+        # Commits acknowledged before the switch are on `quorum` members of the *old* set: the new
+        # set may stand alone only once `quorum` of its own members hold everything up to it.
+        caught_up = sum(1 for g, lsn in obs.pg.flushed if g in wanted.members and lsn >= switch[1])
+        if caught_up < max(1, wanted.quorum):
+            return []
+    return [Action(Kind.PUBLISH_SYNC, sync=wanted)]
+
+
+def _stream_stuck(memory: Memory, obs: Observation, leader_answers: bool, now: float) -> tuple[Memory, bool]:
+    """Whether we have been told to follow the leader, whose manager answers us, for
+    STREAM_STUCK_SECONDS and do not stream from it."""
+    leader, pg = obs.leader, obs.pg
+    trying = (leader is not None and obs.following == leader.address and pg.running and pg.in_recovery
+              and leader_answers and not (pg.streaming and pg.upstream == leader.address))
+    if not trying:
+        return replace(memory, stuck_since=None), False
+    since = memory.stuck_since if memory.stuck_since is not None else now
+    return replace(memory, stuck_since=since), now - since >= STREAM_STUCK_SECONDS
+
+
+def _finality(memory: Memory, pg: PgState, now: float) -> tuple[Memory, bool]:
+    """Whether our position is final: PostgreSQL runs in recovery following no one, with no WAL
+    receiver, has replayed all the WAL it has (after a restart pg_last_wal_receive_lsn() is NULL
+    and replay climbs from a restartpoint, or stalls on a query conflict), and shows the position
+    of the previous look."""
+    if memory.following is None and memory.detached_at is None:
+        memory = replace(memory, detached_at=now)
+    still = (memory.following is None and pg.running and pg.in_recovery and not pg.receiving
+             and pg.wal_exhausted)
+    final = still and memory.last_position == pg.position
+    return replace(memory, last_position=pg.position if still else None), final
+
+
+def _report(obs: Observation, decision: Decision, final: bool) -> Report:
+    return Report(
+        role=decision.role,
+        ready=decision.ready,
+        reason=decision.reason,
+        eligible=not obs.ineligible,
+        ineligible=obs.ineligible,
+        storage_full=obs.storage_full,
+        leader=obs.leader.guid if obs.leader else None,
+        position=obs.pg.position,
+        detached=obs.detached,
+        final=final,
+        pg_running=obs.pg.running,
+        pg_in_recovery=obs.pg.in_recovery,
+        pg_streaming=obs.pg.streaming,
+        upstream=obs.pg.upstream,
+        standbys=obs.pg.standbys,
+    )
+
+
+def _should_post(memory: Memory, sensed: Sensed, obs: Observation, report: Report, now: float) -> bool:
+    """Post when something other than the position changed, when leaderless (positions matter
+    then), and at least every status interval."""
+    if sensed.etcd is None or not memory.lease:
+        return False
+    last = memory.last_report
+    changed = last is None or replace(report, position=last.position) != last
+    return obs.leader is None or changed or now - memory.last_post >= sensed.knobs.status_interval
+
+
+__all__ = ["desired_sync_set", "feed", "refresh_ready", "step", "wants_leader_probe"]

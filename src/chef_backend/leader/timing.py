@@ -1,0 +1,74 @@
+"""Every timing constant of the leader manager, and the inequalities between them.
+
+All times are seconds on one clock, `clock()`: CLOCK_BOOTTIME, which (unlike CLOCK_MONOTONIC)
+keeps counting while the machine or VM is suspended, so that a node resumed after a suspension
+does not believe its lease or its last "ready" are still fresh.
+
+The inequalities that make failover safe are functions here and are checked by
+tests/unit/test_timing.py for every TTL the settings accept.
+"""
+
+from __future__ import annotations
+
+import time
+
+TICK_SECONDS = 1.0
+URGENT_TICK_SECONDS = 0.25  # while leadership moves: every fraction of a second is write outage
+# A leader whose WAL stream we lost and whose manager has not answered for this long is suspect.
+SUSPECT_AFTER_SECONDS = 1.5
+# A standby replies at least every wal_receiver_status_interval (1 s). One whose reply was not seen
+# to change for this long (counted from the look *before* the change was noticed) is gone.
+STANDBY_STALE_SECONDS = 2.0
+# How long one look's "ready" keeps /leader at 200: a frozen or blocked loop cannot keep answering 200.
+READY_VALIDITY_SECONDS = 1.5
+# How often a primary's readiness watcher looks at PostgreSQL (daemon.Manager.keep_ready).
+READY_LOOK_SECONDS = 0.25
+# A new leader answers 200 without a streaming synchronous standby for this long after promotion,
+# while its followers re-attach (short: see takeover_hold).
+JUST_PROMOTED_SECONDS = 1.5
+# Equally advanced candidates defer to the last leader (or the smaller GUID) this long.
+TIE_GRACE_SECONDS = 3.0
+REJOIN_BACKOFF_SECONDS = 15.0
+# A detached standby whose WAL receiver still runs after this long (PostgreSQL restarts it only
+# when the startup process next needs WAL) is restarted: its position must become final.
+RECEIVER_STOP_GRACE_SECONDS = 3.0
+# A follower that has not streamed from its leader for this long checks whether it diverged.
+STREAM_STUCK_SECONDS = 5.0
+# Drift between nodes' clock *rates* over one hold (NTP keeps rates within 500 ppm; we allow 1%).
+RATE_DRIFT = 0.01
+# A look at PostgreSQL that takes longer than this counts as a failed check (a frozen server).
+PG_CHECK_TIMEOUT_SECONDS = 3.0
+
+
+def clock() -> float:
+    """The leader manager's clock: seconds, monotonic, counting through suspensions."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def lease_margin(ttl: float) -> float:
+    """How long before etcd could expire our lease we stop answering 200 and fence."""
+    return max(2.0, ttl / 5.0)
+
+
+def fence_deadline(sent_at: float, ttl: float) -> float:
+    """Until when a lease renewed by a request sent at `sent_at` is ours by our own clock. etcd
+    restarts the lease when it handles the request, after `sent_at`, and never shortens it."""
+    return sent_at + ttl * (1 - RATE_DRIFT) - lease_margin(ttl)
+
+
+def old_leader_quiet_after() -> float:
+    """After the synchronous standbys that detached stopped replying, how long the old leader can
+    keep answering 200, whatever its loop is doing (even blocked on an unreachable etcd): its 200
+    needs a quorum of standbys whose last reply, counted from the look before it was seen, is less
+    than STANDBY_STALE old (step.ready_until caps it there). The exception is a just-promoted
+    leader, which answers 200 without standbys until its last look within JUST_PROMOTED plus
+    READY_VALIDITY; its followers cannot take over before suspecting it for SUSPECT_AFTER."""
+    return max(STANDBY_STALE_SECONDS, JUST_PROMOTED_SECONDS + READY_VALIDITY_SECONDS - SUSPECT_AFTER_SECONDS)
+
+
+def takeover_hold() -> float:
+    """How long a node that took the leader key over answers 503 (unless the old leader itself
+    answers 503; a refused connection proves nothing, a firewall's reset looks the same): longer
+    than the old leader can keep answering 200 after the takeover, by the new leader's clock
+    (rates may differ by RATE_DRIFT each way), plus one urgent tick."""
+    return old_leader_quiet_after() * (1 + 2 * RATE_DRIFT) + URGENT_TICK_SECONDS

@@ -1,0 +1,17 @@
+"""Replay one schedule: python -m tests.simulation SEED [--trace]."""
+
+from __future__ import annotations
+
+import argparse
+
+from tests.simulation.world import run
+
+parser = argparse.ArgumentParser()
+parser.add_argument("seed", type=int)
+parser.add_argument("--trace", action="store_true", help="print every node's decisions too")
+args = parser.parse_args()
+outcome = run(args.seed, trace=args.trace)
+for line in outcome.trace if args.trace else outcome.schedule:
+    print(line)
+print(f"seed {outcome.seed}: {outcome.violation or 'no violation'} "
+      f"({outcome.commits} commits, {outcome.acknowledged} acknowledged, {outcome.promotions} promotions)")

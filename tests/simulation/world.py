@@ -1,0 +1,505 @@
+"""The simulated cluster: nodes, etcd, the network, clients, a seeded fault schedule, and the
+invariants checked after every event.
+
+`run(seed)` is deterministic: the same seed gives the same schedule and the same outcome, so a
+failing seed replays exactly (`python -m tests.simulation SEED --trace`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chef_backend.cluster import store as keys
+from chef_backend.leader.state import Memory
+from tests.simulation.models import PORTS, Etcd, Network
+from tests.simulation.node import WAL_SENDER_TIMEOUT, Manager, Node
+
+REPLICATION_TICK = 0.1
+WRITE_EVERY = 0.1
+COMMIT_WAIT = 5.0  # a client cancels a commit that waits for its standbys longer (the cancel hole)
+RECEIVER_TIMEOUT = 10.0  # wal_receiver_timeout
+SETTLE_SECONDS = 60.0  # the last minute of a schedule has no faults: the cluster must settle
+
+
+class Violation(Exception):
+    """An invariant broke: the message says which, when and where."""
+
+
+@dataclass
+class Outcome:
+    seed: int
+    violation: str | None
+    schedule: list[str]
+    trace: list[str]
+    commits: int
+    acknowledged: int
+    promotions: int
+
+
+@dataclass
+class World:
+    seed: int
+    size: int = 3
+    ttl: float = 30.0
+    duration: float = 150.0
+    faults: bool = True
+    keep_trace: bool = False
+    checks: frozenset[str] = frozenset({"200", "writable", "acks", "converge"})  # the invariants checked
+    calm: bool = False  # the faults have ended
+    reject: bool = False  # cuts answer with a reset (nftables reject) rather than silence (drop)
+    now: float = 0.0
+    rng: random.Random = field(init=False)  # latencies, restartpoints: what the models decide
+    frng: random.Random = field(init=False)  # the fault schedule, on its own stream so that it does not
+    # change when the code under test behaves differently (a seed names the same schedule before and after a fix)
+    nodes: list[Node] = field(init=False)
+    etcd: Etcd = field(default_factory=Etcd)
+    network: Network = field(default_factory=Network)
+    queue: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
+    seq: int = 0
+    schedule: list[str] = field(default_factory=list)
+    trace: list[str] = field(default_factory=list)
+    next_record: int = 0
+    acknowledged: dict[int, float] = field(default_factory=dict)  # commit id -> when
+    promotions: list[tuple[float, int, frozenset[int]]] = field(default_factory=list)  # (when, node, commits)
+    commits: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.frng = random.Random(self.seed * 7919 + 1)
+        self.nodes = [Node(i, f"{i + 1:x}" * 32, f"10.0.0.{i + 1}") for i in range(self.size)]
+        for n in self.nodes:
+            n.offset = self.rng.uniform(0, 1000)
+            n.rate = 1 + self.rng.uniform(-0.001, 0.001)
+            self.etcd.put(keys.NODES + n.guid, {"guid": n.guid, "address": n.address})
+
+    # -- scheduling ----------------------------------------------------------------------------------
+    def at(self, t: float, fn: Callable[[], None]) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (t, self.seq, fn))
+
+    def spawn(self, node: Node) -> None:
+        manager = Manager(self, node)
+        self.thread(node, manager, manager.run(), "resume")
+        self.thread(node, manager, manager.watch(), "resume_watch")
+
+    def thread(self, node: Node, manager: Manager, gen: Any, slot: str) -> None:
+        """Run one of a manager's threads; a frozen (SIGSTOP) process's threads wait for SIGCONT."""
+
+        def resume() -> None:
+            if not manager.alive():
+                return
+            if node.manager_frozen or not node.host_up:
+                setattr(node, slot, resume)
+                return
+            try:
+                delay = next(gen)
+            except StopIteration:
+                return
+            self.at(self.now + delay, resume)
+
+        self.at(self.now, resume)
+
+    def log(self, node: Node, *what: Any) -> None:
+        if self.keep_trace:
+            self.trace.append(f"{self.now:8.3f} n{node.index} " + " ".join(str(w) for w in what))
+
+    def note(self, text: str) -> None:
+        self.schedule.append(f"{self.now:8.3f} {text}")
+        if self.keep_trace:
+            self.trace.append(f"{self.now:8.3f} ** {text}")
+
+    def by_address(self, address: str) -> Node:
+        return next(n for n in self.nodes if n.address == address)
+
+    # -- etcd availability ----------------------------------------------------------------------------
+    def etcd_member_serves(self, i: int) -> bool:
+        """Whether member i is in a connected majority of live members (so raft has a leader)."""
+        live = [j for j, n in enumerate(self.nodes) if n.host_up and n.etcd_up]
+        if i not in live:
+            return False
+        group = [j for j in live if self.network.ok(i, j, "etcd")]
+        # Members that i reaches and that reach each other (a clique, approximated from i's view).
+        clique = [j for j in group if all(self.network.ok(j, k, "etcd") for k in group)]
+        return i in clique and len(clique) > self.size // 2
+
+    # -- PostgreSQL operations ------------------------------------------------------------------------
+    def stop_pg(self, node: Node, why: str) -> None:
+        pg = node.pg
+        pg.want_up = why in ("crash",)  # runit restarts a crashed server, not one stopped on purpose
+        if pg.running:
+            self.log(node, "pg stopped:", why)
+        pg.running = False
+        pg.receiver, pg.receiver_connected = None, False
+        pg.pending.clear()
+        pg.replies.clear()
+        node.replies_seen = {}
+
+    def start_pg(self, node: Node) -> None:
+        pg = node.pg
+        if pg.running:
+            return
+        pg.running, pg.in_recovery = True, True  # always boots as a standby
+        # Replay restarts from the last restartpoint: somewhere before the end of the local WAL.
+        pg.replayed = self.rng.randint(max(0, len(pg.wal) - 200), len(pg.wal))
+        # Crash recovery before it accepts connections: usually quick, sometimes slow.
+        pg.accepting_at = self.now + (self.rng.uniform(5.0, 30.0) if self.rng.random() < 0.2 else
+                                      self.rng.uniform(0.2, 1.0))
+        pg.receiving_since_start = False
+        pg.receiver, pg.receiver_connected = pg.conninfo, False
+        pg.receiver_heard = self.now
+
+    def follow(self, node: Node, target: str | None) -> None:
+        pg = node.pg
+        pg.conninfo = target
+        if pg.running and pg.receiver != target and self.now >= pg.receiver_linger_until:
+            pg.receiver, pg.receiver_connected = target, False
+            pg.receiver_heard = self.now
+
+    def promote(self, node: Node) -> None:
+        pg = node.pg
+        if not pg.in_recovery:
+            return
+        pg.wal = pg.wal[: max(pg.replayed, len(pg.wal))]
+        self.next_record += 1
+        pg.wal.append(("p", self.next_record))
+        pg.in_recovery = False
+        pg.receiver, pg.receiver_connected, pg.conninfo = None, False, None
+        pg.replies.clear()
+        node.promoted_at = self.now
+        have = frozenset(r for kind, r in pg.wal if kind == "c")
+        self.note(f"n{node.index} promoted at {pg.position()}")
+        missing = [c for c in self.acknowledged if c not in have]
+        if missing and "acks" in self.checks:
+            raise Violation(f"n{node.index} promoted without acknowledged commits {sorted(missing)[:5]} "
+                            f"({len(missing)} in all)")
+        self.promotions.append((self.now, node.index, have))
+
+    def resync(self, node: Node, source: Node, rebuild: bool) -> bool:
+        if not (source.host_up and source.pg.running and not source.pg.frozen
+                and self.network.ok(node.index, source.index, "pg")):
+            return False
+        # pg_rewind truncates to the common prefix and streams the rest: the source's WAL, as a copy.
+        node.pg.wal = list(source.pg.wal)
+        node.pg.replayed = len(node.pg.wal)
+        return True
+
+    # -- the data plane -------------------------------------------------------------------------------
+    def replicate(self) -> None:
+        for n in self.nodes:
+            if n.host_up and n.manager_up and not n.manager_frozen and n.pg.primary() \
+                    and n.clock(self.now) >= n.deadline:
+                self.stop_pg(n, "lease deadline passed (the fence thread)")
+            pg = n.pg
+            if not (n.host_up and pg.running) or pg.frozen or self.now < pg.accepting_at:
+                continue
+            if pg.in_recovery:
+                self.stream(n)
+                if not getattr(n, "replay_stalled", False):
+                    pg.replayed = min(len(pg.wal), pg.replayed + 5)  # 50 records/s
+            else:
+                for g in [g for g, (_, t) in pg.replies.items() if self.now - t > WAL_SENDER_TIMEOUT]:
+                    del pg.replies[g]
+                self.acknowledge(n)
+        self.at(self.now + REPLICATION_TICK, self.replicate)
+
+    def stream(self, n: Node) -> None:
+        pg = n.pg
+        if pg.receiver != pg.conninfo and self.now >= pg.receiver_linger_until:
+            pg.receiver, pg.receiver_connected = pg.conninfo, False
+            pg.receiver_heard = self.now
+        if pg.receiver is None:
+            return
+        up = self.by_address(pg.receiver)
+        upg = up.pg
+        reachable = (up.host_up and upg.running and not upg.frozen and up is not n and self.now >= upg.accepting_at
+                     and self.network.delivers(up.index, n.index, "pg"))
+        # Records are unique and keep their index, so equal last records mean equal prefixes.
+        if reachable and len(upg.wal) >= len(pg.wal) and (not pg.wal or upg.wal[len(pg.wal) - 1] == pg.wal[-1]):
+            pg.wal.extend(upg.wal[len(pg.wal):])
+            pg.receiver_connected, pg.receiver_heard = True, self.now
+            pg.receiving_since_start = True
+            if self.network.delivers(n.index, up.index, "pg") and not upg.in_recovery:
+                upg.replies[n.guid] = (len(pg.wal), self.now)
+        elif reachable:
+            pg.receiver_connected = False  # diverged: the receiver fails and retries
+        elif self.now - pg.receiver_heard > RECEIVER_TIMEOUT:
+            pg.receiver_connected = False
+
+    def acknowledge(self, n: Node) -> None:
+        pg = n.pg
+        keep = []
+        for index, issued in pg.pending:
+            if pg.acks(index, self.now):
+                commit = pg.wal[index][1]
+                self.acknowledged[commit] = self.now
+                for when, other, have in self.promotions:
+                    if other != n.index and when > n.promoted_at and commit not in have and "acks" in self.checks:
+                        raise Violation(f"n{n.index} acknowledged commit {commit} after n{other} was promoted "
+                                        f"(at {when:.3f}) without it")
+            elif self.now - issued < COMMIT_WAIT:
+                keep.append((index, issued))
+        pg.pending = keep
+
+    def write(self) -> None:
+        """Clients write to every primary they reach (stale connections included)."""
+        for n in self.nodes:
+            pg = n.pg
+            if n.host_up and pg.primary() and not pg.frozen:
+                self.next_record += 1
+                self.commits += 1
+                pg.wal.append(("c", self.next_record))
+                pg.pending.append((len(pg.wal) - 1, self.now))
+        self.at(self.now + WRITE_EVERY, self.write)
+
+    # -- invariants -----------------------------------------------------------------------------------
+    def check(self) -> None:
+        ok = [n.index for n in self.nodes if n.answers_200(self.now)]
+        if len(ok) > 1 and "200" in self.checks:
+            raise Violation(f"two nodes answer 200 on /leader: {ok}")
+        writable = [n.index for n in self.nodes if self.writable(n)]
+        if len(writable) > 1 and "writable" in self.checks:
+            raise Violation(f"two writable primaries: {writable}")
+
+    def writable(self, n: Node) -> bool:
+        pg = n.pg
+        if not (n.host_up and pg.primary() and not pg.frozen):
+            return False
+        if not pg.sync.members:
+            return True
+        # Could acknowledge a commit now: enough of its synchronous standbys stream from it.
+        live = sum(1 for m in self.nodes if m.guid in pg.sync.members and self.streams_from(m, n))
+        return live >= pg.sync.quorum
+
+    def streams_from(self, m: Node, n: Node) -> bool:
+        pg = m.pg
+        return (m.host_up and pg.running and not pg.frozen and pg.receiver == n.address and pg.receiver_connected
+                and self.network.delivers(n.index, m.index, "pg") and self.network.delivers(m.index, n.index, "pg"))
+
+    # -- faults ---------------------------------------------------------------------------------------
+    def fault(self) -> None:
+        if self.calm:
+            return
+        rng = self.frng
+        leaders = [m for m in self.nodes if m.pg.primary() and m.host_up]
+        at_leader, n = rng.random() < 0.5, rng.choice(self.nodes)
+        if at_leader and leaders:
+            n = leaders[0]
+        i = n.index
+        others = [m.index for m in self.nodes if m.index != i]
+        hold = rng.choice((1.0, 3.0, 8.0, 20.0, 40.0)) * rng.uniform(0.5, 1.5)
+        kind = rng.choice(("isolate", "isolate", "partial_heal", "one_port", "ingress", "kill_node",
+                           "kill_manager", "kill_manager_pg", "stop_manager", "stop_pg", "suspend_host",
+                           "replay_conflict", "crash_pg", "isolate_pair", "stall_then_lose", "stall_then_lose",
+                           "power_loss", "conflict_then_isolate", "conflict_then_isolate"))
+        if kind in ("stall_then_lose", "power_loss", "conflict_then_isolate"):
+            self.compound(kind, n, [self.nodes[j] for j in others], hold)
+            self.at(self.now + rng.expovariate(1 / 12.0), self.fault)
+            return
+        if kind in ("isolate", "partial_heal", "ingress", "isolate_pair"):
+            targets = [rng.choice(others)] if kind == "isolate_pair" else others
+            cuts = {(j, i, p) for j in targets for p in PORTS}
+            if kind != "ingress":
+                cuts |= {(i, j, p) for j in targets for p in PORTS}
+            self.network.cut |= cuts
+            self.note(f"{kind} n{i} from {targets} for {hold:.1f}s")
+            if kind == "partial_heal":
+                j = rng.choice(others)
+                part = {c for c in cuts if j in (c[0], c[1])}
+                self.at(self.now + hold / 3, lambda: self.heal(part, f"partial heal n{i}<->n{j}"))
+            self.at(self.now + hold, lambda: self.heal(cuts, f"heal n{i}"))
+        elif kind == "one_port":
+            j, port = rng.choice(others), rng.choice(PORTS)
+            cuts = {(i, j, port), (j, i, port)} if rng.random() < 0.5 else {(i, j, port)}
+            self.network.cut |= cuts
+            self.note(f"cut {sorted(cuts)} for {hold:.1f}s")
+            self.at(self.now + hold, lambda: self.heal(cuts, f"heal {sorted(cuts)}"))
+        elif kind == "kill_node":
+            self.note(f"kill -9 every process of n{i}; back after {hold:.1f}s")
+            self.kill(n, manager=True, pg=True, etcd=True)
+            n.host_up = False
+            self.at(self.now + hold, lambda: self.boot(n, host=True))
+        elif kind in ("kill_manager", "kill_manager_pg"):
+            self.note(f"kill -9 n{i}'s manager{' and PostgreSQL' if kind == 'kill_manager_pg' else ''}")
+            self.kill(n, manager=True, pg=kind == "kill_manager_pg", etcd=False)
+            self.at(self.now + rng.uniform(0.5, 3.0), lambda: self.boot(n, host=False))
+        elif kind == "stop_manager":
+            self.note(f"SIGSTOP n{i}'s manager for {hold:.1f}s")
+            n.manager_frozen = True
+            self.at(self.now + hold, lambda: self.thaw(n, f"SIGCONT n{i}'s manager"))
+        elif kind == "stop_pg":
+            self.note(f"SIGSTOP n{i}'s PostgreSQL for {hold:.1f}s")
+            n.pg.frozen = True
+            self.at(self.now + hold, lambda: self.pg_thaw(n))
+        elif kind == "suspend_host":
+            self.note(f"suspend n{i} (VM) for {hold:.1f}s")
+            n.manager_frozen, n.pg.frozen = True, True
+            self.at(self.now + hold, lambda: (self.pg_thaw(n), self.thaw(n, f"resume n{i}")))
+        elif kind == "replay_conflict":
+            self.note(f"replay conflict on n{i} for {hold:.1f}s")
+            n.replay_stalled = True  # type: ignore[attr-defined]
+            n.pg.receiver_linger_until = self.now + hold
+            self.at(self.now + hold, lambda: setattr(n, "replay_stalled", False))
+        elif kind == "crash_pg":
+            self.note(f"PostgreSQL of n{i} crashes; runit restarts it")
+            self.stop_pg(n, "crash")
+            self.at(self.now + rng.uniform(0.5, 3.0), lambda: self.start_pg(n) if n.host_up and n.pg.want_up else None)
+        self.at(self.now + rng.expovariate(1 / 12.0), self.fault)
+
+    def compound(self, kind: str, n: Node, others: list[Node], hold: float) -> None:
+        """Faults that take several steps to hurt, each step at a random moment."""
+        rng, i = self.frng, n.index
+        b, c = rng.sample(others, 2)
+        if kind == "stall_then_lose":
+            # c stops receiving (its commits are acknowledged through b alone), then b's PostgreSQL
+            # freezes, crashes or loses power with n, then n dies.
+            stall = {(i, c.index, "pg")}
+            self.network.cut |= stall
+            self.note(f"cut n{i}->n{c.index} pg (n{c.index} stalls)")
+            self.at(self.now + 60, lambda: self.heal(stall, f"heal n{i}->n{c.index} pg"))
+            t = self.now + rng.uniform(1.0, 8.0)
+            how = rng.choice(("freeze", "crash", "power"))
+            self.at(t, lambda: self.lose(b, how, rng.uniform(5.0, 40.0)))
+            self.at(t + rng.uniform(0.0, 3.0), lambda: self.lose(n, "power", rng.uniform(20.0, 60.0)))
+        elif kind == "power_loss":
+            victims = [n, *rng.sample(others, rng.randint(1, len(others)))]
+            for v in victims:
+                self.lose(v, "power", rng.uniform(1.0, 30.0))
+        elif kind == "conflict_then_isolate":
+            # b's replay conflicts (its WAL receiver outlives a detachment); n is cut off from
+            # everyone; later only n<->b's PostgreSQL port comes back.
+            self.note(f"replay conflict on n{b.index} for {hold + 30:.1f}s")
+            b.replay_stalled = True  # type: ignore[attr-defined]
+            b.pg.receiver_linger_until = self.now + hold + 30
+            self.at(self.now + hold + 30, lambda: setattr(b, "replay_stalled", False))
+            cuts = {(x, y, p) for m in others for (x, y) in ((i, m.index), (m.index, i)) for p in PORTS}
+            self.network.cut |= cuts
+            self.note(f"isolate n{i} for 40s")
+            back = {(i, b.index, "pg"), (b.index, i, "pg")}
+            self.at(self.now + rng.uniform(5.0, 30.0), lambda: self.heal(back, f"heal n{i}<->n{b.index} pg"))
+            self.at(self.now + 40, lambda: self.heal(cuts, f"heal n{i}"))
+
+    def lose(self, n: Node, how: str, back_after: float) -> None:
+        if self.calm:
+            return
+        if how == "freeze":
+            self.note(f"SIGSTOP n{n.index}'s PostgreSQL for {back_after:.1f}s")
+            n.pg.frozen = True
+            self.at(self.now + back_after, lambda: self.pg_thaw(n))
+        elif how == "crash":
+            self.note(f"PostgreSQL of n{n.index} crashes; back after {back_after:.1f}s")
+            self.stop_pg(n, "crash")
+            self.at(self.now + back_after, lambda: self.start_pg(n) if n.host_up and n.pg.want_up else None)
+        elif n.host_up:
+            self.note(f"power loss of n{n.index}; back after {back_after:.1f}s")
+            self.kill(n, manager=True, pg=True, etcd=True)
+            n.host_up = False
+            self.at(self.now + back_after, lambda: self.boot(n, host=True))
+
+    def settle(self) -> None:
+        """The faults end: every cut healed, every process running again."""
+        self.calm = True
+        self.note("faults end: everything healed and running")
+        self.network.cut.clear()
+        for n in self.nodes:
+            n.replay_stalled = False  # type: ignore[attr-defined]
+            n.pg.receiver_linger_until = 0.0
+            if n.pg.frozen:
+                self.pg_thaw(n)
+            if n.manager_frozen:
+                self.thaw(n, f"SIGCONT n{n.index}")
+            if not n.host_up or not n.manager_up:
+                self.boot(n, host=not n.host_up)
+
+    def converged(self) -> str | None:
+        """Why the cluster has not settled on one leader that every other node streams from."""
+        leaders = [n for n in self.nodes if n.answers_200(self.now)]
+        if len(leaders) != 1:
+            return f"{len(leaders)} nodes answer 200 after the faults ended"
+        lead = leaders[0]
+        for n in self.nodes:
+            if n is lead:
+                continue
+            pg = n.pg
+            if not (pg.running and pg.in_recovery and pg.receiver == lead.address and pg.receiver_connected):
+                return f"n{n.index} does not stream from the leader n{lead.index} after the faults ended"
+        return None
+
+    def heal(self, cuts: set[tuple[int, int, str]], what: str) -> None:
+        self.network.cut -= cuts
+        self.note(what)
+
+    def kill(self, n: Node, manager: bool, pg: bool, etcd: bool) -> None:
+        if manager:
+            n.generation += 1
+            n.manager_up = False
+            n.ready_until = n.deadline = 0.0
+        if pg:
+            self.stop_pg(n, "killed")
+        if etcd:
+            n.etcd_up = False
+
+    def boot(self, n: Node, host: bool) -> None:
+        if self.calm and n.host_up and n.manager_up:
+            return  # already brought back when the faults ended
+        self.note(f"n{n.index} {'boots' if host else 'manager restarts'}")
+        n.generation += 1  # whatever manager ran there is gone
+        n.host_up = n.etcd_up = n.manager_up = True
+        n.manager_frozen = n.pg.frozen = False
+        n.memory = Memory(following=n.pg.conninfo, applied_sync=n.pg.sync)
+        n.replies_seen, n.last_look = {}, float("-inf")
+        self.spawn(n)
+
+    def thaw(self, n: Node, what: str) -> None:
+        self.note(what)
+        n.manager_frozen = False
+        for slot in ("resume", "resume_watch"):
+            resume = getattr(n, slot, None)
+            if resume is not None:
+                setattr(n, slot, None)
+                self.at(self.now, resume)
+
+    def pg_thaw(self, n: Node) -> None:
+        n.pg.frozen = False
+
+    # -- running --------------------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        for n in self.nodes:
+            self.spawn(n)
+        self.at(0.0, self.replicate)
+        self.at(0.0, self.write)
+        if self.faults:
+            self.at(25.0, self.fault)
+            self.at(self.duration - SETTLE_SECONDS, self.settle)
+        violation = None
+        try:
+            while self.queue:
+                t, _, fn = heapq.heappop(self.queue)
+                if t > self.duration:
+                    break
+                self.now = t
+                fn()
+                self.check()
+            why = self.converged() if "converge" in self.checks and self.calm else None
+            if why is not None:
+                raise Violation(why)
+        except Violation as exc:
+            violation = f"t={self.now:.3f}: {exc}"
+        return Outcome(self.seed, violation, self.schedule, self.trace, self.commits, len(self.acknowledged),
+                       len(self.promotions))
+
+
+def run(seed: int, size: int | None = None, ttl: float | None = None, trace: bool = False,
+        duration: float = 150.0, checks: frozenset[str] | None = None) -> Outcome:
+    """One schedule. Size and TTL, unless given, follow from the seed (3 or 5 nodes; TTL 30 or 10)."""
+    pick = random.Random(seed ^ 0x5EED)
+    size = size or pick.choice((3, 3, 5))
+    ttl = ttl or pick.choice((30.0, 10.0))
+    reject = pick.random() < 0.5
+    world = World(seed, size=size, ttl=ttl, duration=duration, keep_trace=trace, reject=reject)
+    if checks is not None:
+        world.checks = checks
+    return world.run()

@@ -1,0 +1,268 @@
+"""Table tests of the step function's timers and memory (chef_backend.leader.step)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from chef_backend.leader.state import (
+    Action,
+    EtcdView,
+    Health,
+    History,
+    Kind,
+    Knobs,
+    LeaderKey,
+    Lease,
+    Memory,
+    Peer,
+    PgState,
+    Position,
+    Role,
+    Sensed,
+    SyncSet,
+)
+from chef_backend.leader.step import feed, step
+from chef_backend.leader.timing import (
+    READY_VALIDITY_SECONDS,
+    RECEIVER_STOP_GRACE_SECONDS,
+    REJOIN_BACKOFF_SECONDS,
+    SUSPECT_AFTER_SECONDS,
+    fence_deadline,
+    takeover_hold,
+)
+
+A, B, C = "a" * 32, "b" * 32, "c" * 32
+ADDR = {A: "10.0.0.1", B: "10.0.0.2", C: "10.0.0.3"}
+TTL = 30.0
+
+
+def standby(lsn: int = 100, upstream: str | None = None) -> PgState:
+    return PgState(running=True, in_recovery=True, position=Position(1, lsn), upstream=upstream,
+                   streaming=upstream is not None, receiving=upstream is not None, wal_exhausted=upstream is None)
+
+
+def primary(lsn: int = 100, standbys: tuple[str, ...] = (), fresh_until: float = 1e9, flushed: int = 100) -> PgState:
+    return PgState(running=True, in_recovery=False, position=Position(1, lsn), standbys=standbys,
+                   fresh_until=tuple((g, fresh_until) for g in standbys), flushed=tuple((g, flushed) for g in standbys))
+
+
+def peer(guid: str, lsn: int = 100, detached: bool = True, rev: int = 50) -> Peer:
+    return Peer(guid, ADDR[guid], "waiting_for_leader", True, Position(1, lsn), detached, False, mod_revision=rev,
+                final=detached)
+
+
+AB = SyncSet((A, B), 1)
+
+
+def view(leader: str | None = C, peers: dict[str, Peer] | None = None, revision: int = 100,
+         sync: SyncSet = AB, last: str | None = C) -> EtcdView:
+    key = LeaderKey(leader, ADDR[leader], mod_revision=7, lease=1 if leader == A else 3) if leader else None
+    return EtcdView(revision=revision, leader=key, members=(A, B, C), peers=peers or {}, sync=sync,
+                    history=History(last, 1))
+
+
+def sensed(now: float, pg: PgState | None = None, etcd: EtcdView | None = None, **kw: object) -> Sensed:
+    base = Sensed(me=A, address=ADDR[A], pg=pg or standby(), etcd=etcd, lease=Lease(1, now, TTL),
+                  health=Health(), knobs=Knobs(), observed_at=now)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def kinds(plan) -> list[Kind]:
+    return [a.kind for a in plan.actions if a.kind is not Kind.POST_STATUS]
+
+
+def test_lease_deadline_counts_from_when_the_renewal_was_sent() -> None:
+    memory, plan = step(Memory(), sensed(10.0, etcd=view(), lease=Lease(1, 8.0, TTL)), 10.0)
+    assert memory.deadline == fence_deadline(8.0, TTL) and plan.deadline == memory.deadline
+
+
+def test_leader_is_suspected_only_after_it_was_silent_for_a_while() -> None:
+    m = Memory(following=ADDR[C])
+    m, plan = step(m, sensed(0.0, etcd=view(), leader_answers=False), 0.0)
+    assert kinds(plan) == [] and m.unreachable_since == 0.0
+    m, plan = step(m, sensed(SUSPECT_AFTER_SECONDS, etcd=view(), leader_answers=False), SUSPECT_AFTER_SECONDS)
+    assert kinds(plan) == [Kind.FOLLOW] and plan.actions[0].target is None
+    assert m.leaderless_since == SUSPECT_AFTER_SECONDS and m.leaderless_revision == 100
+
+
+def test_an_answer_or_a_stream_from_the_leader_clears_suspicion() -> None:
+    m = Memory(following=ADDR[C], unreachable_since=0.0)
+    m2, _ = step(m, sensed(5.0, etcd=view(), leader_answers=True), 5.0)
+    assert m2.unreachable_since is None
+    m3, _ = step(m, sensed(5.0, pg=standby(upstream=ADDR[C]), etcd=view()), 5.0)
+    assert m3.unreachable_since is None
+
+
+def test_reports_count_only_when_posted_after_the_leader_was_lost() -> None:
+    m = Memory(leaderless_since=0.0, leaderless_revision=60)
+    stale = {B: peer(B, lsn=50, rev=55)}
+    _, plan = step(m, sensed(10.0, etcd=view(leader=None, peers=stale)), 10.0)
+    assert kinds(plan) == []  # B's report predates the loss: wait for a fresh one
+    fresh = {B: peer(B, lsn=50, rev=61)}
+    m, plan = step(m, sensed(10.0, etcd=view(leader=None, peers=fresh)), 10.0)
+    assert kinds(plan) == []  # our own position is not final yet: one look so far
+    _, plan = step(m, sensed(11.0, etcd=view(leader=None, peers=fresh)), 11.0)
+    assert kinds(plan) == [Kind.ACQUIRE] and plan.actions[0].guards == ((B, 61),)
+
+
+def test_follower_too_far_behind_the_leader_is_ineligible() -> None:
+    knobs = Knobs(max_bytes_behind_leader=10)
+    _, plan = step(Memory(following=ADDR[C]), sensed(0.0, pg=standby(lsn=100, upstream=ADDR[C]),
+                   etcd=view(peers={C: peer(C, lsn=200)}), knobs=knobs), 0.0)
+    assert not plan.report.eligible and "behind the leader" in plan.report.ineligible[0]
+
+
+def test_postgresql_failures_are_counted_once_per_interval_then_the_leader_steps_down() -> None:
+    m = Memory(lease=1)
+    knobs = Knobs(max_pgsql_failures=2, health_interval=5.0)
+    down = PgState(running=False)
+    etcd = view(leader=A, sync=SyncSet())
+    for now, expected in ((0.0, 1), (1.0, 1), (5.0, 2)):
+        m, plan = step(m, sensed(now, pg=down, etcd=etcd, knobs=knobs), now)
+        assert m.pg_failures == expected
+    assert kinds(plan) == [Kind.RELEASE, Kind.FENCE]
+
+
+def test_ready_leader_answers_200_for_a_short_while_after_its_look() -> None:
+    m = Memory(lease=1)
+    m, plan = step(m, sensed(10.0, pg=primary(standbys=(B,)), etcd=view(leader=A), observed_at=9.5), 10.0)
+    assert plan.decision.ready and plan.ready_until == 9.5 + READY_VALIDITY_SECONDS
+
+
+def test_ready_leader_answers_200_no_longer_than_its_standbys_count_as_replying() -> None:
+    # Path 0 of issue 14: a leader cut off from everyone (etcd too) keeps its lease for a while,
+    # but its 200 must end when its standbys' last replies go stale, not at its lease deadline.
+    m = Memory(lease=1, applied_sync=SyncSet((B, C), 1), deadline=100.0)
+    m, plan = step(m, sensed(10.0, pg=primary(standbys=(B,), fresh_until=11.0), etcd=None, lease=None), 10.0)
+    assert plan.decision.ready and plan.ready_until == 11.0
+    m, plan = step(m, sensed(12.0, pg=primary(standbys=(), fresh_until=11.0), etcd=None, lease=None), 12.0)
+    assert not plan.decision.ready and plan.ready_until == 0.0
+
+
+def test_takeover_holds_503_until_the_hold_ends_or_the_old_leader_answers_503() -> None:
+    takeover = Action(Kind.TAKEOVER, leader=LeaderKey(C, ADDR[C], 7, 3))
+    m = feed(Memory(lease=1, promoted_at=0.0), takeover, True, 0.0)
+    etcd = view(leader=A)
+    _, plan = step(m, sensed(1.0, pg=primary(standbys=(B,)), etcd=etcd), 1.0)
+    assert not plan.decision.ready
+    _, plan = step(m, sensed(1.0, pg=primary(standbys=(B,)), etcd=etcd, old_leader_code=0), 1.0)
+    assert not plan.decision.ready  # refused: maybe a firewall's reset (path 0 of issue 14)
+    _, plan = step(m, sensed(1.0, pg=primary(standbys=(B,)), etcd=etcd, old_leader_code=503), 1.0)
+    assert plan.decision.ready
+    t = takeover_hold()
+    _, plan = step(m, sensed(t, pg=primary(standbys=(B,)), etcd=etcd, lease=Lease(1, t, TTL)), t)
+    assert plan.decision.ready
+
+
+def test_rejoin_rewinds_then_rebuilds_after_a_failed_rewind_then_backs_off() -> None:
+    m = Memory(lease=1)
+    etcd = view(leader=C)
+    pg = primary()
+    m, plan = step(m, sensed(0.0, pg=pg, etcd=etcd, leader_answers=True), 0.0)
+    assert kinds(plan) == [Kind.REWIND]
+    m = feed(m, plan.actions[0], False, 0.0)
+    m, plan = step(m, sensed(1.0, pg=pg, etcd=etcd, leader_answers=True), 1.0)
+    assert kinds(plan) == [Kind.REBUILD]
+    m = feed(m, plan.actions[0], False, 1.0)
+    m, plan = step(m, sensed(2.0, pg=pg, etcd=etcd, leader_answers=True), 2.0)
+    assert kinds(plan) == []
+    now = 1.0 + REJOIN_BACKOFF_SECONDS
+    m, plan = step(m, sensed(now, pg=pg, etcd=etcd, leader_answers=True), now)
+    assert kinds(plan) == [Kind.REWIND]
+
+
+def test_a_new_synchronous_set_is_published_as_a_union_then_exactly() -> None:
+    m = Memory(lease=1, applied_sync=SyncSet((B,), 1))
+    etcd = view(leader=A, sync=SyncSet((B,), 1), last=A)
+    m, plan = step(m, sensed(0.0, pg=primary(standbys=(B, C)), etcd=etcd), 0.0)
+    assert kinds(plan) == [Kind.PUBLISH_SYNC, Kind.APPLY_SYNC]
+    assert plan.actions[0].sync == SyncSet((B, C), 1) and plan.actions[1].sync == SyncSet((B, C), 1)
+    for action in plan.actions:
+        m = feed(m, action, True, 0.0)
+    etcd = view(leader=A, sync=SyncSet((B, C), 1), last=A)
+    m, plan = step(m, sensed(1.0, pg=primary(standbys=(B, C)), etcd=etcd), 1.0)
+    assert kinds(plan) == []
+
+
+def test_status_is_posted_when_it_changes_and_every_interval() -> None:
+    m = Memory(lease=1)
+    etcd = view(leader=C)
+    pg = standby(upstream=ADDR[C])
+    m = replace(m, following=ADDR[C])
+    m, plan = step(m, sensed(0.0, pg=pg, etcd=etcd), 0.0)
+    post = [a for a in plan.actions if a.kind is Kind.POST_STATUS]
+    assert post and plan.report.role is Role.FOLLOWER
+    m = feed(m, post[0], True, 0.0)
+    m, plan = step(m, sensed(1.0, pg=standby(lsn=200, upstream=ADDR[C]), etcd=etcd), 1.0)
+    assert not [a for a in plan.actions if a.kind is Kind.POST_STATUS]  # only the position moved
+    m, plan = step(m, sensed(11.0, pg=pg, etcd=etcd), 11.0)
+    assert [a for a in plan.actions if a.kind is Kind.POST_STATUS]
+
+
+# --- issue 14's paths at the step level ---------------------------------------------------------------------
+
+def test_path1_a_position_is_final_only_when_unchanged_over_two_looks_without_a_receiver() -> None:
+    m = Memory(lease=1)
+    etcd = view(leader=None)
+    m, plan = step(m, sensed(0.0, pg=standby(lsn=40), etcd=etcd), 0.0)
+    assert not plan.report.final  # first look
+    m, plan = step(m, sensed(1.0, pg=standby(lsn=80), etcd=etcd), 1.0)
+    assert not plan.report.final  # replay still climbing from a restartpoint
+    m, plan = step(m, sensed(2.0, pg=standby(lsn=80), etcd=etcd), 2.0)
+    assert plan.report.final
+    m, plan = step(m, sensed(3.0, pg=PgState(running=False), etcd=etcd), 3.0)
+    assert not plan.report.final  # down (or frozen: the check failed)
+    receiving = replace(standby(lsn=80), receiving=True)
+    m, _ = step(m, sensed(4.0, pg=receiving, etcd=etcd), 4.0)
+    m, plan = step(m, sensed(5.0, pg=receiving, etcd=etcd), 5.0)
+    assert not plan.report.final  # a WAL receiver still runs
+    stalled = replace(standby(lsn=80), wal_exhausted=False)
+    m, _ = step(m, sensed(6.0, pg=stalled, etcd=etcd), 6.0)
+    m, plan = step(m, sensed(7.0, pg=stalled, etcd=etcd), 7.0)
+    assert not plan.report.final  # replay stopped short of the WAL on disk (a query conflict)
+
+
+def test_path2_a_final_report_is_retracted_before_re_attaching() -> None:
+    m = Memory(lease=1)
+    lost = view(leader=None, peers={B: peer(B, lsn=999, rev=200)})
+    m, _ = step(m, sensed(0.0, pg=standby(lsn=80), etcd=lost), 0.0)
+    m, plan = step(m, sensed(1.0, pg=standby(lsn=80), etcd=lost), 1.0)
+    assert plan.report.final
+    m = feed(m, plan.actions[-1], True, 1.0)
+    back = view(leader=C)
+    m, plan = step(m, sensed(2.0, pg=standby(lsn=80), etcd=back, leader_answers=True), 2.0)
+    assert [a.kind for a in plan.actions] == [Kind.POST_STATUS, Kind.FOLLOW]
+    assert not plan.actions[0].report.final and plan.actions[1].target == ADDR[C]
+
+
+def test_path3_a_receiver_that_outlives_the_detachment_is_stopped_by_a_restart() -> None:
+    m = Memory(lease=1, following=ADDR[C])
+    m = feed(m, Action(Kind.FOLLOW, None), True, 0.0)
+    lingering = replace(standby(lsn=80), receiving=True)
+    etcd = view(leader=None)
+    m, plan = step(m, sensed(1.0, pg=lingering, etcd=etcd), 1.0)
+    assert kinds(plan) == [] and not plan.report.final
+    m, plan = step(m, sensed(RECEIVER_STOP_GRACE_SECONDS, pg=lingering, etcd=etcd), RECEIVER_STOP_GRACE_SECONDS)
+    assert kinds(plan) == [Kind.RESTART_PG]
+
+
+def test_path6_a_stricter_set_is_published_only_once_its_members_caught_up() -> None:
+    # B was removed from the cluster: the set goes from (B, C) ANY 1 to (C) ANY 1, which alone would
+    # let C elect itself. Commits acknowledged by B only are on C only once C flushed past the switch.
+    m = Memory(lease=1, applied_sync=SyncSet((B, C), 1))
+    pg = replace(primary(lsn=500, standbys=(C,)), flushed=((C, 100),))
+    target = SyncSet((C,), 1)
+    m = feed(m, Action(Kind.APPLY_SYNC, sync=target, position=Position(1, 500)), True, 0.0)
+    etcd = replace(view(leader=A, sync=SyncSet((B, C), 1), last=A), members=(A, C))
+    _, plan = step(m, sensed(1.0, pg=pg, etcd=etcd), 1.0)
+    publish = [a for a in plan.actions if a.kind is Kind.PUBLISH_SYNC]
+    assert not publish  # C has flushed 100 of the 500 the switch needs: the union stays published
+    caught_up = replace(pg, flushed=((C, 500),))
+    _, plan = step(m, sensed(1.0, pg=caught_up, etcd=etcd), 1.0)
+    assert [a.sync for a in plan.actions if a.kind is Kind.PUBLISH_SYNC] == [target]
+
+
+def test_path9_a_fencing_tick_publishes_503_before_it_acts() -> None:
+    m = Memory(lease=1, ready_until=50.0, deadline=5.0)
+    _, plan = step(m, sensed(10.0, pg=primary(standbys=(B,)), etcd=None, lease=None), 10.0)
+    assert kinds(plan) == [Kind.FENCE] and plan.ready_until == 0.0
