@@ -1,8 +1,9 @@
 """CI: check that the cluster the README's first command started really works.
 
 Reads the JSON file `scripts/local_cluster.py up` wrote, then: exactly one node answers 200 on
-`GET :7331/leader`; a row written on that leader is read back on every other node. Exits non-zero
-with one line naming what failed.
+`GET :7331/leader`; a row written on that leader is read back on every other node; the frontend
+answers 200 on `/_status` through HTTPS (its certificate verified) and a request signed with the
+pivotal key. Exits non-zero with one line naming what failed.
 
     /opt/chef-backend/embedded/bin/python .ci/check_local_cluster.py /var/lib/chef-backend-local/cluster.json
 """
@@ -17,6 +18,9 @@ import urllib.error
 import urllib.request
 
 import psycopg
+import requests
+
+from chef_server.ctl.client import ApiError, ChefClient
 
 
 def leader_code(address: str, port: int) -> int:
@@ -60,6 +64,26 @@ def main(path: str) -> None:
                 sys.exit(f"FAIL: the row written on the leader {leader} never reached {follower}")
             time.sleep(0.5)
     print(f"OK: leader {leader} (the only 200 of {len(addresses)}); its write read back on every follower")
+    check_frontend(doc)
+
+
+def check_frontend(doc: dict) -> None:
+    """The Chef server the first command started: unsigned /_status, then a signed request as pivotal."""
+    url = doc["chef_server_url"]
+    certificate = doc["frontends"][0]["certificate"]
+    try:
+        status = requests.get(f"{url}/_status", verify=certificate, timeout=10)
+    except requests.RequestException as exc:
+        sys.exit(f"FAIL: {url}/_status: {exc}")
+    if status.status_code != 200:
+        sys.exit(f"FAIL: {url}/_status answered {status.status_code}: {status.text[:200]}")
+    with open(doc["pivotal_key"]) as f:
+        api = ChefClient(url, doc["superuser"], f.read(), verify=certificate)
+    try:
+        user = api.get(f"/users/{doc['superuser']}")
+    except (ApiError, requests.RequestException) as exc:
+        sys.exit(f"FAIL: signed GET {url}/users/{doc['superuser']} with {doc['pivotal_key']}: {exc}")
+    print(f"OK: frontend {url}: /_status 200 through TLS; signed as {user.get('username')} with {doc['pivotal_key']}")
 
 
 if __name__ == "__main__":

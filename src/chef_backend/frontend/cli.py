@@ -75,7 +75,14 @@ def settings_from(args: argparse.Namespace) -> FrontendSettings:
 
 
 def reconfigure(args: argparse.Namespace) -> int:
-    s = settings_from(args)
+    print(configure_haproxy(settings_from(args), supervisor_of=supervisor, tries=args.tries))
+    return 0
+
+
+def configure_haproxy(s: FrontendSettings, supervisor_of, tries: int = 10) -> str:
+    """Discover the members, render HAProxy's config, start or reload HAProxy under the runit tree
+    `supervisor_of(s)` gives, and wait until exactly one backend is UP; returns the line naming it.
+    `chef-server-ctl reconfigure` runs this too, with the API service and TLS endpoint beside it."""
     try:
         fsutil.uid(s.user)
     except KeyError:
@@ -95,24 +102,24 @@ def reconfigure(args: argparse.Namespace) -> int:
     text = haproxy.render(s, found.backends)
     changed = not s.config_file.exists() or s.config_file.read_text() != text
     fsutil.write_file(s.config_file, text, mode=0o640, owner="root", group=s.user)
-    sup = supervisor(s)
+    sup = supervisor_of(s)
+    fresh = "haproxy" not in sup.installed()  # runsv starts it with this very configuration
     sup.install(haproxy.service_spec(s))
     sup.ensure_running()
     if sup.status("haproxy").state != "run":
         sup.sv("up", "haproxy")
-    elif changed:
+    elif changed and not fresh:
         sup.sv("2", "haproxy")  # SIGUSR2: the master re-reads the configuration
         print("HAProxy reloaded with the new configuration")
     log = s.dir / "log" / "haproxy" / "current"
     if not haproxy.wait_socket(s.stats_socket):
         raise FrontendError(f"HAProxy did not open its stats socket {s.stats_socket} within 10 s; see {log}")
-    up = haproxy.wait_one_leader(s.stats_socket, tries=args.tries)
+    up = haproxy.wait_one_leader(s.stats_socket, tries=tries)
     leaders = {tuple(servers) for servers in up.values()}
     if len(leaders) == 1 and len(next(iter(leaders))) == 1:
         name = next(iter(leaders))[0]
         address = next((b.address for b in found.backends if b.name == name), "?")
-        print(f"HAProxy routes PostgreSQL and search to the leader: {name} ({address})")
-        return 0
+        return f"HAProxy routes PostgreSQL and search to the leader: {name} ({address})"
     if all(not servers for servers in up.values()):
         raise FrontendError("no backend answers 200 on /leader: the cluster has no ready leader "
                             "(chef-backend-ctl cluster-status on a backend tells why)")

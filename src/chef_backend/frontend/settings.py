@@ -48,24 +48,33 @@ PORT_KEYS = ("local_postgresql_port", "remote_postgresql_port", "local_elasticse
 
 def from_server_rb(path: Path, base: FrontendSettings = FrontendSettings()) -> FrontendSettings:
     """Apply what a chef-server.rb (as gen-server-config writes it) sets for HAProxy."""
+    return from_values(read_server_rb(path), str(path), base)
+
+
+def read_server_rb(path: Path) -> dict[str, Any]:
+    """chef-server.rb's settings by dotted key (`haproxy.listen`, `postgresql.db_superuser`)."""
     try:
         assignments = rbparser.parse(path.read_text())
     except OSError as exc:
         raise FrontendConfigError(f"cannot read {path}: {exc.strerror}") from None
     except rbparser.RbSyntaxError as exc:
         raise FrontendConfigError(f"{path}:{exc.line}: {exc.message}") from None
-    values: dict[str, Any] = {a.key: a.value for a in assignments}
+    return {a.key: a.value for a in assignments}
+
+
+def from_values(values: dict[str, Any], where: str, base: FrontendSettings = FrontendSettings()) -> FrontendSettings:
+    """The HAProxy settings of parsed chef-server.rb values (`where` names the file in errors)."""
     if values.get("use_chef_backend") is not True:
-        raise FrontendConfigError(f"{path} does not set `use_chef_backend true`: it is not a chef-backend frontend's "
+        raise FrontendConfigError(f"{where} does not set `use_chef_backend true`: it is not a chef-backend frontend's "
                                   "config (make it with chef-backend-ctl gen-server-config)")
     changes: dict[str, Any] = {}
     members = values.get("chef_backend_members")
     if members is not None:
-        changes["members"] = _members(members, f"{path}: chef_backend_members")
+        changes["members"] = _members(members, f"{where}: chef_backend_members")
     for key in ("listen", *PORT_KEYS):
         if f"haproxy.{key}" in values:
             changes[key] = values[f"haproxy.{key}"]
-    return validated(replace(base, **changes), str(path))
+    return validated(replace(base, **changes), where)
 
 
 def _members(value: object, where: str) -> tuple[str, ...]:

@@ -48,14 +48,16 @@ class ChefClient:
         self.user = user
         self.key = serialization.load_pem_private_key(key_pem.encode(), password=None)
         self.session = requests.Session()
-        self.session.verify = verify
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a session's `verify`.
+        self.verify = verify
 
     def request(self, method: str, path: str, body: object = None) -> object:
         data = b"" if body is None else orjson.dumps(body)
         headers = sign_headers(self.key, self.user, method, path, data)
         if body is not None:
             headers["Content-Type"] = "application/json"
-        response = self.session.request(method, self.server_url + path, data=data, headers=headers, timeout=60)
+        response = self.session.request(method, self.server_url + path, data=data, headers=headers, timeout=60,
+                                        verify=self.verify)
         try:
             payload = response.json() if response.content else None
         except ValueError:

@@ -1,8 +1,8 @@
 """chef-server-ctl: user, org, membership and key commands with Chef's names, flags and outputs.
 
-Like Chef's, it signs its requests as the superuser (pivotal) with the key the API service wrote at start
-(/etc/opscode/pivotal.pem by default). `reconfigure`, `status`, `start`, `stop` and `restart` manage this
-host's services (reconfigure.py).
+Like Chef's, it signs its requests as the superuser (pivotal) with the key reconfigure wrote
+(/etc/opscode/pivotal.pem by default). `reconfigure` and the service verbs (`status`, `start`, `stop`,
+`restart`, `tail`) work on this host's services: reconfigure.py and services.py.
 """
 
 from __future__ import annotations
@@ -15,14 +15,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import psycopg
 
+from chef_backend.frontend.cli import FrontendError
+from chef_backend.frontend.settings import FrontendConfigError
+
 from .. import config
 from ..search_index import REINDEX_SQL
-from . import reconfigure
+from . import reconfigure, server_rb, services
 from .client import ApiError, ChefClient
-from .server_rb import FrontendPaths
+from .layout import DEFAULT_DIR, SERVICES, Layout
 
 
 def _summary(data: dict) -> str:
@@ -241,7 +245,7 @@ def _delete_key(api: ChefClient, path: str, name: str) -> int:
 def reindex(_api, args) -> int:
     """Rebuild organizations' search documents from PostgreSQL (after a restore or a quorum loss): queue
     them in the search outbox, then follow the running frontends' indexers until they are done."""
-    with psycopg.connect(config.load().db_conninfo, autocommit=True) as conn:
+    with psycopg.connect(args.settings.db_conninfo, autocommit=True) as conn:
         if args.all:
             orgs = conn.execute("SELECT id, name FROM orgs ORDER BY name").fetchall()
         else:
@@ -275,8 +279,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server-url", help="API base URL (default: this frontend's API service)")
     parser.add_argument("--key", help="the superuser's private key (default: the configured pivotal key)")
     parser.add_argument("--user", help="sign as this user (default: the configured superuser)")
+    parser.add_argument("--dir", default=str(DEFAULT_DIR),
+                        help=f"the frontend's directory, whose settings the API commands use (default {DEFAULT_DIR})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _local_commands(sub)
+
+    def local(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--dir", default=argparse.SUPPRESS, help=f"the frontend's directory (default {DEFAULT_DIR})")
+        p.set_defaults(local=func)
+        return p
+
+    p = local("reconfigure", reconfigure.reconfigure,
+              "render and start HAProxy, the API service and the TLS endpoint from chef-server.rb")
+    p.add_argument("--config", default=str(server_rb.DEFAULT_CONFIG),
+                   help=f"chef-server.rb from chef-backend-ctl gen-server-config (default {server_rb.DEFAULT_CONFIG}); "
+                        "the superuser's key is written beside it")
+    p.add_argument("--listen", metavar="ADDR",
+                   help="address every service binds (default haproxy['listen'], 0.0.0.0; the API then on 127.0.0.1)")
+    p.add_argument("--workers", type=int, help="API worker processes (default opscode_erchef['workers'], 2)")
+    p.add_argument("--tries", type=int, default=10, help="checks, 2 s apart, for exactly one UP backend")
+    for name, func, text in (("status", services.status, "show the services' state and the leader HAProxy routes to"),
+                             ("start", services.start, "start the services (or one)"),
+                             ("stop", services.stop, "stop the services (or one)"),
+                             ("restart", services.restart, "restart the services (or one)"),
+                             ("tail", services.tail, "follow the services' logs (or one's)")):
+        local(name, func, text).add_argument("service", nargs="?", choices=SERVICES, metavar="SERVICE",
+                                             help=f"one of {', '.join(SERVICES)}")
 
     p = sub.add_parser("user-create", help="create a user (prints or writes its private key)")
     p.add_argument("fields", nargs="+", metavar="USER_NAME FIRST_NAME [MIDDLE_NAME] LAST_NAME EMAIL PASSWORD")
@@ -385,26 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _local_commands(sub: argparse._SubParsersAction) -> None:
-    """Commands about this host's services (root only)."""
-    p = sub.add_parser("reconfigure", help="set up and start this frontend from /etc/opscode/chef-server.rb")
-    p.add_argument("--tries", type=int, default=10, help="checks, 2 s apart, for exactly one backend leader")
-    p.set_defaults(local=lambda paths, a: reconfigure.reconfigure(paths, a.tries))
-    p = sub.add_parser("status", help="show this frontend's services")
-    p.set_defaults(local=lambda paths, a: reconfigure.status(paths))
-    for command in ("start", "stop", "restart"):
-        p = sub.add_parser(command, help=f"{command} this frontend's services (or one of them)")
-        p.add_argument("service", nargs="?", choices=reconfigure.SERVICES)
-        p.set_defaults(local=lambda paths, a, c=command: reconfigure.control(paths, c, a.service))
-
-
-def _run_local(args: argparse.Namespace) -> int:
+def run_local(args: argparse.Namespace) -> int:
+    """reconfigure and the service verbs: root, and one-line errors."""
     if os.geteuid() != 0:
         print(f"ERROR: chef-server-ctl {args.command} must run as root", file=sys.stderr)
         return 1
     try:
-        return args.local(FrontendPaths.current(), args)
-    except reconfigure.ReconfigureError as exc:
+        return int(args.local(args))
+    except (FrontendError, FrontendConfigError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
 
@@ -412,13 +428,13 @@ def _run_local(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "local", None):
-        return _run_local(args)
-    paths = FrontendPaths.current()
-    settings = config.load(None if os.environ.get("CHEF_SERVER_CONFIG") or not paths.api_config.exists()
-                           else str(paths.api_config))
+        return run_local(args)
+    reconfigured = Layout(Path(args.dir), Path("/etc/opscode")).api_config
+    settings = config.load(None if os.environ.get("CHEF_SERVER_CONFIG") or not reconfigured.exists()
+                           else str(reconfigured))
     host = "127.0.0.1" if settings.listen_host in ("0.0.0.0", "") else settings.listen_host
     server_url = args.server_url or os.environ.get("CHEF_SERVER_URL") or f"http://{host}:{settings.listen_port}"
-    key_path = args.key or settings.pivotal_key_path or str(paths.pivotal_key)
+    key_path = args.key or settings.pivotal_key_path
     try:
         with open(key_path) as fh:
             key = fh.read()
@@ -426,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chef-server-ctl: cannot read the superuser key {key_path}: {exc.strerror}", file=sys.stderr)
         return 1
     api = ChefClient(server_url, args.user or settings.superuser_name, key)
+    args.settings = settings  # commands that read the database directly (reindex) use this frontend's
     try:
         return args.run(api, args)
     except ApiError as exc:

@@ -1,174 +1,147 @@
-"""`chef-server-ctl reconfigure`: make this host a running frontend from /etc/opscode/chef-server.rb.
+"""`chef-server-ctl reconfigure`: make this host a frontend of the chef-backend cluster named in chef-server.rb.
 
-Steps, each safe to repeat: the local HAProxy to the cluster's leader (chef_backend's frontend code, shared
-as is); the database; the schema and the superuser (once per cluster, whoever comes first); the API
-service and the TLS endpoint under runit; then a check through HTTPS.
+In order: HAProxy routing to the cluster's leader (chef_backend's frontend code, as `chef-backend-frontend
+reconfigure` does it), the database and schema (as root, once per cluster: migrations under an advisory
+lock, the superuser and its key written beside chef-server.rb), the API service, then the TLS endpoint;
+all under one runit tree. Running it again applies a changed chef-server.rb or member list.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
-import socket
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 import requests
-from psycopg import sql
+import urllib3
+from psycopg import errors, sql
 
-from chef_backend.frontend import cli as haproxy_cli
-from chef_backend.frontend.settings import FrontendConfigError
+from chef_backend.frontend.cli import FrontendError, configure_haproxy, unreachable_parent
 from chef_backend.host import fsutil
-from chef_backend.host.paths import NodePaths
-from chef_backend.supervision.runit import CHPST, ServiceSpec, Supervisor
+from chef_backend.supervision.runit import ServiceSpec, Supervisor
 
-from .. import config, server
-from . import https
-from .server_rb import FrontendPaths, ServerConfigError, ServerSettings, parse
-
-API_SERVICE = "opscode-erchef"
-SERVICES = ("haproxy", API_SERVICE, "https")
+from .. import server
+from . import api_service, certificate, nginx, server_rb
+from .layout import NGINX_WORKER_USER, Layout
 
 
-class ReconfigureError(Exception):
-    """What failed, in one line."""
+def layout_of(args: argparse.Namespace) -> Layout:
+    return Layout(dir=Path(args.dir).absolute(), etc=Path(args.config).absolute().parent)
 
 
-def supervisor(paths: FrontendPaths) -> Supervisor:
-    return Supervisor(NodePaths.under(paths.var))
-
-
-def load_settings(paths: FrontendPaths) -> ServerSettings:
-    try:
-        text = paths.server_rb.read_text()
-    except OSError as exc:
-        raise ReconfigureError(f"cannot read {paths.server_rb}: {exc.strerror} "
-                               "(write it with chef-backend-ctl gen-server-config FQDN -f FILE)") from None
-    try:
-        return parse(text, default_fqdn=socket.getfqdn())
-    except ServerConfigError as exc:
-        raise ReconfigureError(f"{paths.server_rb}: {exc}") from None
-
-
-def route_to_leader(paths: FrontendPaths, tries: int) -> None:
-    """The local HAProxy, exactly as chef-backend-frontend reconfigure sets it up."""
-    args = argparse.Namespace(config=str(paths.server_rb), dir=str(paths.var), members=None, listen=None, user=None,
-                              tries=tries, func=haproxy_cli.reconfigure)
-    try:
-        haproxy_cli.reconfigure(args)
-    except (haproxy_cli.FrontendError, FrontendConfigError) as exc:
-        raise ReconfigureError(f"HAProxy: {exc}") from None
-
-
-def ensure_database(s: ServerSettings, tries: int = 30) -> None:
-    """Create the API's database on the cluster (through HAProxy) if it does not exist yet."""
-    for attempt in range(tries):
+def ensure_database(config: server_rb.ServerConfig, timeout: float = 30.0) -> None:
+    """Create erchef's database on the cluster unless it exists (two frontends may race: both are fine)."""
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            with psycopg.connect(s.conninfo("postgres"), autocommit=True) as conn:
-                if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (s.db_name,)).fetchone() is None:
+            with psycopg.connect(api_service.db_conninfo(config, "postgres"), autocommit=True) as conn:
+                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (config.db_name,)).fetchone()
+                if not exists:
                     try:
-                        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(s.db_name)))
-                        print(f"created database {s.db_name}")
-                    except psycopg.errors.DuplicateDatabase:
+                        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config.db_name)))
+                        print(f"created database {config.db_name}")
+                    except (errors.DuplicateDatabase, errors.UniqueViolation):
                         pass  # another frontend just did
             return
         except psycopg.OperationalError as exc:
-            if attempt == tries - 1:
-                raise ReconfigureError(f"cannot reach PostgreSQL at {s.db_host}:{s.db_port}: "
-                                       f"{' '.join(str(exc).split())}") from None
+            if time.monotonic() > deadline:
+                reason = " ".join(str(exc).split())
+                raise FrontendError(f"cannot reach PostgreSQL through HAProxy: {reason}") from None
             time.sleep(1)
 
 
-def api_settings(s: ServerSettings) -> config.Settings:
-    """The service's settings; it does not write the superuser's key (reconfigure does, as root)."""
-    return config.Settings(db_conninfo=s.conninfo(), listen_host=s.api_listen, listen_port=s.api_port,
-                           workers=s.api_workers, pivotal_key_path="")
+def install(sup: Supervisor, spec: ServiceSpec, config_changed: bool) -> bool:
+    """Install a service definition; True if the service was installed before and its run script or
+    configuration changed (a newly installed one starts with the new configuration anyway)."""
+    run = sup.paths.sv_dir / spec.name / "run"
+    fresh = spec.name not in sup.installed()
+    before = run.read_text() if run.exists() else None
+    sup.install(spec)
+    return not fresh and (config_changed or before != spec.run_script)
 
 
-def api_service(paths: FrontendPaths, user: str) -> ServiceSpec:
-    run = ("#!/bin/sh\nexec 2>&1\n"
-           f"exec {CHPST} -u {user}:{user} {shlex.quote(sys.executable)} -m chef_server.server "
-           f"--config {shlex.quote(str(paths.api_config))}\n")
-    return ServiceSpec(name=API_SERVICE, run_script=run, log_dir=paths.log / API_SERVICE, log_user=user,
-                       file_maxbytes=104857600, num_to_keep=10)
-
-
-def start_or_restart(sup: Supervisor, name: str, changed: bool) -> None:
+def start_or_apply(sup: Supervisor, name: str, changed: bool, apply: str) -> None:
+    """Start a stopped service; send `apply` (an sv command) to a running one whose configuration changed."""
     if sup.status(name).state != "run":
         sup.sv("up", name)
     elif changed:
-        sup.sv("restart", name)
+        sup.sv(apply, name)
+        print(f"{name}: {apply} for the new configuration")
 
 
-def wait_https(s: ServerSettings, timeout: float = 60.0) -> None:
-    host = "127.0.0.1" if s.tls_listen in ("0.0.0.0", "::") else s.tls_listen
-    url = f"https://{host}:{s.ssl_port}/_status"
+def wait_status(url: str, timeout: float = 90.0) -> int:
+    """Poll GET /_status through the TLS endpoint until it answers 200; returns the last status (0: no answer)."""
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # our own self-signed certificate
     deadline = time.monotonic() + timeout
-    last = ""
+    code = 0
     while time.monotonic() < deadline:
         try:
-            r = requests.get(url, verify=False, timeout=5, headers={"Host": s.fqdn})
-            if r.status_code == 200:
-                return
-            last = f"HTTP {r.status_code}"
-        except requests.RequestException as exc:
-            last = exc.__class__.__name__
+            code = requests.get(url, timeout=5, verify=False).status_code
+        except requests.RequestException:
+            code = 0
+        if code == 200:
+            break
         time.sleep(0.5)
-    raise ReconfigureError(f"{url} did not answer 200 within {timeout:.0f} s ({last}); see {s.fqdn}'s logs "
-                           "under /var/log/opscode")
+    return code
 
 
-def reconfigure(paths: FrontendPaths, tries: int = 10) -> int:
-    s = load_settings(paths)
-    route_to_leader(paths, tries)
-    ensure_database(s)
-    fsutil.ensure_user(s.api_user)
-    settings = api_settings(s)
+def reconfigure(args: argparse.Namespace) -> int:
+    layout = layout_of(args)
+    config = server_rb.load(Path(args.config), layout.dir, args.listen)
+    sup = Supervisor(layout.runit)
+
+    print(configure_haproxy(config.haproxy, supervisor_of=lambda _: sup, tries=args.tries))
+
+    user = config.api_user
+    fsutil.ensure_user(user)
+    for path in (Path(sys.executable), Path(sys.executable).resolve(), layout.dir):
+        blocked = unreachable_parent(path, user)
+        if blocked is not None:
+            raise FrontendError(f"the API runs as {user}, which cannot enter {blocked}: install the package where "
+                                "it can (scripts/setup: /opt/chef-backend/embedded), and give a --dir it can reach")
+    ensure_database(config)
+    if args.workers:
+        config = replace(config, api_workers=args.workers)
+    settings = api_service.settings(config, layout)
+    fsutil.make_dir(layout.api_config.parent, mode=0o755)
+    api_changed = fsutil.write_file(layout.api_config, api_service.settings_json(settings), mode=0o640,
+                                    owner="root", group=user)
     try:
-        server.prepare(config.Settings(**{**asdict(settings), "pivotal_key_path": str(paths.pivotal_key)}))
-    except psycopg.Error as exc:
-        raise ReconfigureError(f"schema or superuser: {' '.join(str(exc).split())}") from None
-    api_changed = fsutil.write_file(paths.api_config, json.dumps(asdict(settings), indent=2) + "\n", mode=0o640,
-                                    owner="root", group=s.api_user)
-    pem = https.ensure_pem(s, paths.var)
-    tls_config = paths.var / "https" / "haproxy.cfg"
-    tls_changed = fsutil.write_file(tls_config, https.render(s, pem), mode=0o640)
-    sup = supervisor(paths)
-    sup.install(api_service(paths, s.api_user))
-    sup.install(https.service_spec(tls_config, paths.log / "https"))
+        server.prepare(settings)
+    except (OSError, psycopg.Error) as exc:
+        raise FrontendError(f"cannot prepare the database: {' '.join(str(exc).split())}") from None
+    api_changed = install(sup, api_service.service_spec(layout, sys.executable, user), api_changed)
+
+    if config.ssl_certificate and config.ssl_certificate_key:
+        cert, key = config.ssl_certificate, config.ssl_certificate_key
+        for path in (cert, key):
+            if not path.is_file():
+                raise FrontendError(f"{path} (nginx['ssl_certificate'] or ['ssl_certificate_key']) does not exist")
+        origin = "from chef-server.rb"
+    else:
+        cert, key = layout.generated_certificate(config.fqdn)
+        origin = "generated, self-signed" if certificate.ensure(cert, key, config.fqdn, config.haproxy.listen) \
+            else "self-signed"
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        fsutil.make_dir(layout.nginx_temp / sub, NGINX_WORKER_USER, 0o700)
+    nginx_changed = fsutil.write_file(layout.nginx_conf, nginx.render(config, layout, cert, key))
+    nginx_changed = install(sup, nginx.service_spec(layout, user), nginx_changed)
+
     sup.ensure_running()
-    start_or_restart(sup, API_SERVICE, api_changed)
-    start_or_restart(sup, "https", tls_changed)
-    wait_https(s)
-    print(f"Chef Infra Server API: https://{s.fqdn}:{s.ssl_port} (superuser key {paths.pivotal_key})")
+    start_or_apply(sup, api_service.NAME, api_changed, "restart")
+    start_or_apply(sup, nginx.NAME, nginx_changed, "hup")
+
+    host = api_service.local_address(config.haproxy.listen)
+    base = f"https://{nginx.listen_directive(host, config.ssl_port)}".removesuffix(":443")
+    code = wait_status(base + "/_status")
+    if code != 200:
+        raise FrontendError(f"{base}/_status answered {code or 'nothing'} after 90 s; see "
+                            f"{layout.log_dir(api_service.NAME)}/current and {layout.log_dir(nginx.NAME)}/current")
+    print(f"chef-server-api: http://{host}:{config.api_port} ({settings.workers} workers)")
+    print(f"TLS endpoint: {base} (certificate {cert}, {origin})")
+    print(f"superuser key: {layout.pivotal_key}")
+    print(f"Chef server ready: {base}")
     return 0
-
-
-def status(paths: FrontendPaths) -> int:
-    sup = supervisor(paths)
-    worst = 0
-    for name in SERVICES:
-        state = sup.status(name)
-        print(f"{state.state}: {name}" + (f": (pid {state.pid}) {state.seconds}s" if state.pid else ""))
-        worst = worst or int(state.state != "run")
-    return worst
-
-
-def control(paths: FrontendPaths, command: str, service: str | None) -> int:
-    """start/stop/restart one service or all (stop of all also stops runit's tree)."""
-    sup = supervisor(paths)
-    names = [service] if service else list(SERVICES)
-    if command in ("start", "restart"):
-        sup.ensure_running()
-    sv_command = {"start": "up", "stop": "down", "restart": "restart"}[command]
-    failed = 0
-    for name in names:
-        result = sup.sv(sv_command, name)
-        print((result.stdout or result.stderr).strip())
-        failed = failed or result.returncode
-    if command == "stop" and not service:
-        sup.shutdown()
-    return 1 if failed else 0
