@@ -63,6 +63,12 @@ def add_compat_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
 
 
+def print_config_warnings(settings: Settings) -> None:
+    """The settings from the original's files that change nothing here, once each, on stderr."""
+    for line in settings.warnings:
+        print(f"WARNING: {line}", file=sys.stderr)
+
+
 def confirm(question: str, assume_yes: bool) -> None:
     """Ask before a change; --yes answers for the operator; no terminal and no --yes refuses."""
     if assume_yes:

@@ -20,7 +20,7 @@ from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import StoreError
 from chef_backend.ctl import services as services_cmd
 from chef_backend.ctl import waits
-from chef_backend.ctl.context import Context, CtlError
+from chef_backend.ctl.context import Context, CtlError, print_config_warnings
 from chef_backend.host.paths import NodePaths
 from chef_backend.node.render import render_node
 from chef_backend.secrets import Secrets
@@ -79,6 +79,7 @@ def check_hba_matches_cluster(ctx: Context) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ctx = Context.load()
+    print_config_warnings(ctx.settings)
     ident = ctx.require_identity()
     secrets = ctx.secrets()
     check_hba_matches_cluster(ctx)

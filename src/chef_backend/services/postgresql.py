@@ -90,6 +90,13 @@ def _memory_mb() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
 
 
+def memory_settings(settings: Settings) -> tuple[str, str]:
+    """shared_buffers and effective_cache_size: as set, or computed from this host's memory."""
+    mem = _memory_mb()
+    return (settings["postgresql.shared_buffers"] or f"{max(128, min(mem // 4, 8192))}MB",
+            settings["postgresql.effective_cache_size"] or f"{max(256, mem // 2)}MB")
+
+
 def _size(value: int | str, unit_mb: int = 1) -> str:
     return f"{value * unit_mb}MB" if isinstance(value, int) else value
 
@@ -101,9 +108,7 @@ def _q(value: str) -> str:
 def render_conf(settings: Settings, layout: PgLayout, cert: CertPaths, guid: str) -> str:
     """postgresql.conf from every postgresql.* setting."""
     s = settings
-    mem = _memory_mb()
-    shared_buffers = s["postgresql.shared_buffers"] or f"{max(128, min(mem // 4, 8192))}MB"
-    cache = s["postgresql.effective_cache_size"] or f"{max(256, mem // 2)}MB"
+    shared_buffers, cache = memory_settings(s)
     wal_level = {"hot_standby": "replica", "archive": "replica"}.get(
         s["postgresql.wal_level"], s["postgresql.wal_level"]
     )
