@@ -123,6 +123,16 @@ class Settings:
         addr = str(self.values["leaderl.http_address"])
         return self.publish_address if addr in ("0.0.0.0", "::") else addr
 
+    @property
+    def local_address(self) -> str | None:
+        """The loopback address etcd and search also listen on, so that the original's runbook commands
+        (`etcdctl`, `curl localhost:9200`) work with their defaults; None when the publish address is
+        itself a loopback address (several nodes sharing one host would clash there)."""
+        addr = self.values["publish_address"]
+        if not addr or ipaddress.ip_address(addr).is_loopback:
+            return None
+        return "::1" if ipaddress.ip_address(addr).version == 6 else "127.0.0.1"
+
     def service_enabled(self, service: str) -> bool:
         return bool(self.values[f"{service}.enable"])
 

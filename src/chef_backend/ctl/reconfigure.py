@@ -80,7 +80,14 @@ def check_hba_matches_cluster(ctx: Context) -> None:
 def run(args: argparse.Namespace) -> int:
     ctx = Context.load()
     print_config_warnings(ctx.settings)
-    ident = ctx.require_identity()
+    ident = ctx.identity
+    if ident is None:
+        # The original's reconfigure converged a fresh install without error, and deployment
+        # cookbooks run it before create-cluster/join-cluster. There is nothing to render yet: the
+        # node's files need the cluster's secrets and identity.
+        print(f"{ctx.paths.config_file} is valid. This node is not part of a cluster yet, so there is "
+              "nothing to apply: run chef-backend-ctl create-cluster or join-cluster.")
+        return 0
     secrets = ctx.secrets()
     check_hba_matches_cluster(ctx)
     files = managed_files(ctx)

@@ -143,6 +143,8 @@ def render_config(settings: Settings, secrets: Secrets, guid: str, members: list
         "node.name": guid,
         **eng.roles(),
         "network.host": settings.publish_address,
+        **({"network.bind_host": [settings.publish_address, settings.local_address],
+            "network.publish_host": settings.publish_address} if settings.local_address else {}),
         "http.port": settings["elasticsearch.port"],
         "transport.port": TRANSPORT_PORT,
         "action.auto_create_index": False,
