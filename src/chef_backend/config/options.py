@@ -80,6 +80,10 @@ _OPTIONS: list[Option] = [
         ours=True,
     ),
     Option("postgresql.db_superuser", "string", "chef_pgsql", "Database superuser to create."),
+    Option("postgresql.password_encryption", "string", "md5",
+           "How PostgreSQL stores (and so checks) passwords: 'md5', which every Chef Infra Server frontend "
+           "speaks, or 'scram-sha-256', which only frontends from mid-2025 on speak (docs/operations.md).",
+           ours=True),
     Option(
         "postgresql.md5_auth_cidr_addresses",
         "array",

@@ -183,6 +183,8 @@ def _check_value(opt: Option, value: Any, where: str) -> None:
         return
     if key == "ip_version" and value not in ("ipv4", "ipv6"):
         raise ConfigError(f"{where}: ip_version must be 'ipv4' or 'ipv6', not {format_value(value)}")
+    if key == "postgresql.password_encryption" and value not in ("md5", "scram-sha-256"):
+        raise ConfigError(f"{where}: {key} must be 'md5' or 'scram-sha-256', not {format_value(value)}")
     if key in ("publish_address", "vip"):
         try:
             ipaddress.ip_address(value)

@@ -140,10 +140,15 @@ def apply_postgresql(ctx: Context, secrets: Secrets, supervisor: Supervisor, res
             while conn.execute("SELECT pg_conf_load_time()").fetchone()[0] == before and time.monotonic() < deadline:
                 time.sleep(0.1)
             pending = [r[0] for r in conn.execute("SELECT name FROM pg_settings WHERE pending_restart").fetchall()]
+            leader = not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+            # The followers get the new hashes through replication.
+            rehashed = postgresql.rehash_passwords(conn, s, secrets) if leader else []
     except psycopg.Error:
         return "PostgreSQL is not running; it starts with the new settings"
+    note = (f"; stored the passwords of {', '.join(rehashed)} as {s['postgresql.password_encryption']}"
+            if rehashed else "")
     if not pending and not restart:
-        return "reloaded PostgreSQL"
+        return "reloaded PostgreSQL" + note
     # On the leader its manager starts PostgreSQL again and keeps leading (a brief write pause).
     supervisor.sv("restart", "postgresql", wait=60)
-    return f"restarted PostgreSQL ({', '.join(pending) or 'its service definition changed'} needs a restart)"
+    return f"restarted PostgreSQL ({', '.join(pending) or 'its service definition changed'} needs a restart){note}"
