@@ -100,3 +100,11 @@ def test_etcd_and_search_also_listen_on_loopback_for_the_runbooks_commands(tmp_p
                                                  elasticsearch.Engine("opensearch", "2.19.6", None)))
     assert doc["network.bind_host"] == ["10.1.2.3", "127.0.0.1"] and doc["network.publish_host"] == "10.1.2.3"
     assert etcd.client_url(s, s.local_address) == "http://127.0.0.1:2379"
+
+
+def test_the_boot_unit_and_the_init_script_run_the_same_commands() -> None:
+    from chef_backend.host import boot
+
+    assert boot.boot_command(boot.UNIT) == boot.boot_command(boot.INIT) == [boot.CTL, "boot"]
+    assert f"ExecStop={boot.CTL} boot --shutdown" in boot.UNIT and "KillMode=none" in boot.UNIT
+    assert f"stop) exec {boot.CTL} boot --shutdown" in boot.INIT

@@ -10,6 +10,7 @@ from chef_backend import __version__
 from chef_backend.config.settings import ConfigError
 from chef_backend.ctl import (
     backup,
+    boot,
     create_cluster,
     gather_logs,
     gen_server_config,
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     gather_logs.add_parser(sub)
     upgrade.add_parsers(sub)
     pgsql_follow.add_parser(sub)
+    boot.add_parser(sub)
     for command in sub.choices.values():
         add_compat_flags(command)
     return parser

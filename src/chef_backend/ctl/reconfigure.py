@@ -18,8 +18,8 @@ import psycopg
 
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import StoreError
+from chef_backend.ctl import boot, waits
 from chef_backend.ctl import services as services_cmd
-from chef_backend.ctl import waits
 from chef_backend.ctl.context import Context, CtlError, print_config_warnings
 from chef_backend.host.paths import NodePaths
 from chef_backend.node.render import render_node
@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(ctx.paths)
     was_down = supervisor.runsvdir_pid() is None
     actions = []
+    boot.clear_stopped(ctx.paths)  # reconfigure brings a stopped node back, and boot then keeps it up
     if was_down:
         services_cmd.start(ctx, supervisor, services_cmd.ordered(supervisor, None), all_services=True)
         actions.append("started the node's services (they were stopped)")

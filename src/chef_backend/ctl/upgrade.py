@@ -13,7 +13,7 @@ import argparse
 import json
 
 from chef_backend import __version__
-from chef_backend.ctl import leadership, waits
+from chef_backend.ctl import boot, leadership, waits
 from chef_backend.ctl.context import Context, CtlError, add_compat_flags
 from chef_backend.node.render import render_node
 from chef_backend.supervision.runit import Supervisor
@@ -47,6 +47,7 @@ def run_upgrade(args: argparse.Namespace) -> int:
                            "leadership moves to a follower first")
         leadership.demote(ctx, store, view)
     render_node(ctx.settings, ctx.secrets(), ident, ctx.paths)
+    boot.clear_stopped(ctx.paths)
     supervisor = Supervisor(ctx.paths)
     supervisor.ensure_running()
     for name in ("leaderl", "postgresql", "etcd"):
@@ -69,6 +70,7 @@ def run_down(args: argparse.Namespace) -> int:
     ctx = Context.load()
     ctx.require_identity()
     supervisor = Supervisor(ctx.paths)
+    boot.mark_stopped(ctx.paths, "chef-backend-ctl down-for-upgrade")
     for name in ("leaderl", "postgresql"):
         if name in supervisor.installed() and supervisor.runsvdir_pid() is not None:
             supervisor.sv("force-stop", name, wait=60)
