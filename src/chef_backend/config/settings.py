@@ -13,6 +13,7 @@ from chef_backend.config import compat
 from chef_backend.config.options import OPTIONS, Option
 from chef_backend.config.rbparser import Assignment, RbSyntaxError, format_value, parse
 from chef_backend.host.paths import host_path
+from chef_backend.node import client_networks
 
 
 class ConfigError(ValueError):
@@ -197,6 +198,12 @@ def _check_value(opt: Option, value: Any, where: str) -> None:
         bad = [v for v in value if not isinstance(v, str) or not v or any(c.isspace() for c in v)]
         if bad:
             raise ConfigError(f"{where}: {key} must list non-empty strings without spaces, not {format_value(bad[0])}")
+    if key == "postgresql.md5_auth_cidr_addresses":
+        # PostgreSQL keeps its old pg_hba.conf on reload, but would not start with a bad line.
+        for entry in value:
+            why = client_networks.invalid_entry(entry)
+            if why:
+                raise ConfigError(f"{where}: {key}: {why}")
     if opt.type == "hash":
         bad_keys = [k for k in value if not str(k).replace("_", "").isalnum()]
         if bad_keys:
