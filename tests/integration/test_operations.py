@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from chef_backend.frontend.discovery import discover
+from tests.integration.conftest import at_defaults
 from tests.support.harness import Cluster, Node
 
 pytestmark = pytest.mark.integration
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster():
-    with Cluster.running("operations") as c:
+    with Cluster.running("operations", extra_config=at_defaults(), timeout=180) as c:
         yield c
 
 
