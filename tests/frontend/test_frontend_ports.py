@@ -45,7 +45,7 @@ def test_a_frontend_reaches_postgresql_and_search_on_non_default_ports(cluster: 
     # What erchef does: PostgreSQL at postgresql['vip'] on Chef's port, through HAProxy to the leader.
     with psycopg.connect(host=FRONTEND, port=5432, user="chef_pgsql", password=cluster.password(),
                          dbname="postgres", connect_timeout=5, autocommit=True) as conn:
-        assert conn.execute("SELECT NOT pg_is_in_recovery(), inet_server_addr()::text").fetchone() == (True, leader)
+        assert conn.execute("SELECT NOT pg_is_in_recovery(), host(inet_server_addr())").fetchone() == (True, leader)
         # Stored as MD5, which every Chef Infra Server frontend's PostgreSQL clients speak.
         assert conn.execute("SELECT rolpassword LIKE 'md5%' FROM pg_authid WHERE rolname = 'chef_pgsql'").fetchone()[0]
 
