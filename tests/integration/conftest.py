@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
 
 from tests.support.harness import Cluster, Node
+
+
+def at_defaults() -> str:
+    """Settings for the operator procedures' clusters: none normally (the suite's fast TTL 10 and
+    search off), the shipped defaults with CHEF_BACKEND_TEST_DEFAULTS=1 (TTL 30, search on; its heap
+    kept at 256 MB so three nodes fit one host)."""
+    if os.environ.get("CHEF_BACKEND_TEST_DEFAULTS") != "1":
+        return ""
+    return "leaderl.leader_ttl_seconds = 30\nelasticsearch.enable = true\nelasticsearch.heap_size = 256\n"
 
 
 @pytest.fixture

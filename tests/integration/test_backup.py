@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from tests.integration.conftest import at_defaults
 from tests.support.harness import Cluster, Node
 
 pytestmark = pytest.mark.integration
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster():
-    with Cluster.running("backup") as c:
+    with Cluster.running("backup", extra_config=at_defaults(), timeout=180) as c:
         yield c
 
 

@@ -1,5 +1,5 @@
-"""Operator procedures on real processes (facts §5.4): replacing a node lost for good, and
-rebuilding a cluster from the survivor of a two-node loss."""
+"""Operator procedures on real processes (facts §5.4): re-syncing a follower by hand, replacing a
+node lost for good, and rebuilding a cluster from the survivor of a two-node loss."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from chef_backend.frontend.discovery import discover
+from tests.integration.conftest import at_defaults
 from tests.support.harness import Cluster, Node
 
 pytestmark = pytest.mark.integration
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster():
-    with Cluster.running("operations") as c:
+    with Cluster.running("operations", extra_config=at_defaults(), timeout=180) as c:
         yield c
 
 
@@ -44,6 +45,28 @@ class Rows:
 
 
 ROWS = Rows()
+
+
+def test_the_runbooks_pgsql_follow_resyncs_a_follower_by_hand(cluster: Cluster) -> None:
+    """The original's runbook: stop leaderl; pgsql-follow [--force-basebackup] LEADER; start leaderl."""
+    leader = cluster.wait_leader()
+    follower, other = [n for n in cluster.nodes if n is not leader]
+    ROWS.write(cluster)
+    assert "the leader manager is running" in follower.ctl("pgsql-follow", leader.address, check=False).stderr
+    follower.ctl("stop", "leaderl")
+    wrong = follower.ctl("pgsql-follow", other.address, check=False)
+    assert wrong.returncode == 1
+    assert f"the leader is {leader.address}: chef-backend-ctl pgsql-follow {leader.address}" in wrong.stderr
+    out = follower.ctl("pgsql-follow", "--force-basebackup", "--verbose", "--accept-license", leader.address)
+    assert "Copying the leader's data afresh (--force-basebackup)" in out.stdout
+    follower.ctl("start", "leaderl")
+    cluster.wait_healthy()
+    follower.ctl("stop", "leaderl")
+    assert "Rewound" in follower.ctl("pgsql-follow", leader.address).stdout
+    follower.ctl("start", "leaderl")
+    cluster.wait_healthy()
+    ROWS.write(cluster)
+    ROWS.assert_everywhere(cluster)
 
 
 def test_remove_node_refuses_a_node_that_still_runs(cluster: Cluster) -> None:

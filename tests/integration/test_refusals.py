@@ -95,12 +95,12 @@ def test_secrets_of_another_cluster(cluster: Cluster, newcomer: Node) -> None:
     assert_untouched(cluster, newcomer)
 
 
-def test_different_client_networks_are_refused_with_both_lists(cluster: Cluster, newcomer: Node) -> None:
-    newcomer.extra_config = 'postgresql.md5_auth_cidr_addresses = ["samehost", "10.0.0.0/8"]\n'
+def test_client_networks_that_shut_out_the_members_are_refused(cluster: Cluster, newcomer: Node) -> None:
+    newcomer.extra_config = 'postgresql.md5_auth_cidr_addresses = ["10.0.0.0/8"]\n'
     newcomer.write_config()
     result = join(newcomer, secrets=str(cluster.secrets_copy))
-    assert_refused(result, "postgresql.md5_auth_cidr_addresses differs from the cluster's: this node has "
-                           "['samehost', '10.0.0.0/8'], the cluster has ['samehost', 'samenet']")
+    assert_refused(result, "postgresql.md5_auth_cidr_addresses ['10.0.0.0/8'] does not let in the cluster's own "
+                           "members 127.0.0.11, 127.0.0.12, 127.0.0.13, 127.0.0.14")
     assert_untouched(cluster, newcomer)
 
 
@@ -151,8 +151,22 @@ def test_clock_drift_is_refused(cluster: Cluster, newcomer: Node) -> None:
     assert_untouched(cluster, newcomer)
 
 
-def test_create_without_yes_needs_a_terminal(newcomer: Node) -> None:
-    assert_refused(newcomer.ctl("create-cluster", check=False), "Pass --yes")
+def test_reconfigure_before_create_or_join_checks_the_file_and_changes_nothing(newcomer: Node) -> None:
+    # Deployment cookbooks run reconfigure right after installing, as the original allowed.
+    result = newcomer.ctl("reconfigure", "--accept-license")
+    assert "not part of a cluster yet" in result.stdout
+    assert newcomer.processes() == set()
+    assert not newcomer.secrets_file.exists()
+
+
+def test_create_without_yes_and_without_a_terminal_goes_ahead_as_the_original(newcomer: Node) -> None:
+    # Deployment scripts run `chef-backend-ctl create-cluster --accept-license` with no terminal.
+    try:
+        result = newcomer.ctl("--accept-license", "--quiet", "create-cluster", "--verbose")
+        assert "No terminal to ask: going ahead" in result.stdout
+        assert newcomer.leader_code() == 200
+    finally:
+        newcomer.ctl("cleanse", "--yes", check=False)
     assert newcomer.processes() == set()
 
 

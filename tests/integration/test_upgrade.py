@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import at_defaults
 from tests.support.harness import Cluster
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,7 @@ def install(source: Path) -> None:
 @pytest.fixture(scope="module")
 def cluster():
     try:
-        with Cluster.running("upgrade") as c:
+        with Cluster.running("upgrade", extra_config=at_defaults(), timeout=180) as c:
             yield c
     finally:
         install(REPO)

@@ -71,8 +71,11 @@ def test_all_statement_forms() -> None:
         ("postgresql.prot = 5432",
          "chef-backend.rb:1: unknown option 'postgresql.prot'; did you mean 'postgresql.port'?"),
         ("\n\nleaderl.leader_ttl = 10", "chef-backend.rb:3: unknown option 'leaderl.leader_ttl'; did you mean"),
-        ("postgresql.port = '5432'", "chef-backend.rb:1: postgresql.port must be an integer, not a string ('5432')"),
-        ("hide_sensitive 'no'", "hide_sensitive must be true or false"),
+        ("postgresql.port = 'five'", "chef-backend.rb:1: postgresql.port must be an integer, not a string ('five')"),
+        ("hide_sensitive 'maybe'", "hide_sensitive must be true or false"),
+        ("elasticsearch.heap_size = '4 parsecs'", "elasticsearch.heap_size must be an integer or nil"),
+        ("postgresql.max_connections = '350MB'", "postgresql.max_connections must be an integer"),
+        ("postgresql.shmmaxx = 1", "unknown option 'postgresql.shmmaxx'; did you mean"),
         ("publish_address", "chef-backend.rb:1: missing value for 'publish_address'"),
         ("publish_address =", "missing value after 'publish_address ='"),
         ("publish_address '10.0.0.1", "unterminated string"),
@@ -100,6 +103,9 @@ def test_sample_config_lists_every_option_and_parses_back() -> None:
     for key in OPTIONS:
         assert f"\n{key} = " in text
         assert s[key] == OPTIONS[key].default
+    for key, opt in OPTIONS.items():
+        if opt.no_effect:
+            assert f"# Accepted, no effect: {opt.no_effect}.\n{key} = " in text
 
 
 _values = st.recursive(

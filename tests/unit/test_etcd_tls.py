@@ -117,7 +117,7 @@ def test_etcd_requires_certificates_on_both_ports(tmp_path: Path, cluster_secret
     monkeypatch.setattr("chef_backend.host.fsutil.chown", lambda *a, **k: None)
     etcd.write_config(s, paths, cluster_secrets, "g" * 32, {"g" * 32: etcd.peer_url(s)}, "new")
     config = json.loads(paths.etcd_config.read_text())
-    assert config["listen-client-urls"] == "https://10.1.2.3:2379"
+    assert config["listen-client-urls"] == "https://10.1.2.3:2379,https://127.0.0.1:2379"  # etcdctl's default too
     assert config["initial-cluster"] == f"{'g' * 32}=https://10.1.2.3:2380"
     for side in ("client-transport-security", "peer-transport-security"):
         assert config[side]["client-cert-auth"] is True
@@ -125,7 +125,8 @@ def test_etcd_requires_certificates_on_both_ports(tmp_path: Path, cluster_secret
     plain = settings(tmp_path, tls=False)
     etcd.write_config(plain, paths, Secrets.generate(), "g" * 32, {"g" * 32: etcd.peer_url(plain)}, "new")
     config = json.loads(paths.etcd_config.read_text())
-    assert config["listen-client-urls"] == "http://10.1.2.3:2379" and "client-transport-security" not in config
+    assert config["listen-client-urls"] == "http://10.1.2.3:2379,http://127.0.0.1:2379"
+    assert "client-transport-security" not in config
     assert etcd.service_spec(s, paths).log_drop and not etcd.service_spec(plain, paths).log_drop
 
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chef_backend.ctl.gen_server_config import TEMPLATE
+from chef_backend.config.settings import load_text
+from chef_backend.ctl.gen_server_config import fill
 from chef_backend.frontend.discovery import Backend, parse_members
 from chef_backend.frontend.haproxy import render, up_servers
 from chef_backend.frontend.settings import FrontendConfigError, FrontendSettings, from_server_rb
@@ -35,9 +36,8 @@ def test_any_json_answer_is_read_or_refused_cleanly(doc: object) -> None:
         pass
 
 
-def server_rb(tmp_path: Path, extra: str = "") -> Path:
-    text = TEMPLATE.format(fqdn="fe1.example.com", members='"10.0.0.1", "10.0.0.2"', pg_port=5432, es_port=9200,
-                           superuser="chef_pgsql", password="p" * 100)
+def server_rb(tmp_path: Path, extra: str = "", backend_rb: str = "") -> Path:
+    text = fill(load_text(backend_rb), "fe1.example.com", '"10.0.0.1", "10.0.0.2"', "p" * 100)
     path = tmp_path / "chef-server.rb"
     path.write_text(text + extra)
     return path
@@ -79,3 +79,24 @@ def test_up_servers_reads_show_stat_rows() -> None:
             {"pxname": "chef_backend_postgresql", "svname": "BACKEND", "status": "UP"},
             {"pxname": "chef_backend_elasticsearch", "svname": "g1", "status": "UP"}]
     assert up_servers(rows) == {"chef_backend_postgresql": ["g1"], "chef_backend_elasticsearch": ["g1"]}
+
+
+def test_non_default_backend_ports_reach_the_frontends_haproxy(tmp_path: Path) -> None:
+    backend_rb = ("postgresql.port = 5433\nelasticsearch.port = 9201\nleaderl.http_port = 7332\n"
+                  "etcd.client_port = 2479\n")
+    path = server_rb(tmp_path, backend_rb=backend_rb)
+    text = path.read_text()
+    # Chef's search client goes to its own HAProxy, which listens on the local port.
+    assert "opscode_solr4['external_url'] = 'http://127.0.0.1:9200'" in text
+    s = from_server_rb(path)
+    assert (s.remote_postgresql_port, s.remote_elasticsearch_port, s.leaderl_healthcheck_port, s.etcd_port) == (
+        5433, 9201, 7332, 2479)
+    cfg = render(s, [Backend("a" * 32, "10.0.0.1")])
+    assert "bind 0.0.0.0:9200" in cfg and f"server {'a' * 32} 10.0.0.1:9201 check port 7332" in cfg
+    assert f"server {'a' * 32} 10.0.0.1:5433 check port 7332" in cfg and "hdr Host localhost:7332" in cfg
+
+
+def test_default_ports_give_the_originals_output_unchanged(tmp_path: Path) -> None:
+    text = server_rb(tmp_path).read_text()
+    assert "leaderl_healthcheck_port" not in text and "etcd_port" not in text
+    assert "haproxy['remote_elasticsearch_port'] = 9200\n\n# postgresql is external" in text

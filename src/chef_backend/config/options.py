@@ -2,7 +2,9 @@
 
 The list follows the seed's "chef-backend.rb Options" section (plus `vip`, `vip_interface` and the
 etcd ionice keys from the original's docs). Options we added are marked `ours=True`; they cover what
-the original hard-coded (binary locations, replication mode).
+the original hard-coded (binary locations, replication mode). Options kept only so that the
+original's files load are marked with `no_effect` and the reason; compat.py holds the original's
+keys that we have no option for at all.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ class Option:
     doc: str
     nullable: bool = False
     ours: bool = False
+    # Why the option, accepted for the original's files, changes nothing here ("" when it does).
+    no_effect: str = ""
+
+
+_NO_VIP = "frontends reach the leader through their own HAProxy (Chef Server 12.6 and later); no VIP is bound"
+_NO_POOL = "the leader manager keeps one HTTP session to etcd rather than a pool (http_timeout_ms does apply)"
 
 
 def _runit_options(service: str, log_directory: str) -> list[Option]:
@@ -47,10 +55,13 @@ def _runit_options(service: str, log_directory: str) -> list[Option]:
 _OPTIONS: list[Option] = [
     Option("fqdn", "string", None, "Host name of this node (defaults to the system's FQDN).", nullable=True),
     Option("hide_sensitive", "boolean", True, "Hide secrets in reconfigure diffs and output."),
-    Option("ip_version", "string", "ipv4", "'ipv4' or 'ipv6'."),
+    Option("ip_version", "string", "ipv4", "'ipv4' or 'ipv6': the family of publish_address and of the wildcard "
+           "address the leader manager listens on (0.0.0.0 or ::) when leaderl.http_address is not set."),
     Option("publish_address", "string", None, "Address of this node that the others reach.", nullable=True),
-    Option("vip", "string", None, "Legacy backend VIP (unused since frontends run HAProxy).", nullable=True),
-    Option("vip_interface", "string", None, "Legacy interface for the VIP.", nullable=True),
+    Option("vip", "string", None, "Legacy backend VIP.", nullable=True,
+           no_effect=_NO_VIP),
+    Option("vip_interface", "string", None, "Legacy interface for the VIP.", nullable=True,
+           no_effect=_NO_VIP),
     # --- postgresql ---
     *_runit_options("postgresql", f"/var/log/chef-backend/postgresql/{PG_MAJOR}"),
     Option(
@@ -69,6 +80,10 @@ _OPTIONS: list[Option] = [
         ours=True,
     ),
     Option("postgresql.db_superuser", "string", "chef_pgsql", "Database superuser to create."),
+    Option("postgresql.password_encryption", "string", "md5",
+           "How PostgreSQL stores (and so checks) passwords: 'md5', which every Chef Infra Server frontend "
+           "speaks, or 'scram-sha-256', which only frontends from mid-2025 on speak (docs/operations.md).",
+           ours=True),
     Option(
         "postgresql.md5_auth_cidr_addresses",
         "array",
@@ -137,12 +152,16 @@ _OPTIONS: list[Option] = [
     Option("etcd.ionice.level", "integer", 0, "ionice level of the etcd process."),
     # --- elasticsearch ---
     *_runit_options("elasticsearch", "/var/log/chef-backend/elasticsearch"),
-    Option("elasticsearch.heap_size", "integer", None, "JVM heap in MB (computed when nil).", nullable=True),
-    Option("elasticsearch.java_opts", "string", "", "Extra JVM flags."),
+    Option("elasticsearch.heap_size", "integer", None, "JVM heap in MB ('4g' and the like also read); nil: a third "
+           "of the memory, at least 1024 and at most 31744 (compressed pointers).", nullable=True),
+    Option("elasticsearch.java_opts", "string", "", "Extra JVM flags (a string or an array); they come last, so "
+           "a heap flag here wins."),
     Option("elasticsearch.new_size", "integer", None, "JVM new generation size in MB.", nullable=True),
-    Option("elasticsearch.plugins_directory", "path", "/var/opt/chef-backend/elasticsearch/plugins", "path.plugins"),
+    Option("elasticsearch.plugins_directory", "path", "/var/opt/chef-backend/elasticsearch/plugins", "path.plugins",
+           no_effect="the search node loads its plugins from elasticsearch.lib_dir (or the distribution's plugins/)"),
     Option("elasticsearch.port", "integer", 9200, "http.port"),
-    Option("elasticsearch.scripts_directory", "path", "/var/opt/chef-backend/elasticsearch/scripts", "path.scripts"),
+    Option("elasticsearch.scripts_directory", "path", "/var/opt/chef-backend/elasticsearch/scripts", "path.scripts",
+           no_effect="Elasticsearch 6 removed path.scripts and Chef's searches use no stored scripts"),
     Option("elasticsearch.java", "string", "/usr/bin/java", "The Java 17 runtime of the search service.", ours=True),
     Option("elasticsearch.lib_dir", "string", "/opt/chef-backend/embedded/lib/opensearch",
            "Where scripts/setup installed OpenSearch's jars and the launcher.", ours=True),
@@ -158,7 +177,8 @@ _OPTIONS: list[Option] = [
         "Leave the leader manager down when the supervisor starts; ctl start brings it up.",
     ),
     Option("leaderl.db_timeout", "integer", 2000, "PostgreSQL connect timeout in ms."),
-    Option("leaderl.http_acceptors", "integer", 10, "Concurrent /leader requests served at once."),
+    Option("leaderl.http_acceptors", "integer", 10, "Concurrent /leader requests served at once.",
+           no_effect="/leader is answered from a cache by one event loop; there is no acceptor pool to size"),
     Option("leaderl.http_address", "string", "0.0.0.0", "Address of the /leader HTTP endpoint."),
     Option("leaderl.http_port", "integer", 7331, "Port of the /leader HTTP endpoint."),
     Option("leaderl.leader_ttl_seconds", "integer", 30, "TTL of the leader key's lease."),
@@ -169,15 +189,19 @@ _OPTIONS: list[Option] = [
         "Followers that must stream from a new leader before it answers 200.",
     ),
     Option("leaderl.runsv_group", "string", "chef_pgsql", "Group of files holding passwords."),
-    Option("leaderl.status_internal_update_interval_seconds", "integer", 5, "How often the local status is refreshed."),
+    Option("leaderl.status_internal_update_interval_seconds", "integer", 5, "How often the local status is refreshed.",
+           no_effect="the leader manager refreshes its status on every pass of its loop (each second)"),
     Option(
         "leaderl.status_post_update_interval_seconds", "integer", 10, "How often the node posts its status to etcd."
     ),
     Option("leaderl.username", "string", "chef_pgsql", "System user that runs the leader manager."),
     Option("leaderl.control_worker_timeout_seconds", "integer", 30, "Time allowed for promote/demote."),
-    Option("leaderl.log_rotation.max_messages_per_second", "integer", 1000, "Log rate limit."),
-    Option("leaderl.etcd_pool.ibrowse_options", "array", [], "Unused (Erlang HTTP client options)."),
-    Option("leaderl.epmd_monitor.check_interval", "integer", 60000, "Unused (no Erlang here)."),
+    Option("leaderl.log_rotation.max_messages_per_second", "integer", 1000, "Log rate limit.",
+           no_effect="there is no Erlang error_logger to rate-limit; svlogd rotates the log by size"),
+    Option("leaderl.etcd_pool.ibrowse_options", "array", [], "Erlang HTTP client options.",
+           no_effect=_NO_POOL),
+    Option("leaderl.epmd_monitor.check_interval", "integer", 60000, "How often to check epmd, in ms.",
+           no_effect="there is no Erlang runtime here, so no epmd"),
     Option("leaderl.health_check.interval_seconds", "integer", 5, "Seconds between health checks."),
     Option(
         "leaderl.health_check.max_bytes_behind_leader",
@@ -186,7 +210,9 @@ _OPTIONS: list[Option] = [
         "A follower further behind than this is unhealthy.",
     ),
     Option("leaderl.health_check.max_elasticsearch_failures", "integer", 5, "Consecutive search failures tolerated."),
-    Option("leaderl.health_check.max_etcd_failures", "integer", 5, "Consecutive etcd failures tolerated."),
+    Option("leaderl.health_check.max_etcd_failures", "integer", 5, "Consecutive etcd failures tolerated.",
+           no_effect="losing etcd costs the leader its lease at the next renewal, so there is no separate etcd check "
+           "(the original dropped it in 2.2.0 for the same reason)"),
     Option("leaderl.health_check.max_pgsql_failures", "integer", 5, "Consecutive PostgreSQL failures tolerated."),
     Option(
         "leaderl.health_check.fatal_system_checks",
@@ -201,12 +227,13 @@ _OPTIONS: list[Option] = [
         "Paths checked for free space.",
     ),
     Option("leaderl.health_check.disk_min_space_mb", "integer", 250, "Free space each disk path needs."),
-    Option("leaderl.etcd_pool.cull_interval_seconds", "integer", 60, "Unused (connection pool)."),
+    Option("leaderl.etcd_pool.cull_interval_seconds", "integer", 60, "Connection pool setting.", no_effect=_NO_POOL),
     Option("leaderl.etcd_pool.http_timeout_ms", "integer", 5000, "Timeout of one etcd request in ms."),
-    Option("leaderl.etcd_pool.init_count", "integer", 10, "Unused (connection pool)."),
-    Option("leaderl.etcd_pool.max_age_seconds", "integer", 60, "Unused (connection pool)."),
-    Option("leaderl.etcd_pool.max_connection_duration_seconds", "integer", 300, "Unused (connection pool)."),
-    Option("leaderl.etcd_pool.max_count", "integer", 10, "Unused (connection pool)."),
+    Option("leaderl.etcd_pool.init_count", "integer", 10, "Connection pool setting.", no_effect=_NO_POOL),
+    Option("leaderl.etcd_pool.max_age_seconds", "integer", 60, "Connection pool setting.", no_effect=_NO_POOL),
+    Option("leaderl.etcd_pool.max_connection_duration_seconds", "integer", 300, "Connection pool setting.",
+           no_effect=_NO_POOL),
+    Option("leaderl.etcd_pool.max_count", "integer", 10, "Connection pool setting.", no_effect=_NO_POOL),
     # --- ssl ---
     Option("ssl.certificate", "path", None, "Operator-provided certificate (PEM).", nullable=True),
     Option("ssl.certificate_key", "path", None, "Operator-provided private key (PEM).", nullable=True),

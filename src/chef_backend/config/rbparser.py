@@ -10,9 +10,11 @@ It accepts what operators and the original's tools write, and nothing that would
     postgresql.md5_auth_cidr_addresses = ["samehost", "samenet",
                                           "10.1.0.0/16"]
     postgresql.environment = { "TZ" => "UTC", LANG: "C" }
+    postgresql.md5_auth_cidr_addresses = %w(samehost samenet 10.1.0.0/16)
 
 Values: single- and double-quoted strings, integers (with `_` separators), floats, true, false,
-nil, :symbols (read as strings), arrays and hashes, nested. `#` starts a comment outside strings.
+nil, :symbols (read as strings), arrays (also Ruby's `%w(...)` / `%i(...)` word lists) and hashes,
+nested. `#` starts a comment outside strings.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ _TOKEN_RE = re.compile(
     (?P<ws>[ \t\r\f]+)
   | (?P<comment>\#[^\n]*)
   | (?P<nl>\n|;)
+  | (?P<words>%[wWiI][(\[{<])
   | (?P<num>[-+]?(?:\d[\d_]*)(?:\.\d[\d_]*)?(?:[eE][-+]?\d+)?)
   | (?P<sym>:[A-Za-z_][A-Za-z0-9_]*[?!]?)
   | (?P<label>[A-Za-z_][A-Za-z0-9_]*:(?!:))
@@ -62,6 +65,8 @@ _TOKEN_RE = re.compile(
     """,
     re.VERBOSE,
 )
+
+_CLOSERS = {"(": ")", "[": "]", "{": "}", "<": ">"}
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "s": " ", "e": "\x1b", "a": "\a", "b": "\b"}
 
@@ -112,6 +117,16 @@ def _tokenize(src: str) -> list[_Tok]:
             value, pos, end_line = _read_string(src, pos, line)
             toks.append(_Tok("str", text, value, line))
             line = end_line
+            continue
+        if kind == "words":
+            # %w(a b c): whitespace-separated words up to the matching bracket, read as strings.
+            close = src.find(_CLOSERS[text[-1]], m.end())
+            if close < 0:
+                raise RbSyntaxError(line, f"unterminated word list starting with {text}")
+            body = src[m.end():close]
+            toks.append(_Tok("words", text, body.split(), line))
+            line += body.count("\n")
+            pos, spaced = close + 1, False
             continue
         pos = m.end()
         was_spaced, spaced = spaced, kind == "ws"
@@ -208,6 +223,8 @@ class _Parser:
         tok = self.take(skip_nl=True)
         if tok.kind in ("str", "num", "sym"):
             return tok.value
+        if tok.kind == "words":
+            return list(tok.value)
         if tok.kind == "ident":
             if tok.text == "true":
                 return True

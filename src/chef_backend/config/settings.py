@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chef_backend.config import compat
 from chef_backend.config.options import OPTIONS, Option
 from chef_backend.config.rbparser import Assignment, RbSyntaxError, format_value, parse
 from chef_backend.host.paths import host_path
+from chef_backend.node import client_networks
 
 
 class ConfigError(ValueError):
@@ -85,6 +87,8 @@ class Settings:
     values: dict[str, Any] = field(default_factory=dict)
     explicit: set[str] = field(default_factory=set)
     source: Path | None = None
+    # One line per setting from the original that has no effect here (reconfigure and show-config print them).
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def defaults(cls) -> Settings:
@@ -120,6 +124,16 @@ class Settings:
         addr = str(self.values["leaderl.http_address"])
         return self.publish_address if addr in ("0.0.0.0", "::") else addr
 
+    @property
+    def local_address(self) -> str | None:
+        """The loopback address etcd and search also listen on, so that the original's runbook commands
+        (`etcdctl`, `curl localhost:9200`) work with their defaults; None when the publish address is
+        itself a loopback address (several nodes sharing one host would clash there)."""
+        addr = self.values["publish_address"]
+        if not addr or ipaddress.ip_address(addr).is_loopback:
+            return None
+        return "::1" if ipaddress.ip_address(addr).version == 6 else "127.0.0.1"
+
     def service_enabled(self, service: str) -> bool:
         return bool(self.values[f"{service}.enable"])
 
@@ -136,19 +150,32 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _check(assign: Assignment, where: str) -> None:
-    opt = OPTIONS.get(assign.key)
+def _check(assign: Assignment, where: str, warnings: list[str]) -> tuple[str, Any] | None:
+    """The option and value an assignment sets (None for a key of the original that means nothing
+    here, which adds a warning); ConfigError for a key no version of the original knew or a bad value."""
+    key = compat.RENAMED.get(assign.key, assign.key)
+    at = f"{where}:{assign.line}"
+    if assign.key in compat.RETIRED:
+        warnings.append(f"{at}: {assign.key} is accepted but has no effect: {compat.RETIRED[assign.key]}")
+        return None
+    opt = OPTIONS.get(key)
     if opt is None:
         hint = nearest_key(assign.key)
         suffix = f"; did you mean '{hint}'?" if hint else "; see chef-backend-ctl gen-sample-backend-config"
-        raise ConfigError(f"{where}:{assign.line}: unknown option '{assign.key}'{suffix}")
-    if not _type_ok(opt, assign.value):
+        raise ConfigError(f"{at}: unknown option '{assign.key}'{suffix}")
+    if opt.no_effect:
+        # Whatever form the original took (an Erlang term for ibrowse_options), since nothing reads it.
+        warnings.append(f"{at}: {opt.key} is accepted but has no effect: {opt.no_effect}")
+        return key, assign.value if _type_ok(opt, assign.value) else _copy(opt.default)
+    value = compat.coerce(opt, assign.value)
+    if not _type_ok(opt, value):
         null = " or nil" if opt.nullable else ""
         raise ConfigError(
-            f"{where}:{assign.line}: {assign.key} must be {_TYPE_NAMES[opt.type]}{null}, "
+            f"{at}: {key} must be {_TYPE_NAMES[opt.type]}{null}, "
             f"not {_ruby_type(assign.value)} ({format_value(assign.value)})"
         )
-    _check_value(opt, assign.value, f"{where}:{assign.line}")
+    _check_value(opt, value, at)
+    return key, value
 
 
 def _check_value(opt: Option, value: Any, where: str) -> None:
@@ -157,6 +184,8 @@ def _check_value(opt: Option, value: Any, where: str) -> None:
         return
     if key == "ip_version" and value not in ("ipv4", "ipv6"):
         raise ConfigError(f"{where}: ip_version must be 'ipv4' or 'ipv6', not {format_value(value)}")
+    if key == "postgresql.password_encryption" and value not in ("md5", "scram-sha-256"):
+        raise ConfigError(f"{where}: {key} must be 'md5' or 'scram-sha-256', not {format_value(value)}")
     if key in ("publish_address", "vip"):
         try:
             ipaddress.ip_address(value)
@@ -169,6 +198,12 @@ def _check_value(opt: Option, value: Any, where: str) -> None:
         bad = [v for v in value if not isinstance(v, str) or not v or any(c.isspace() for c in v)]
         if bad:
             raise ConfigError(f"{where}: {key} must list non-empty strings without spaces, not {format_value(bad[0])}")
+    if key == "postgresql.md5_auth_cidr_addresses":
+        # PostgreSQL keeps its old pg_hba.conf on reload, but would not start with a bad line.
+        for entry in value:
+            why = client_networks.invalid_entry(entry)
+            if why:
+                raise ConfigError(f"{where}: {key}: {why}")
     if opt.type == "hash":
         bad_keys = [k for k in value if not str(k).replace("_", "").isalnum()]
         if bad_keys:
@@ -207,11 +242,28 @@ def load_text(text: str, where: str = "chef-backend.rb") -> Settings:
         raise ConfigError(f"{where}:{exc.line}: {exc.message}") from None
     settings = Settings.defaults()
     for assign in assignments:
-        _check(assign, where)
-        settings.values[assign.key] = assign.value
-        settings.explicit.add(assign.key)
+        checked = _check(assign, where, settings.warnings)
+        if checked:
+            settings.values[checked[0]] = checked[1]
+            settings.explicit.add(checked[0])
     _cross_checks(settings, where)
+    _apply_ip_version(settings, where)
     return settings
+
+
+def _apply_ip_version(settings: Settings, where: str) -> None:
+    """ip_version picks the wildcard the leader manager listens on (0.0.0.0 or ::). The family of
+    publish_address decides where the two disagree, since every listener binds that address."""
+    addr = settings["publish_address"]
+    if addr:
+        family = f"ipv{ipaddress.ip_address(addr).version}"
+        if family != settings["ip_version"]:
+            if "ip_version" in settings.explicit:
+                settings.warnings.append(f"{where}: ip_version is {format_value(settings['ip_version'])} but "
+                                         f"publish_address {addr} is {family}: working as for {family!r}")
+            settings.values["ip_version"] = family
+    if settings["ip_version"] == "ipv6" and "leaderl.http_address" not in settings.explicit:
+        settings.values["leaderl.http_address"] = "::"
 
 
 def load(path: Path) -> Settings:
@@ -227,10 +279,14 @@ def load(path: Path) -> Settings:
     return settings
 
 
-def sample_config() -> str:
-    """Every option with its default, as gen-sample-backend-config prints it."""
-    lines = ["# chef-backend.rb: every setting with its default. Uncomment and edit what you need.\n"]
+def sample_config(settings: Settings | None = None) -> str:
+    """Every option with its value on this node (its default where nothing sets or computes it), as
+    gen-sample-backend-config prints it. An option kept only for the original's files says so."""
+    settings = settings or Settings.defaults()
+    lines = ["# chef-backend.rb: every setting with its value on this node. Keep what you need.\n"]
     for key, opt in OPTIONS.items():
         lines.append(f"# {opt.doc}\n")
-        lines.append(f"{key} = {format_value(opt.default)}\n")
+        if opt.no_effect:
+            lines.append(f"# Accepted, no effect: {opt.no_effect}.\n")
+        lines.append(f"{key} = {format_value(settings.values[key])}\n")
     return "".join(lines)

@@ -48,7 +48,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("restore", help="create a new cluster from a backup archive")
     r.add_argument("path", metavar="PATH", help="a chef-backend-backup-*.tar.gz")
     r.add_argument("-p", "--publish-address", "--publish_address", dest="publish_address", metavar="ADDR")
-    r.add_argument("-d", "--staging-dir", metavar="DIR", help="where to unpack (default /var/opt/chef-backend)")
+    r.add_argument("-d", "--staging-dir", metavar="DIR",
+                   help="where to unpack the archive first (default /var/opt/chef-backend-restore; removed after)")
     r.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     r.add_argument("--etcd-wait-time", type=int, default=30, metavar="SECS")
     add_compat_flags(r)
@@ -194,4 +195,5 @@ def run_restore(args: argparse.Namespace) -> int:
     print(f"Restored {path} into new cluster {identity.cluster_id}; this node leads it.")
     print(f"Copy {ctx.paths.secrets_file} to each other backend and run there:")
     print(f"  chef-backend-ctl join-cluster {address} -s /path/to/chef-backend-secrets.json")
+    print("The search index starts empty: on one frontend, run chef-server-ctl reindex --all")
     return 0

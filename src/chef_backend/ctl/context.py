@@ -52,11 +52,20 @@ class Context:
 
 
 def add_compat_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags deployment tooling passes to the original (`--accept-license --yes --quiet`): accepted,
-    and without effect (there is no license to accept; output is already terse)."""
+    """Flags deployment tooling passes to the original on every command (`--accept-license --yes
+    --quiet --verbose`): accepted everywhere. There is no license to accept and output is already
+    terse; -y/--yes only matters where a command asks."""
     for flag in ("--accept-license", "--quiet", "--verbose"):
         if flag not in parser._option_string_actions:
             parser.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+    if "--yes" not in parser._option_string_actions:
+        parser.add_argument("-y", "--yes", action="store_true", help=argparse.SUPPRESS)
+
+
+def print_config_warnings(settings: Settings) -> None:
+    """The settings from the original's files that change nothing here, once each, on stderr."""
+    for line in settings.warnings:
+        print(f"WARNING: {line}", file=sys.stderr)
 
 
 def confirm(question: str, assume_yes: bool) -> None:

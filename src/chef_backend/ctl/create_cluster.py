@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -29,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=30,
         metavar="SECS",
-        help="accepted for compatibility (no search service yet)",
+        help="accepted for compatibility (the search node joins its cluster on its own)",
     )
     p.add_argument("--quorum-loss-recovery", action="store_true",
                    help="on the survivor of a two-node loss: re-form the cluster around this node")
@@ -62,6 +63,8 @@ def common_preflight(ctx: Context) -> str:
         {"postgresql": s["postgresql.port"], "etcd client": s["etcd.client_port"], "etcd peer": s["etcd.peer_port"]},
     )
     preflight.check_ports_free(http_addr, {"leaderl http": s["leaderl.http_port"]})
+    if s.local_address:  # etcdctl's and curl's defaults (see Settings.local_address)
+        preflight.check_ports_free(s.local_address, {"etcd client": s["etcd.client_port"]})
     preflight.check_disk([ctx.paths.var, ctx.paths.log], s["leaderl.health_check.disk_min_space_mb"])
     return address
 
@@ -72,7 +75,13 @@ def run(args: argparse.Namespace) -> int:
         return quorum_recovery.run(ctx, args)
     check_not_member(ctx)
     address = common_preflight(ctx)
-    confirm(f"Create a new chef-backend cluster with this node ({address}) as its leader?", args.yes)
+    question = f"Create a new chef-backend cluster with this node ({address}) as its leader?"
+    if not args.yes and not sys.stdin.isatty():
+        # The original went ahead when no terminal could answer, and deployment scripts rely on it
+        # (`create-cluster --accept-license`). Nothing is lost: check_not_member refused any data.
+        print(f"{question} No terminal to ask: going ahead, as the original did (--yes says so).")
+    else:
+        confirm(question, args.yes)
 
     existing = ctx.secrets() if ctx.paths.secrets_file.exists() else None
     generated = existing is None

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from chef_backend.cluster.store import StoreError
 from chef_backend.cluster.view import ClusterView
+from chef_backend.config.options import OPTIONS
+from chef_backend.config.settings import Settings
 from chef_backend.ctl.context import Context, CtlError
 from chef_backend.host import fsutil
 from chef_backend.secrets import SecretsError
@@ -21,7 +23,7 @@ chef_backend_members [{members}]
 
 haproxy['remote_postgresql_port'] = {pg_port}
 haproxy['remote_elasticsearch_port'] = {es_port}
-
+{extra_haproxy}
 # postgresql is external (the backend cluster) reached via local haproxy
 postgresql['external'] = true
 postgresql['vip'] = '127.0.0.1'
@@ -30,7 +32,7 @@ postgresql['db_superuser_password'] = '{password}'
 
 # remote elasticsearch instead of solr; batch indexing, no rabbitmq dependency
 opscode_solr4['external'] = true
-opscode_solr4['external_url'] = 'http://127.0.0.1:{es_port}'
+opscode_solr4['external_url'] = 'http://127.0.0.1:{local_es_port}'
 opscode_erchef['search_provider'] = 'elasticsearch'
 opscode_erchef['search_queue_mode'] = 'batch'
 
@@ -54,6 +56,12 @@ opscode_erchef['s3_url_expiry_window_size'] = '50%'
 """
 
 
+# Chef Infra Server's haproxy['local_elasticsearch_port'] default, where its HAProxy listens for search.
+LOCAL_ELASTICSEARCH_PORT = 9200
+# haproxy[...] keys Chef Infra Server reads, and the backend option each carries.
+NON_DEFAULT_PORTS = (("leaderl_healthcheck_port", "leaderl.http_port"), ("etcd_port", "etcd.client_port"))
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gen-server-config", help="print the chef-server.rb for a frontend")
     p.add_argument("fqdn", metavar="FQDN", help="the frontend's fully qualified domain name")
@@ -75,14 +83,24 @@ def render(ctx: Context, fqdn: str) -> str:
             "is etcd running? (chef-backend-ctl status)"
         ) from None
     members = ", ".join(f'"{n.address}"' for n in view.nodes)
-    s = ctx.settings
+    return fill(ctx.settings, fqdn, members, secrets.db_superuser_password)
+
+
+def fill(s: Settings, fqdn: str, members: str, password: str) -> str:
+    """The template with this cluster's values. The frontend's HAProxy listens on Chef's local
+    ports (5432, 9200) and forwards to the backends' ports; a backend port that is not the default
+    reaches it through the haproxy[...] line Chef reads for it (the original's output otherwise)."""
+    extra = "".join(f"haproxy['{key}'] = {s[option]}\n" for key, option in NON_DEFAULT_PORTS
+                    if s[option] != OPTIONS[option].default)
     return TEMPLATE.format(
         fqdn=fqdn.replace('"', ""),
         members=members,
         pg_port=s["postgresql.port"],
         es_port=s["elasticsearch.port"],
+        extra_haproxy=extra,
+        local_es_port=LOCAL_ELASTICSEARCH_PORT,
         superuser=s["postgresql.db_superuser"],
-        password=secrets.db_superuser_password,
+        password=password,
     )
 
 

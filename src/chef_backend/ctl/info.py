@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 
 from chef_backend import __version__
-from chef_backend.config.settings import sample_config
-from chef_backend.ctl.context import Context
+from chef_backend.config.settings import ConfigError, Settings, sample_config
+from chef_backend.ctl.context import Context, print_config_warnings
+from chef_backend.host.addresses import addresses
+from chef_backend.services import elasticsearch, postgresql
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -28,10 +31,32 @@ def run_version(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    print(sample_config(), end="")
+    print(sample_config(node_values()), end="")
     return 0
+
+
+def node_values() -> Settings:
+    """This node's settings with what the services would compute filled in, as the original printed
+    them: its name, the address others would reach it at, memory-derived sizes."""
+    try:
+        settings = Context.load().settings
+    except (OSError, ConfigError):
+        settings = Settings.defaults()  # not readable (not root) or not valid: the defaults still help
+    v = settings.values
+    v["fqdn"] = settings.node_name
+    if not v["publish_address"]:
+        family = 6 if v["ip_version"] == "ipv6" else 4
+        v["publish_address"] = next((a for a in addresses() if ipaddress.ip_address(a).version == family
+                                     and not ipaddress.ip_address(a).is_loopback
+                                     and not ipaddress.ip_address(a).is_link_local), None)
+    v["postgresql.shared_buffers"], v["postgresql.effective_cache_size"] = postgresql.memory_settings(settings)
+    v["elasticsearch.heap_size"] = elasticsearch.heap_mb(settings)
+    return settings
 
 
 def run_show(args: argparse.Namespace) -> int:
-    print(Context.load().settings.render(), end="")
+    settings = Context.load().settings
+    print_config_warnings(settings)
+    print(settings.render(), end="")
     return 0
+

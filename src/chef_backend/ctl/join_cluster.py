@@ -18,6 +18,7 @@ import psycopg
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.identity import NodeIdentity
 from chef_backend.cluster.store import Snapshot, Store, StoreError, describe
+from chef_backend.cluster.view import ClusterView
 from chef_backend.config.rbparser import format_value
 from chef_backend.config.settings import ConfigError, Settings, load_text
 from chef_backend.ctl import preflight, waits
@@ -26,6 +27,8 @@ from chef_backend.ctl.create_cluster import check_not_member, common_preflight, 
 from chef_backend.ctl.node_lifecycle import stop_everything, wipe_node_state
 from chef_backend.ctl.progress import Progress, tree_bytes
 from chef_backend.host import fsutil
+from chef_backend.host.addresses import interfaces
+from chef_backend.node import client_networks
 from chef_backend.node.render import ensure_users, grant_pg_control, render_node
 from chef_backend.secrets import Secrets, SecretsError
 from chef_backend.services import etcd, etcd_certs, etcd_tls, postgresql
@@ -151,17 +154,20 @@ def prepare_recovery(ctx: Context, peer: str) -> None:
     wipe_node_state(ctx.paths)
 
 
-def check_hba(ctx: Context, snap: Snapshot) -> None:
-    """Every node must let in the same clients (pg_hba.conf): after a failover the frontends and
-    the other nodes reach whichever node leads."""
+def check_hba(ctx: Context, snap: Snapshot, address: str) -> None:
+    """Refuse a postgresql.md5_auth_cidr_addresses that shuts out the cluster's members (once this
+    node leads they replicate from it); a list other than the cluster's is only warned about, as
+    the seed's procedure changes the list node by node."""
+    members = [n.address for n in ClusterView.from_snapshot(snap).nodes]
+    ours = list(ctx.settings["postgresql.md5_auth_cidr_addresses"])
+    why = client_networks.refusal(ours, [*members, address], interfaces())
+    if why:
+        raise CtlError(why)
     cluster = snap.value(keys.CLUSTER)
     theirs = cluster.get("md5_auth_cidr_addresses") if isinstance(cluster, dict) else None
-    ours = ctx.settings["postgresql.md5_auth_cidr_addresses"]
-    if theirs is not None and list(theirs) != list(ours):
-        raise CtlError(
-            f"postgresql.md5_auth_cidr_addresses differs from the cluster's: this node has {ours}, "
-            f"the cluster has {list(theirs)}; set the same list in chef-backend.rb"
-        )
+    if theirs is not None and list(theirs) != ours:
+        print(f"WARNING: postgresql.md5_auth_cidr_addresses is {ours} here and {list(theirs)} on the cluster; "
+              "frontends must be let in by every node", file=sys.stderr)
 
 
 def check_passwords(ctx: Context, leader_host: str, secrets: Secrets) -> None:
@@ -216,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     etcd_client_certificates(ctx, secrets)
     store, snap = read_cluster(args.peer, s)
     leader = check_membership(snap, address, args.peer, secrets)
-    check_hba(ctx, snap)
+    check_hba(ctx, snap, address)
     common_preflight(ctx)
     check_passwords(ctx, leader["address"], secrets)
     peers = {

@@ -82,7 +82,16 @@ def run_promote(args: argparse.Namespace) -> int:
         names = ", ".join(f"{n.name} ({n.address})" for n in view.nodes)
         raise CtlError(f"no node {args.node!r} in this cluster; nodes: {names}")
     if view.leader is None:
-        raise CtlError("the cluster has no leader to hand over from; use force-leader on the node instead")
+        # The original's runbook for a cluster left waiting: promote one of the nodes. Here that is
+        # force-leader for that node, refused when another node reports a later position.
+        ahead = ahead_of(view, target)
+        if ahead:
+            raise CtlError(f"the cluster has no leader, and {', '.join(ahead)} reported a later position than "
+                           f"{target.name}: promote that node instead (or, accepting the loss of what only it "
+                           f"has, run chef-backend-ctl force-leader on {target.name})")
+        print(f"The cluster has no leader: making {target.name} ({target.address}) the leader.")
+        force(ctx, store, target.guid, f"{target.name} is now the leader")
+        return 0
     if view.leader["guid"] == target.guid:
         raise CtlError(f"{target.name} is already the leader")
     _switch(ctx, store, view, target)
@@ -112,6 +121,15 @@ def demote(ctx: Context, store: Store, view: ClusterView) -> None:
     _switch(ctx, store, view, max(candidates, key=position))
 
 
+def ahead_of(view: ClusterView, target: NodeView) -> list[str]:
+    """Names of the nodes whose last reported PostgreSQL position is later than `target`'s."""
+    def position(n: NodeView) -> tuple[int, int]:
+        pos = (n.status or {}).get("position") or {}
+        return int(pos.get("timeline", 0)), int(pos.get("lsn", 0))
+
+    return [n.name for n in view.nodes if n.guid != target.guid and n.status and position(n) > position(target)]
+
+
 def run_force_leader(args: argparse.Namespace) -> int:
     ctx = Context.load()
     ident = ctx.require_identity()
@@ -120,20 +138,26 @@ def run_force_leader(args: argparse.Namespace) -> int:
         leader = view.node(view.leader["guid"])
         raise CtlError(f"the cluster already has a leader ({leader.name if leader else view.leader['guid']}); "
                        "force-leader only applies while there is none")
-    store.put(keys.CONTROL_FORCE, ident.guid)
+    force(ctx, store, ident.guid, "this node is now the leader")
+    return 0
+
+
+def force(ctx: Context, store: Store, guid: str, done: str) -> None:
+    """Have the node `guid` take leadership while there is none (its manager reads the request)."""
+    store.put(keys.CONTROL_FORCE, guid)
     deadline = time.monotonic() + _timeout(ctx)
     while time.monotonic() < deadline:
         leader = store.get(keys.LEADER)
         if leader is not None:
             store.delete(keys.CONTROL_FORCE)
-            if leader.value.get("guid") == ident.guid:
-                print("this node is now the leader")
-                return 0
+            if leader.value.get("guid") == guid:
+                print(done)
+                return
             raise CtlError("another node became leader meanwhile")
         time.sleep(0.2)
     store.delete(keys.CONTROL_FORCE)
-    raise CtlError(f"this node did not become leader within {_timeout(ctx):.0f}s; "
-                   "see chef-backend-ctl tail leaderl (is PostgreSQL running here?)")
+    raise CtlError(f"the node did not become leader within {_timeout(ctx):.0f}s; "
+                   "see chef-backend-ctl tail leaderl there (is its PostgreSQL running?)")
 
 
 def run_set_failover(args: argparse.Namespace) -> int:

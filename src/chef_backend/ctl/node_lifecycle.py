@@ -14,6 +14,7 @@ import time
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Store, StoreError, describe
 from chef_backend.cluster.view import ClusterView
+from chef_backend.ctl import boot
 from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confirm
 from chef_backend.host.httpcheck import REFUSED, http_status
 from chef_backend.host.paths import NodePaths, host_path
@@ -131,6 +132,7 @@ def run_cleanse(args: argparse.Namespace) -> int:
 
 def run_uninstall(args: argparse.Namespace) -> int:
     paths = NodePaths.current()
+    boot.mark_stopped(paths, "chef-backend-ctl uninstall")
     stop_everything(paths)
     print("Stopped every service and runsvdir; data and configuration are kept "
           "(chef-backend-ctl reconfigure brings the node back).")

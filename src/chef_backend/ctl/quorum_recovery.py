@@ -101,4 +101,6 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     print(f"This node ({ident.guid}) now leads a one-node cluster; dropped: {', '.join(gone) or 'none'}.")
     print(f"The secrets file changed: copy {ctx.paths.secrets_file} to each new node and run there:")
     print(f"  chef-backend-ctl join-cluster {ctx.settings.publish_address} -s /path/to/chef-backend-secrets.json")
+    print("The search index starts empty (its cluster lost its quorum too): once search is green, on one "
+          "frontend run chef-server-ctl reindex --all")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import sys
 import time
 from pathlib import Path
 
@@ -18,10 +19,13 @@ import psycopg
 
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import StoreError
+from chef_backend.cluster.view import ClusterView
+from chef_backend.ctl import boot, waits
 from chef_backend.ctl import services as services_cmd
-from chef_backend.ctl import waits
-from chef_backend.ctl.context import Context, CtlError
+from chef_backend.ctl.context import Context, CtlError, print_config_warnings
+from chef_backend.host.addresses import interfaces
 from chef_backend.host.paths import NodePaths
+from chef_backend.node import client_networks
 from chef_backend.node.render import render_node
 from chef_backend.secrets import Secrets
 from chef_backend.services import postgresql
@@ -65,23 +69,57 @@ def masked(text: str, secrets: Secrets, hide: bool) -> str:
     return text
 
 
-def check_hba_matches_cluster(ctx: Context) -> None:
+def check_client_networks(ctx: Context) -> list[str] | None:
+    """Refuse a postgresql.md5_auth_cidr_addresses that would shut out the cluster's own members
+    (client_networks says why that alone is dangerous); warn about entries the cluster's list had.
+    Returns the list the cluster last applied (None if etcd cannot say)."""
     try:
-        cluster = ctx.store().get(keys.CLUSTER)
+        store = ctx.store()
+        cluster = store.get(keys.CLUSTER)
+        members = [n.address for n in ClusterView.read(store, with_etcd_health=False).nodes]
     except (StoreError, OSError):
-        return  # etcd unreachable: the render itself is still worth doing
-    theirs = cluster.value.get("md5_auth_cidr_addresses") if cluster and isinstance(cluster.value, dict) else None
-    ours = ctx.settings["postgresql.md5_auth_cidr_addresses"]
-    if theirs is not None and list(theirs) != list(ours):
-        raise CtlError(f"postgresql.md5_auth_cidr_addresses differs from the cluster's: this node has {ours}, "
-                       f"the cluster has {list(theirs)}; every node must let in the same clients")
+        return None  # etcd unreachable: the render itself is still worth doing
+    applied = cluster.value.get("md5_auth_cidr_addresses") if cluster and isinstance(cluster.value, dict) else None
+    ours = list(ctx.settings["postgresql.md5_auth_cidr_addresses"])
+    why = client_networks.refusal(ours, members, interfaces())
+    if why:
+        raise CtlError(why)
+    gone = client_networks.dropped(ours, applied)
+    if gone:
+        print(f"WARNING: postgresql.md5_auth_cidr_addresses no longer has {', '.join(gone)} (the list the cluster "
+              "last applied): clients there are refused by this node whenever it leads; make the change on every "
+              "node", file=sys.stderr)
+    return applied
+
+
+def record_client_networks(ctx: Context, applied: list[str] | None) -> None:
+    """Remember the list this node applied as the cluster's (join-cluster and the next reconfigure
+    compare with it)."""
+    ours = list(ctx.settings["postgresql.md5_auth_cidr_addresses"])
+    if applied is None or list(applied) == ours:
+        return
+    try:
+        store = ctx.store()
+        cluster = store.get(keys.CLUSTER)
+        if cluster and isinstance(cluster.value, dict):
+            store.put(keys.CLUSTER, dict(cluster.value, md5_auth_cidr_addresses=ours))
+    except (StoreError, OSError):
+        pass
 
 
 def run(args: argparse.Namespace) -> int:
     ctx = Context.load()
-    ident = ctx.require_identity()
+    print_config_warnings(ctx.settings)
+    ident = ctx.identity
+    if ident is None:
+        # The original's reconfigure converged a fresh install without error, and deployment
+        # cookbooks run it before create-cluster/join-cluster. There is nothing to render yet: the
+        # node's files need the cluster's secrets and identity.
+        print(f"{ctx.paths.config_file} is valid. This node is not part of a cluster yet, so there is "
+              "nothing to apply: run chef-backend-ctl create-cluster or join-cluster.")
+        return 0
     secrets = ctx.secrets()
-    check_hba_matches_cluster(ctx)
+    applied = check_client_networks(ctx)
     files = managed_files(ctx)
     before = snapshot(files)
     render_node(ctx.settings, secrets, ident, ctx.paths)
@@ -99,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(ctx.paths)
     was_down = supervisor.runsvdir_pid() is None
     actions = []
+    boot.clear_stopped(ctx.paths)  # reconfigure brings a stopped node back, and boot then keeps it up
     if was_down:
         services_cmd.start(ctx, supervisor, services_cmd.ordered(supervisor, None), all_services=True)
         actions.append("started the node's services (they were stopped)")
@@ -115,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         actions.append("leaderl re-read its settings (no leadership change)")
     if "postgresql" in services or "postgresql-run" in services:
         actions.append(apply_postgresql(ctx, secrets, supervisor, restart="postgresql-run" in services))
+    record_client_networks(ctx, applied)
     print("Nothing changed." if not changed and not was_down else "\n".join(actions) or "Configuration rendered.")
     return 0
 
@@ -132,10 +172,15 @@ def apply_postgresql(ctx: Context, secrets: Secrets, supervisor: Supervisor, res
             while conn.execute("SELECT pg_conf_load_time()").fetchone()[0] == before and time.monotonic() < deadline:
                 time.sleep(0.1)
             pending = [r[0] for r in conn.execute("SELECT name FROM pg_settings WHERE pending_restart").fetchall()]
+            leader = not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+            # The followers get the new hashes through replication.
+            rehashed = postgresql.rehash_passwords(conn, s, secrets) if leader else []
     except psycopg.Error:
         return "PostgreSQL is not running; it starts with the new settings"
+    note = (f"; stored the passwords of {', '.join(rehashed)} as {s['postgresql.password_encryption']}"
+            if rehashed else "")
     if not pending and not restart:
-        return "reloaded PostgreSQL"
+        return "reloaded PostgreSQL" + note
     # On the leader its manager starts PostgreSQL again and keeps leading (a brief write pause).
     supervisor.sv("restart", "postgresql", wait=60)
-    return f"restarted PostgreSQL ({', '.join(pending) or 'its service definition changed'} needs a restart)"
+    return f"restarted PostgreSQL ({', '.join(pending) or 'its service definition changed'} needs a restart){note}"

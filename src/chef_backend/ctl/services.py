@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from chef_backend.ctl import boot
 from chef_backend.ctl.context import Context, CtlError
 from chef_backend.supervision.runit import Supervisor
 
@@ -91,8 +92,11 @@ def run(args: argparse.Namespace) -> int:
         logs = [str(ctx.settings.path(f"{n}.log_directory")) + "/current" for n in names]
         os.execvp("tail", ["tail", "-n", "20", "-F", *logs])
     if args.command == "start":
+        boot.clear_stopped(ctx.paths)
         ok = start(ctx, supervisor, names, all_services)
     elif args.command == "stop":
+        if all_services:
+            boot.mark_stopped(ctx.paths, "chef-backend-ctl stop")
         ok = stop(supervisor, names, all_services)
     elif args.command == "restart":
         ok = stop(supervisor, names, all_services)

@@ -13,7 +13,7 @@ import argparse
 import json
 
 from chef_backend import __version__
-from chef_backend.ctl import leadership, waits
+from chef_backend.ctl import boot, leadership, waits
 from chef_backend.ctl.context import Context, CtlError, add_compat_flags
 from chef_backend.node.render import render_node
 from chef_backend.supervision.runit import Supervisor
@@ -49,6 +49,7 @@ def run_upgrade(args: argparse.Namespace) -> int:
     # The members' client URLs from the cluster itself (a node from before etcd_endpoints.json has none).
     endpoints = [m["clientURLs"][0] for m in store.members() if m.get("clientURLs")]
     render_node(ctx.settings, ctx.secrets(), ident, ctx.paths, etcd_endpoints=endpoints)
+    boot.clear_stopped(ctx.paths)
     supervisor = Supervisor(ctx.paths)
     supervisor.ensure_running()
     for name in ("leaderl", "postgresql", "etcd"):
@@ -71,6 +72,7 @@ def run_down(args: argparse.Namespace) -> int:
     ctx = Context.load()
     ctx.require_identity()
     supervisor = Supervisor(ctx.paths)
+    boot.mark_stopped(ctx.paths, "chef-backend-ctl down-for-upgrade")
     for name in ("leaderl", "postgresql"):
         if name in supervisor.installed() and supervisor.runsvdir_pid() is not None:
             supervisor.sv("force-stop", name, wait=60)

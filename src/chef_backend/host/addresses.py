@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 
 
@@ -14,4 +15,16 @@ def addresses() -> list[str]:
         for family in ("inet", "inet6"):
             if family in parts:
                 found.append(parts[parts.index(family) + 1].split("/")[0])
+    return found
+
+
+def interfaces() -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+    """Every address of this host with its network (what pg_hba's samehost and samenet mean)."""
+    out = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True)
+    found = []
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        for family in ("inet", "inet6"):
+            if family in parts:
+                found.append(ipaddress.ip_interface(parts[parts.index(family) + 1]))
     return found

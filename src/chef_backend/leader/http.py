@@ -4,7 +4,8 @@
 clock, and 503 everywhere else; HAProxy on each frontend routes to the node answering 200. The
 answer comes from memory (never from etcd or PostgreSQL), so it stays fast whatever those do.
 `GET /status` returns this node's last status as JSON (the ctl uses it, e.g. to measure clock
-drift). One asyncio loop on its own thread serves every connection; h11 parses HTTP/1.1 and
+drift); `GET /metrics` the Prometheus metrics (chef_backend.metrics), also from memory. One
+asyncio loop on its own thread serves every connection; h11 parses HTTP/1.1 and
 bounds request sizes.
 """
 
@@ -20,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import h11
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from chef_backend.leader.timing import clock
+from chef_backend.metrics import Metrics, Sampler
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,12 @@ class Published:
     ready_until: float = 0.0  # timing.clock() until which the last tick's "ready" holds
     lease_deadline: float = 0.0  # timing.clock() after which the lease may be gone
     status: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "status" and value:  # each tick's status document moves the metrics' counters
+            self.metrics.observe(value)
 
     def is_leader(self) -> bool:
         now = clock()
@@ -70,6 +79,7 @@ class HttpServer:
 
     def start(self) -> None:
         """Serve on a daemon thread; raises if the port cannot be bound."""
+        Sampler(self.published.metrics).start()
         threading.Thread(target=self._thread, name="http", daemon=True).start()
         self._started.wait(10)
         if self._error is not None:
@@ -96,6 +106,9 @@ class HttpServer:
             if self.published.is_leader():
                 return 200, b"text/plain", b"leader\n"
             return 503, b"text/plain", b"not leader\n"
+        if path == b"/metrics":
+            body = self.published.metrics.render(self.published.is_leader(), self.published.lease_deadline)
+            return 200, CONTENT_TYPE_LATEST.encode(), body
         if path == b"/status":
             doc = dict(self.published.status, time=time.time(), leader=self.published.is_leader())
             return 200, b"application/json", json.dumps(doc).encode()

@@ -125,12 +125,12 @@ def data_dir(paths: NodePaths) -> Path:
 
 
 def heap_mb(settings: Settings) -> int:
-    """elasticsearch.heap_size, or the original's rule: a quarter of the memory, at least 1 GB
-    (capped where the JVM loses compressed pointers)."""
+    """elasticsearch.heap_size, or the original's rule (2.1 and later): a third of the memory, here at
+    least 1 GB and at most 31 GB (beyond that the JVM loses compressed pointers)."""
     if settings["elasticsearch.heap_size"]:
         return int(settings["elasticsearch.heap_size"])
     total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1048576
-    return min(max(total_mb // 4, 1024), 31744)
+    return min(max(total_mb // 3, 1024), 31744)
 
 
 def render_config(settings: Settings, secrets: Secrets, guid: str, members: list[str], bootstrap: bool,
@@ -143,6 +143,8 @@ def render_config(settings: Settings, secrets: Secrets, guid: str, members: list
         "node.name": guid,
         **eng.roles(),
         "network.host": settings.publish_address,
+        **({"network.bind_host": [settings.publish_address, settings.local_address],
+            "network.publish_host": settings.publish_address} if settings.local_address else {}),
         "http.port": settings["elasticsearch.port"],
         "transport.port": TRANSPORT_PORT,
         "action.auto_create_index": False,

@@ -58,7 +58,8 @@ def write_config(
     config = {
         "name": guid,
         "data-dir": str(paths.etcd_data),
-        "listen-client-urls": client_url(settings),
+        "listen-client-urls": ",".join([client_url(settings)] + ([client_url(settings, settings.local_address)]
+                                                                  if settings.local_address else [])),
         "advertise-client-urls": client_url(settings),
         "listen-peer-urls": peer_url(settings),
         "initial-advertise-peer-urls": peer_url(settings),

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
+import psycopg.sql
+
 from chef_backend.config.options import PG_MAJOR
 from chef_backend.config.settings import Settings
 from chef_backend.host import fsutil
@@ -90,6 +93,13 @@ def _memory_mb() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
 
 
+def memory_settings(settings: Settings) -> tuple[str, str]:
+    """shared_buffers and effective_cache_size: as set, or computed from this host's memory."""
+    mem = _memory_mb()
+    return (settings["postgresql.shared_buffers"] or f"{max(128, min(mem // 4, 8192))}MB",
+            settings["postgresql.effective_cache_size"] or f"{max(256, mem // 2)}MB")
+
+
 def _size(value: int | str, unit_mb: int = 1) -> str:
     return f"{value * unit_mb}MB" if isinstance(value, int) else value
 
@@ -101,9 +111,7 @@ def _q(value: str) -> str:
 def render_conf(settings: Settings, layout: PgLayout, cert: CertPaths, guid: str) -> str:
     """postgresql.conf from every postgresql.* setting."""
     s = settings
-    mem = _memory_mb()
-    shared_buffers = s["postgresql.shared_buffers"] or f"{max(128, min(mem // 4, 8192))}MB"
-    cache = s["postgresql.effective_cache_size"] or f"{max(256, mem // 2)}MB"
+    shared_buffers, cache = memory_settings(s)
     wal_level = {"hot_standby": "replica", "archive": "replica"}.get(
         s["postgresql.wal_level"], s["postgresql.wal_level"]
     )
@@ -115,7 +123,7 @@ def render_conf(settings: Settings, layout: PgLayout, cert: CertPaths, guid: str
         "unix_socket_directories": _q(str(layout.socket_dir)),
         "cluster_name": _q(f"chef-backend-{guid[:8]}"),
         "max_connections": s["postgresql.max_connections"],
-        "password_encryption": "'scram-sha-256'",
+        "password_encryption": _q(s["postgresql.password_encryption"]),
         "ssl": "on",
         "ssl_cert_file": _q(str(cert.certificate)),
         "ssl_key_file": _q(str(cert.key)),
@@ -265,13 +273,35 @@ def initdb(settings: Settings, layout: PgLayout, secrets: Secrets) -> None:
     for name in ("postgresql.conf", "pg_hba.conf", "pg_ident.conf"):
         (layout.data / name).unlink(missing_ok=True)
     repl = settings["postgresql.replication_user"]
-    sql = f'CREATE ROLE "{repl}" WITH REPLICATION LOGIN PASSWORD {_q(secrets.replication_password)};\n'
+    # initdb hashed the superuser's password with its own default (SCRAM); hash both roles' passwords
+    # the way postgresql.password_encryption says (frontends' clients may only speak MD5).
+    sql = (f'CREATE ROLE "{repl}" WITH REPLICATION LOGIN PASSWORD {_q(secrets.replication_password)};\n'
+           f'ALTER ROLE "{settings["postgresql.db_superuser"]}" PASSWORD {_q(secrets.db_superuser_password)};\n')
     _run(
         as_pg_user(layout, [layout.bin("postgres"), "--single", "-D", str(layout.data), "-c",
                           f"config_file={layout.conf}", "-c", "log_min_messages=warning", "postgres"]),
         "creating the replication role",
         input=sql,
     )
+
+
+def rehash_passwords(conn: psycopg.Connection, settings: Settings, secrets: Secrets) -> list[str]:
+    """On the leader: store the superuser's and the replication user's passwords hashed as
+    postgresql.password_encryption says, where they are not; returns the roles changed. The hash is
+    made here (libpq), so no password travels or reaches a log."""
+    wanted = settings["postgresql.password_encryption"]
+    prefix = "SCRAM-SHA-256$" if wanted == "scram-sha-256" else "md5"
+    changed = []
+    for role, password in ((settings["postgresql.db_superuser"], secrets.db_superuser_password),
+                           (settings["postgresql.replication_user"], secrets.replication_password)):
+        row = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()
+        if row is None or (row[0] or "").startswith(prefix):
+            continue
+        hashed = conn.pgconn.encrypt_password(password.encode(), role.encode(), wanted.encode()).decode()
+        conn.execute(psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(psycopg.sql.Identifier(role),
+                                                                      psycopg.sql.Literal(hashed)))
+        changed.append(role)
+    return changed
 
 
 def basebackup(settings: Settings, layout: PgLayout, secrets: Secrets, leader_host: str, guid: str) -> None:
