@@ -12,13 +12,14 @@ import pytest
 from cryptography import x509
 
 from chef_backend.config import rbparser
-from chef_backend.ctl.gen_server_config import TEMPLATE
+from chef_backend.config.settings import load_text
+from chef_backend.ctl.gen_server_config import fill
 from chef_backend.frontend.settings import FrontendConfigError, FrontendSettings
 from chef_server.ctl import api_service, certificate, nginx, server_rb
 from chef_server.ctl.layout import Layout
 
-SERVER_RB = TEMPLATE.format(fqdn="fe1.example.com", members='"127.0.0.11", "127.0.0.12"', pg_port=5432,
-                            es_port=9200, superuser="chef_pgsql", password="s3cret")
+# What gen-server-config prints for a backend with the defaults.
+SERVER_RB = fill(load_text(""), "fe1.example.com", '"127.0.0.11", "127.0.0.12"', "s3cret")
 
 
 def values(text: str = SERVER_RB) -> dict:
