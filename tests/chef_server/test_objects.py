@@ -66,6 +66,15 @@ def test_node_lifecycle(pivotal, org):
     assert (r.status_code, r.json()) == (404, {"error": [f"node '{node}' not found"]})
 
 
+def test_license_counts_the_nodes(frontend, pivotal, org):
+    before = pivotal.get(frontend.url + "/license").json()["node_count"]
+    node = name("node")
+    assert pivotal.post(org["url"] + "/nodes", json={"name": node}).status_code == 201
+    assert pivotal.get(frontend.url + "/license").json()["node_count"] == before + 1
+    assert pivotal.delete(f"{org['url']}/nodes/{node}").status_code == 200
+    assert pivotal.get(frontend.url + "/license").json()["node_count"] == before
+
+
 @pytest.mark.parametrize("body, status, error", [
     ({"name": "x y"}, 400, "Field 'name' invalid"),
     ({"name": "n", "run_list": "recipe[a]"}, 400, "Field 'run_list' is not a valid run list"),

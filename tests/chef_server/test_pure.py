@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chef_server import api_version, keys, org_policy, validation
-from chef_server.api import clients, groups, organizations, users
+from chef_server.api import clients, groups, license, organizations, users
 from chef_server.errors import ChefError
 
 
@@ -161,3 +161,9 @@ def test_group_members_from_body():
     assert groups.requested_members({"actors": {"users": ["a"], "groups": ["g"]}}) == {
         "user": ["a"], "client": [], "group": ["g"]}
     assert error_of(groups.requested_members, {"actors": {"users": "a"}})[0] == 400
+
+
+@pytest.mark.parametrize("count,exceeded", [(0, False), (1, False), (25, False), (26, True), (1000, True)])
+def test_license_limit_follows_the_node_count(count, exceeded):
+    body = license.license_body(count)
+    assert (body["node_count"], body["limit_exceeded"], body["node_license"]) == (count, exceeded, 25)

@@ -45,6 +45,12 @@ async def node_names_in(conn: psycopg.AsyncConnection, org_id: str, environment:
     return [row["name"] for row in await cur.fetchall()]
 
 
+async def count_nodes(conn: psycopg.AsyncConnection) -> int:
+    """The nodes of every organization (what /license counts)."""
+    cur = await conn.execute("SELECT count(*) AS n FROM nodes")
+    return (await cur.fetchone())["n"]
+
+
 async def insert(conn: psycopg.AsyncConnection, table: str, org_id: str, obj: dict, created_by: str | None) -> bool:
     """Store a new object named `obj["name"]`; False when the name is taken."""
     assert table in TABLES
