@@ -222,6 +222,8 @@ def test_listings_universe_and_depsolver(frontend, org):
     assert r.json()["error"][0]["non_existent_cookbooks"] == ["nothere"]
     r = chef.post(f"{base}/environments/_default/cookbook_versions", json={"run_list": "app"})
     assert r.status_code == 400 and r.json() == {"error": ["Field 'run_list' is not a valid run list"]}
+    r = chef.post(f"{base}/environments/not@environment/cookbook_versions", json={"run_list": []})
+    assert (r.status_code, r.json()) == (404, {"error": ["environment 'not@environment' not found"]})
 
 
 def test_cookbook_artifacts_and_policies(frontend, org):

@@ -67,7 +67,8 @@ async def solve_run_list(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
         pins = await environment_pins.pins(conn, ctx.org_id, environment)
         if pins is None:
-            raise ChefError(404, error_body(f"Cannot load environment {environment}"))
+            # erchef's depsolver words this 404 unlike the environments endpoint ("Cannot load environment E")
+            raise ChefError(404, error_body(f"environment '{environment}' not found"))
         container_acl.require(ctx.requestor, "cookbooks", "read")
         container_acl.require(ctx.requestor, "environments", "read")
         universe: dict[str, dict[str, dict]] = {}
