@@ -137,6 +137,7 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
     ("/organizations/{org}/data-collector", dict.fromkeys(("GET", "POST"), reports.not_served), True),
     ("/organizations/{org}/reports/{rest:path}", dict.fromkeys(("GET", "POST", "PUT"), reports.not_served), True),
     ("/reports/{rest:path}", dict.fromkeys(("GET", "POST", "PUT"), reports.not_served), True),
+    ("/organizations/{org}/controls", dict.fromkeys(_ALL_METHODS, reports.controls_gone), False),
     # -- end of cookbooks area --
     # --- objects: nodes, roles, environments, data bags, search ---
     ("/organizations/{org}/nodes", {"GET": nodes.list_nodes, "POST": nodes.create_node}, True),

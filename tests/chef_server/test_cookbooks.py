@@ -255,6 +255,16 @@ def test_required_recipe_and_no_automate(frontend, second, org):
     assert chef.post(f"{frontend.url}/organizations/{org}/data-collector", json={}).status_code == 404
 
 
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
+def test_controls_are_gone_signed_or_not(frontend, org, method):
+    gone = (410, {"error": "Resource gone, analytics is no longer supported by Chef Server"})
+    url = f"{frontend.url}/organizations/{org}/controls"
+    r = session(frontend.pivotal_key).request(method, url, json={})
+    assert (r.status_code, r.json()) == gone
+    r = requests.request(method, url, json={}, timeout=30)
+    assert (r.status_code, r.json()) == gone
+
+
 def _partial_request(host: str, port: int, head: str, first: bytes) -> socket.socket:
     """Send a request's head and the first part of its body, and leave it hanging."""
     sock = socket.create_connection((host, port), timeout=30)

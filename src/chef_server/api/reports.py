@@ -2,7 +2,8 @@
 
 required_recipe is Chef's nginx feature: 404 to everyone when disabled (no `required_recipe_path`),
 else the recipe file as text to signed GETs. Without Automate, /data-collector and /reports are not
-routed and answer 404 (chef-client then turns its data collector off for the run).
+routed and answer 404 (chef-client then turns its data collector off for the run). Analytics' old
+/organizations/O/controls answers 410 to every request, before authentication, as erchef does.
 """
 
 from __future__ import annotations
@@ -34,3 +35,11 @@ def _read(path: str) -> bytes:
 async def not_served(ctx: Ctx) -> tuple[int, object]:
     """/data-collector and /reports/...: no Automate and no Reporting here."""
     raise ChefError(404, error_body("not found"))
+
+
+CONTROLS_GONE = "Resource gone, analytics is no longer supported by Chef Server"
+
+
+async def controls_gone(ctx: Ctx) -> tuple[int, object]:
+    """/organizations/O/controls: gone (its error is one string, not erchef's usual list)."""
+    raise ChefError(410, {"error": CONTROLS_GONE})
