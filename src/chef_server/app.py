@@ -28,6 +28,7 @@ from .api import (
     depsolver,
     environments,
     groups,
+    identifiers,
     keys,
     license,
     nodes,
@@ -163,6 +164,7 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
     ("/organizations/{org}/search", {"GET": search.list_indexes}, True),
     ("/organizations/{org}/search/{index}", {"GET": search.search, "POST": search.partial_search}, True),
     ("/_search_flush", {"POST": search.flush}, False),
+    ("/organizations/{org}/{type}/{name}/_identifiers", {"GET": identifiers.get_identifiers}, False),
     # --- end of objects ---
 ]
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -73,6 +75,22 @@ def test_license_counts_the_nodes(frontend, pivotal, org):
     assert pivotal.get(frontend.url + "/license").json()["node_count"] == before + 1
     assert pivotal.delete(f"{org['url']}/nodes/{node}").status_code == 200
     assert pivotal.get(frontend.url + "/license").json()["node_count"] == before
+
+
+def test_node_identifiers_unsigned(frontend, pivotal, org):
+    node = name("node")
+    assert pivotal.post(org["url"] + "/nodes", json={"name": node}).status_code == 201
+    r = requests.get(f"{org['url']}/nodes/{node}/_identifiers", timeout=30)
+    assert r.status_code == 200 and sorted(r.json()) == ["authz_id", "id", "org_id"], r.text
+    assert all(re.fullmatch("[0-9a-f]{32}", value) for value in r.json().values())
+    assert r.json() == pivotal.get(f"{org['url']}/nodes/{node}/_identifiers").json()
+    r = requests.get(f"{org['url']}/nodes/nonexistent/_identifiers", timeout=30)
+    assert (r.status_code, r.json()) == (404, {"error": ["No such 'nodes': 'nonexistent'."]})
+    r = requests.get(f"{org['url']}/search/bad_object/_identifiers", timeout=30)
+    assert (r.status_code, r.json()) == (404, {"error": ["Unsupported object type: 'search'."]})
+    r = requests.get(f"{frontend.url}/organizations/nowhere/nodes/{node}/_identifiers", timeout=30)
+    assert (r.status_code, r.json()) == (404, {"error": ["organization 'nowhere' does not exist."]})
+    assert requests.put(f"{org['url']}/nodes/{node}/_identifiers", timeout=30).status_code == 405
 
 
 @pytest.mark.parametrize("body, status, error", [

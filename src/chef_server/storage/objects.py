@@ -45,6 +45,13 @@ async def node_names_in(conn: psycopg.AsyncConnection, org_id: str, environment:
     return [row["name"] for row in await cur.fetchall()]
 
 
+async def node_identifiers(conn: psycopg.AsyncConnection, org_id: str, name: str) -> dict | None:
+    """A node's id, authz_id and org_id, or None."""
+    cur = await conn.execute("SELECT id, authz_id, org_id FROM nodes WHERE org_id = %s AND name = %s",
+                             (org_id, name))
+    return await cur.fetchone()
+
+
 async def count_nodes(conn: psycopg.AsyncConnection) -> int:
     """The nodes of every organization (what /license counts)."""
     cur = await conn.execute("SELECT count(*) AS n FROM nodes")

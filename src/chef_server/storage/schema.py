@@ -212,6 +212,10 @@ SELECT md5(id || '/environments/_default'), id, '_default',
 FROM orgs;
 INSERT INTO search_outbox (kind, object_id, org_id) SELECT 'clients', id, org_id FROM clients;
 """),
+    # Nodes get an authz id, as erchef's do (its /nodes/N/_identifiers answers it); existing nodes get one too.
+    (101, """
+ALTER TABLE nodes ADD COLUMN authz_id text NOT NULL UNIQUE DEFAULT replace(gen_random_uuid()::text, '-', '');
+"""),
 ]
 
 MIGRATIONS += COOKBOOK_MIGRATIONS  # cookbooks area (200-299)
