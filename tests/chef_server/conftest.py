@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from chefsessionlib import ChefSession
 
 from .pg import Postgres
 
@@ -96,3 +97,14 @@ def frontend(postgres):
     yield fe
     stop_frontend(fe)
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def session(key_pem: str, user: str = "pivotal", version: str = "1.3", api: int = 1) -> ChefSession:
+    """A signed client (chefsessionlib) as `user`."""
+    return ChefSession(user, key_pem, authentication_version=version, api_version=api)
+
+
+@pytest.fixture(scope="module")
+def pivotal(frontend):
+    """The superuser's signed client on the shared frontend."""
+    return session(frontend.pivotal_key)

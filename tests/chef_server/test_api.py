@@ -9,12 +9,12 @@ import uuid
 
 import pytest
 import requests
-from chefsessionlib import ChefSession
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from .conftest import session
 from .signer import sign
 
 pytestmark = pytest.mark.integration
@@ -22,10 +22,6 @@ pytestmark = pytest.mark.integration
 
 def name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def session(key_pem: str, user: str = "pivotal", version: str = "1.3", api: int = 1) -> ChefSession:
-    return ChefSession(user, key_pem, authentication_version=version, api_version=api)
 
 
 def raw(fe, method: str, path: str, key, user: str = "pivotal", body: bytes = b"", **kw) -> requests.Response:
@@ -39,11 +35,6 @@ def raw(fe, method: str, path: str, key, user: str = "pivotal", body: bytes = b"
 
 def private_key(pem: str):
     return serialization.load_pem_private_key(pem.encode(), password=None)
-
-
-@pytest.fixture(scope="module")
-def pivotal(frontend):
-    return session(frontend.pivotal_key)
 
 
 @pytest.fixture(scope="module")

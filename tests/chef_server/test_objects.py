@@ -16,11 +16,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def pivotal(frontend):
-    return session(frontend.pivotal_key)
-
-
-@pytest.fixture(scope="module")
 def org(frontend, pivotal):
     org_name = name("org")
     r = pivotal.post(frontend.url + "/organizations", json={"name": org_name, "full_name": "Objects"})
