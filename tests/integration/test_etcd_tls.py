@@ -121,7 +121,7 @@ def test_a_frontend_routes_by_the_member_list_when_etcd_needs_certificates(clust
     fe = cluster.base / "fe"
     members = ",".join(n.address for n in cluster.nodes)
     try:
-        result = subprocess.run([FRONTEND_CMD, "reconfigure", "--members", members, "--listen", "127.0.0.31",
+        result = subprocess.run([FRONTEND_CMD, "reconfigure", "--members", members, "--listen", "127.0.0.27",
                                  "--dir", str(fe)], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         assert cluster.wait_leader().address in result.stdout
