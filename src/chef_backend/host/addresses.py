@@ -8,14 +8,7 @@ import subprocess
 
 def addresses() -> list[str]:
     """Every IPv4 and IPv6 address of this host's interfaces, loopback included (`ip -o addr`)."""
-    out = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True)
-    found = []
-    for line in out.stdout.splitlines():
-        parts = line.split()
-        for family in ("inet", "inet6"):
-            if family in parts:
-                found.append(parts[parts.index(family) + 1].split("/")[0])
-    return found
+    return [str(i.ip) for i in interfaces()]
 
 
 def interfaces() -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
