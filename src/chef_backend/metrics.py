@@ -35,27 +35,6 @@ SELECT application_name,
 """
 
 
-def acquire_reason(reason: str) -> str:
-    """A small, fixed label for why this node took leadership (the decision's own text varies)."""
-    text = reason.lower()
-    for needle, label in (("switchover", "switchover"), ("force", "forced"), ("looks dead", "leader_dead"),
-                          ("no leader", "no_leader")):
-        if needle in text:
-            return label
-    return "other"
-
-
-def loss_reason(reason: str) -> str:
-    """A small, fixed label for why this node stopped leading."""
-    text = reason.lower()
-    for needle, label in (("switchover", "switchover"), ("lease", "lease_lost"), ("etcd", "lease_lost"),
-                          ("room", "disk_full"), ("full", "disk_full"), ("search", "search_unhealthy"),
-                          ("postgresql", "postgresql_unhealthy"), ("stepping down", "unhealthy")):
-        if needle in text:
-            return label
-    return "other"
-
-
 class Metrics:
     """The registry of one leader manager; `observe` takes each status document, `render` answers."""
 
@@ -100,7 +79,7 @@ class Metrics:
             self.failures.labels(kind)
         self._last: dict[str, Any] = {}
         self._last_leader: str | None = None
-        self._acquire_reason = ""
+        self._acquire_cause = ""
         self._lock = threading.Lock()
 
     # -- from the control loop -----------------------------------------------------------------
@@ -119,12 +98,13 @@ class Metrics:
                 if self._last_leader is not None:
                     self.leader_changes.inc()
                 self._last_leader = leader
+            # The decision's typed cause (state.Cause): the first promoting step says why we lead.
             if role == "promoting" and before not in ("promoting", "leader"):
-                self._acquire_reason = str(doc.get("reason", ""))
+                self._acquire_cause = str(doc.get("cause") or "")
             if role == "leader" and before != "leader" and prev:
-                self.acquired.labels(acquire_reason(self._acquire_reason or str(doc.get("reason", "")))).inc()
+                self.acquired.labels(self._acquire_cause or str(doc.get("cause") or "") or "other").inc()
             if before == "leader" and role != "leader":
-                self.lost.labels(loss_reason(str(doc.get("reason", "")))).inc()
+                self.lost.labels(str(doc.get("cause") or "") or "other").inc()
             failures = doc.get("failures") or {}
             old = prev.get("failures") or {}
             for kind in FAILURE_KINDS:

@@ -9,6 +9,7 @@ import pytest
 from chef_backend.leader.decide import TIE_GRACE_SECONDS, decide, desired_sync_set
 from chef_backend.leader.state import (
     Action,
+    Cause,
     Kind,
     LeaderKey,
     Observation,
@@ -541,3 +542,33 @@ def test_path8_a_follower_stuck_on_an_older_timeline_than_the_leaders_rejoins() 
     report = replace(peer(C, lsn=1000, tl=6), role="leader")
     d = decide(obs(leader=leader, pg=standby(lsn=300, tl=3), following=ADDR[C], stream_stuck=True, peers={C: report}))
     assert kinds(d) == [Kind.REJOIN]
+
+
+# --- why leadership moves: the typed cause /metrics counts ----------------------------------------------
+
+def _cause_cases() -> list[tuple[str, Observation, Cause]]:
+    from chef_backend.leader.state import Switchover
+
+    lead = LeaderKey(A, ADDR[A])
+    return [
+        ("takeover of a dead leader", obs(leader=DEAD, leader_suspected=True, peers={B: peer(B)}), Cause.LEADER_DEAD),
+        ("no leader at all", obs(pg=standby(lsn=200), peers={B: peer(B, lsn=150)}), Cause.NO_LEADER),
+        ("force-leader", obs(force_leader=True, pg=standby(lsn=100), peers={B: peer(B, lsn=150)}), Cause.FORCED),
+        ("switchover heir promotes", obs(leader=lead, switchover=Switchover(C, A)), Cause.SWITCHOVER),
+        ("switchover source hands over", obs(leader=lead, pg=primary(standbys=(B, C)), sync=SyncSet((B, C), 1),
+                                             switchover=Switchover(A, B), peers={B: replace(peer(B), lease=9)}),
+         Cause.SWITCHOVER),
+        ("lease lapsed", obs(leader=lead, lease_ok=False, pg=primary()), Cause.LEASE_LOST),
+        ("etcd and lease lost", obs(etcd_ok=False, lease_ok=False, pg=primary()), Cause.LEASE_LOST),
+        ("search unhealthy", obs(leader=lead, pg=primary(), unhealthy=("search failed",),
+                                 unhealthy_cause=Cause.SEARCH_UNHEALTHY), Cause.SEARCH_UNHEALTHY),
+        ("storage full", obs(leader=lead, pg=primary(standbys=(B, C)), sync=SyncSet((B, C), 1),
+                             applied_sync=SyncSet((B, C), 1), storage_full="WAL disk full", peers={B: peer(B)}),
+         Cause.DISK_FULL),
+        ("a healthy leader", obs(leader=lead, pg=primary(standbys=(B,))), Cause.NONE),
+    ]
+
+
+@pytest.mark.parametrize(("case", "observation", "cause"), _cause_cases(), ids=[c[0] for c in _cause_cases()])
+def test_each_change_of_leadership_names_its_cause(case: str, observation: Observation, cause: Cause) -> None:
+    assert decide(observation).cause is cause, case

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chef_backend.leader.http import HttpServer, Published
-from chef_backend.metrics import Metrics, acquire_reason, loss_reason
+from chef_backend.metrics import Metrics
 
 
 def scrape(metrics: Metrics, is_leader: bool = False, lease_deadline: float = 0.0) -> dict[tuple, float]:
@@ -20,8 +20,10 @@ def scrape(metrics: Metrics, is_leader: bool = False, lease_deadline: float = 0.
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def doc(role: str, leader: str | None, reason: str = "", failures: dict | None = None, **extra: object) -> dict:
-    return {"role": role, "leader": leader, "reason": reason, "ready": role == "leader", "eligible": True,
+def doc(role: str, leader: str | None, reason: str = "", failures: dict | None = None, cause: str = "",
+        **extra: object) -> dict:
+    return {"role": role, "leader": leader, "reason": reason, "cause": cause, "ready": role == "leader",
+            "eligible": True,
             "failures": failures or {"pgsql": 0, "etcd": 0, "search": 0}, **extra}
 
 
@@ -30,7 +32,7 @@ def test_a_failover_seen_from_a_follower_that_takes_over() -> None:
     m.observe(doc("follower", "a" * 32, "following a"))
     m.observe(doc("follower", "a" * 32, "following a", failures={"pgsql": 0, "etcd": 0, "search": 0}))
     m.observe(doc("waiting_for_leader", None, "no leader: detaching"))
-    m.observe(doc("promoting", "b" * 32, f"leader {'a' * 32} looks dead: taking over"))
+    m.observe(doc("promoting", "b" * 32, f"leader {'a' * 32} looks dead: taking over", cause="leader_dead"))
     m.observe(doc("promoting", "b" * 32, "promoting PostgreSQL"))
     m.observe(doc("leader", "b" * 32, "leader"))
     got = scrape(m, is_leader=True, lease_deadline=time.monotonic() + 8)
@@ -48,7 +50,7 @@ def test_stepping_down_and_health_check_failures_are_counted_by_kind() -> None:
     for n in (1, 2, 3):
         m.observe(doc("leader", "b" * 32, "leader", failures={"pgsql": 0, "etcd": 0, "search": n},
                       search={"status": "red", "nodes": 2}))
-    m.observe(doc("waiting_for_leader", "b" * 32, "stepping down: search failed 5 checks",
+    m.observe(doc("waiting_for_leader", "b" * 32, "stepping down: search failed 5 checks", cause="search_unhealthy",
                   failures={"pgsql": 0, "etcd": 0, "search": 0}, search={"status": "red", "nodes": 2}))
     got = scrape(m)
     assert got[("chef_backend_health_check_failures_total", (("kind", "search"),))] == 3
@@ -74,20 +76,11 @@ def test_replication_and_disks_per_label() -> None:
     assert not any(name == "chef_backend_replication_lag_bytes" for name, _ in scrape(m))
 
 
-@pytest.mark.parametrize(("reason", "label"), [
-    ("no leader: taking leadership", "no_leader"), ("leader x looks dead: taking over", "leader_dead"),
-    ("switchover: taking over from x", "switchover"), ("forced by the operator", "forced"), ("?", "other")])
-def test_acquire_reasons(reason: str, label: str) -> None:
-    assert acquire_reason(reason) == label
-
-
-@pytest.mark.parametrize(("reason", "label"), [
-    ("leader lease could not be renewed", "lease_lost"), ("etcd unreachable and lease lost: fenced", "lease_lost"),
-    ("switchover: handing leadership to x", "switchover"),
-    ("stepping down: PostgreSQL data filesystem full, and an eligible follower has room", "disk_full"),
-    ("stepping down: PostgreSQL failed 5 checks", "postgresql_unhealthy"), ("?", "other")])
-def test_loss_reasons(reason: str, label: str) -> None:
-    assert loss_reason(reason) == label
+def test_a_change_without_a_cause_counts_as_other() -> None:
+    m = Metrics()
+    m.observe(doc("leader", "b" * 32, "leader"))
+    m.observe(doc("waiting_for_leader", "b" * 32, "something new"))
+    assert scrape(m)[("chef_backend_leadership_lost_total", (("reason", "other"),))] == 1
 
 
 def test_metrics_are_served_read_only_on_the_leader_port() -> None:

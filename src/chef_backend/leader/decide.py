@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from chef_backend.leader.state import (
     Action,
+    Cause,
     Decision,
     Kind,
     LeaderKey,
@@ -79,9 +80,11 @@ def _without_etcd(obs: Observation) -> Decision:
                 # Cut off from etcd *and* from our standbys: the followers may be electing a new
                 # leader. Stop now, not at the lease deadline: a commit whose wait for the standbys
                 # is cancelled would be visible here after the new leader's first write.
-                return Decision(Role.WAITING, False, (Action(Kind.FENCE),), f"etcd unreachable and {why}: fenced")
+                return Decision(Role.WAITING, False, (Action(Kind.FENCE),), f"etcd unreachable and {why}: fenced",
+                                Cause.LEASE_LOST)
             return Decision(Role.LEADER, ready, (), f"etcd unreachable; leading until the lease deadline ({why})")
-        return Decision(Role.WAITING, False, (Action(Kind.FENCE),), "etcd unreachable and lease lost: fenced")
+        return Decision(Role.WAITING, False, (Action(Kind.FENCE),), "etcd unreachable and lease lost: fenced",
+                        Cause.LEASE_LOST)
     return Decision(Role.WAITING, False, (), "etcd unreachable")
 
 
@@ -124,15 +127,17 @@ def standby_quorum(obs: Observation) -> SyncSet | None:
 
 def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
     if not obs.lease_ok:
-        return Decision(Role.WAITING, False, (Action(Kind.FENCE),), "leader lease could not be renewed")
+        return Decision(Role.WAITING, False, (Action(Kind.FENCE),), "leader lease could not be renewed",
+                        Cause.LEASE_LOST)
     if obs.unhealthy:
         reason = "stepping down: " + "; ".join(obs.unhealthy)
-        return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.FENCE)), reason)
+        return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.FENCE)), reason,
+                        obs.unhealthy_cause or Cause.UNHEALTHY)
     if obs.storage_full and _roomy_peer(obs):
         # Stepping down is the same path as for a failed PostgreSQL: the synchronous set elects
         # the most advanced follower. Without an eligible follower staying is better: reads work.
         reason = f"stepping down: {obs.storage_full}, and an eligible follower has room"
-        return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.FENCE)), reason)
+        return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.FENCE)), reason, Cause.DISK_FULL)
     switchover = obs.switchover
     if switchover is not None and switchover.source == obs.me:
         target = obs.peers.get(switchover.target)
@@ -141,7 +146,7 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
                             f"switchover to {switchover.target} refused: it is not an eligible follower")
         heir = LeaderKey(target.guid, target.address, lease=target.lease)
         return Decision(Role.LEADER, False, (Action(Kind.HANDOVER, leader=heir),),
-                        f"switchover: handing leadership to {target.guid}")
+                        f"switchover: handing leadership to {target.guid}", Cause.SWITCHOVER)
     if not obs.pg.running:
         return Decision(Role.PROMOTING, False, (Action(Kind.START_PG),), "starting PostgreSQL to lead")
     if obs.pg.in_recovery:
@@ -160,7 +165,9 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
         # Promote with exactly the published set in force, so that no standby outside it can
         # acknowledge a commit before the first SET_SYNC.
         promote = Action(Kind.PROMOTE, sync=obs.sync, position=obs.pg.position)
-        return Decision(Role.PROMOTING, False, (*actions, claim, promote), "promoting PostgreSQL")
+        heir = switchover is not None and switchover.target == obs.me
+        return Decision(Role.PROMOTING, False, (*actions, claim, promote), "promoting PostgreSQL",
+                        Cause.SWITCHOVER if heir else Cause.NONE)
     actions: tuple[Action, ...] = ()
     wanted = desired_sync_set(obs)
     if wanted != obs.sync or wanted != obs.applied_sync:
@@ -242,9 +249,10 @@ def _leaderless(obs: Observation, takeover: LeaderKey | None = None) -> Decision
             # forks where it did.
             fork = takeover.fork if takeover.guid == obs.me and primary else obs.pg.position
             action = Action(Kind.TAKEOVER, leader=takeover, guards=guards, position=fork)
-            return Decision(Role.PROMOTING, False, (action,), f"{gone}: taking over")
+            return Decision(Role.PROMOTING, False, (action,), f"{gone}: taking over", Cause.LEADER_DEAD)
         action = Action(Kind.ACQUIRE, guards=guards, position=obs.pg.position)
-        return Decision(Role.PROMOTING, False, (action,), f"{gone}: taking leadership")
+        return Decision(Role.PROMOTING, False, (action,), f"{gone}: taking leadership",
+                        Cause.FORCED if obs.force_leader else Cause.NO_LEADER)
     if primary:
         return Decision(Role.WAITING, False, (Action(Kind.FENCE),), f"primary without leadership: {why_not}")
     return Decision(Role.WAITING, False, (), f"{gone}; not a candidate: {why_not}")

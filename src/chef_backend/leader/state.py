@@ -13,6 +13,22 @@ class Role(StrEnum):
     WAITING = "waiting_for_leader"
 
 
+class Cause(StrEnum):
+    """Why a decision takes or gives up leadership, as a fixed value (the reason text varies);
+    posted in the status and counted by /metrics."""
+
+    NONE = ""
+    LEADER_DEAD = "leader_dead"
+    NO_LEADER = "no_leader"
+    FORCED = "forced"
+    SWITCHOVER = "switchover"
+    LEASE_LOST = "lease_lost"
+    DISK_FULL = "disk_full"
+    SEARCH_UNHEALTHY = "search_unhealthy"
+    POSTGRESQL_UNHEALTHY = "postgresql_unhealthy"
+    UNHEALTHY = "unhealthy"
+
+
 @dataclass(frozen=True, order=True)
 class Position:
     """How far a node's WAL goes: timeline first, then LSN (bytes)."""
@@ -124,6 +140,7 @@ class Observation:
     final: bool = False  # our own position is final (see Peer.final)
     lease: int = 0  # our lease: the leader key is ours only if bound to it
     stream_stuck: bool = False  # told to follow the leader for a while, and not streaming from it
+    unhealthy_cause: Cause = Cause.NONE  # the first of `unhealthy`, as a fixed value
 
     @property
     def detached(self) -> bool:
@@ -172,6 +189,7 @@ class Decision:
     ready: bool  # answer 200 on /leader
     actions: tuple[Action, ...]
     reason: str
+    cause: Cause = Cause.NONE
 
 
 
@@ -307,6 +325,7 @@ class Report:
     pg_streaming: bool
     upstream: str | None
     standbys: tuple[str, ...]
+    cause: Cause = Cause.NONE
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dataclasses import replace
 from chef_backend.leader.decide import decide, desired_sync_set, standby_quorum
 from chef_backend.leader.state import (
     Action,
+    Cause,
     Decision,
     Kind,
     LeaderKey,
@@ -166,20 +167,22 @@ def _lease(memory: Memory, sensed: Sensed) -> Memory:
     return replace(memory, lease=lease.lease, deadline=fence_deadline(lease.sent_at, lease.ttl))
 
 
-def _health(memory: Memory, sensed: Sensed) -> tuple[list[str], list[str]]:
-    """(ineligible, unhealthy) reasons from this node's own checks."""
+def _health(memory: Memory, sensed: Sensed) -> tuple[list[str], list[str], Cause]:
+    """(ineligible, unhealthy) reasons from this node's own checks, and the first unhealthy one's cause."""
     knobs = sensed.knobs
-    unhealthy: list[str] = []
+    unhealthy: list[tuple[Cause, str]] = []
     if memory.pg_failures >= knobs.max_pgsql_failures:
-        unhealthy.append(f"PostgreSQL failed {memory.pg_failures} checks in a row")
+        unhealthy.append((Cause.POSTGRESQL_UNHEALTHY, f"PostgreSQL failed {memory.pg_failures} checks in a row"))
     if memory.search_failures >= knobs.max_search_failures:
-        unhealthy.append(f"search service failed {memory.search_failures} checks in a row")
+        unhealthy.append((Cause.SEARCH_UNHEALTHY,
+                          f"search service failed {memory.search_failures} checks in a row"))
     if memory.disk_problems and knobs.fatal_system_checks:
-        unhealthy.append("disk: " + "; ".join(memory.disk_problems))
-    ineligible = list(unhealthy)
+        unhealthy.append((Cause.UNHEALTHY, "disk: " + "; ".join(memory.disk_problems)))
+    reasons = [text for _, text in unhealthy]
+    ineligible = list(reasons)
     if sensed.health.unsynced is not None:
         ineligible.append("unsynced: " + sensed.health.unsynced)
-    return ineligible, unhealthy
+    return ineligible, reasons, unhealthy[0][0] if unhealthy else Cause.NONE
 
 
 def _suspect(memory: Memory, sensed: Sensed, leader: LeaderKey, now: float) -> tuple[bool, Memory]:
@@ -203,7 +206,7 @@ def _observe(memory: Memory, sensed: Sensed, now: float) -> tuple[Observation, M
         # The old leader itself answers 503, and having lost its standbys to us it cannot answer
         # 200 again. (A refused connection proves nothing: a firewall's reset looks the same.)
         memory = replace(memory, hold_until=0.0, hold_probe=None)
-    ineligible, unhealthy = _health(memory, sensed)
+    ineligible, unhealthy, unhealthy_cause = _health(memory, sensed)
     me, pg, view = sensed.me, sensed.pg, sensed.etcd
     base = Observation(
         me=me,
@@ -213,6 +216,7 @@ def _observe(memory: Memory, sensed: Sensed, now: float) -> tuple[Observation, M
         pg=pg,
         ineligible=(),
         unhealthy=tuple(unhealthy),
+        unhealthy_cause=unhealthy_cause,
         storage_full=memory.storage_full,
         members=(me,),
         synchronous=sensed.knobs.synchronous,
@@ -335,6 +339,7 @@ def _report(obs: Observation, decision: Decision, final: bool) -> Report:
         role=decision.role,
         ready=decision.ready,
         reason=decision.reason,
+        cause=decision.cause,
         eligible=not obs.ineligible,
         ineligible=obs.ineligible,
         storage_full=obs.storage_full,
