@@ -66,7 +66,7 @@ backend chef_backend_postgresql
     mode tcp
     option httpchk
     http-check send meth GET uri /leader ver HTTP/1.1 hdr Host localhost:7331
-    default-server inter 1s rise 1 fall 1 on-marked-down shutdown-sessions
+    default-server inter 1s downinter 250ms rise 1 fall 1 on-marked-down shutdown-sessions
 {servers}
 """
 

@@ -38,13 +38,13 @@ backend chef_backend_postgresql
     mode tcp
     option httpchk
     http-check send meth GET uri /leader ver HTTP/1.1 hdr Host localhost:{leaderl}
-    default-server inter 2s rise 1 fall 1 on-marked-down shutdown-sessions
+    default-server inter 2s downinter 250ms rise 1 fall 1 on-marked-down shutdown-sessions
 {pg_servers}
 backend chef_backend_elasticsearch
     mode tcp
     option httpchk
     http-check send meth GET uri /leader ver HTTP/1.1 hdr Host localhost:{leaderl}
-    default-server inter 2s rise 1 fall 1
+    default-server inter 2s downinter 250ms rise 1 fall 1
 {es_servers}
 """
 

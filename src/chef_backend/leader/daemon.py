@@ -105,6 +105,7 @@ class Manager:
         self.last_reason = ""
         self.urgent = False
         self.stopping = threading.Event()
+        self.wake = threading.Event()  # the watcher saw our WAL stream stop: tick now, not in a second
         self.reload_requested = threading.Event()
         self.config_path = config_path
         layout = postgresql.PgLayout.of(self.settings, self.paths)
@@ -383,18 +384,25 @@ class Manager:
         log.info("reloaded settings from %s", self.config_path)
 
     def keep_ready(self) -> None:
-        """Look at PostgreSQL every READY_LOOK_SECONDS while this node is a primary, and keep a ready
-        leader's 200 going from those looks: the loop may wait seconds on etcd, and a 200 rests on
-        standby replies seen less than STANDBY_STALE ago."""
+        """Look at PostgreSQL every READY_LOOK_SECONDS. On a primary, keep a ready leader's 200 going
+        from those looks: the loop may wait seconds on etcd, and a 200 rests on standby replies seen
+        less than STANDBY_STALE ago. On a standby that streams, wake the loop the moment the stream
+        stops, so that suspicion of a dead leader starts then, not up to a tick later."""
         required = self.settings["leaderl.required_active_followers"]
         while not self.stopping.wait(READY_LOOK_SECONDS):
             last = self.memory.last_obs
-            if last is None or not last.pg.running or last.pg.in_recovery:
+            if last is None or not last.pg.running:
+                continue
+            if last.pg.in_recovery and (self.urgent or not last.pg.streaming):
                 continue
             observed_at = clock()
             try:
                 pg = self.watch_pg.observe()
             except psycopg.Error:
+                continue
+            if last.pg.in_recovery:
+                if not pg.streaming:
+                    self.wake.set()
                 continue
             with self.lock:
                 self.memory = refresh_ready(self.memory, pg, observed_at, required)
@@ -438,8 +446,13 @@ class Manager:
                 self.tick()
             except Exception:
                 log.exception("tick failed")
-            pause = (URGENT_TICK_SECONDS if self.urgent else TICK_SECONDS) - (clock() - started)
-            self.stopping.wait(max(0.05, pause))
+            now = clock()
+            pause = (URGENT_TICK_SECONDS if self.urgent else TICK_SECONDS) - (now - started)
+            if now < self.memory.hold_until:
+                # The first tick after a takeover's hold is the one that starts answering 200.
+                pause = min(pause, self.memory.hold_until - now + 0.01)
+            self.wake.wait(max(0.05, pause))
+            self.wake.clear()
         self.shutdown()
 
     def _is_primary(self) -> bool:
@@ -479,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def stop(signum: int, frame: object) -> None:
         manager.stopping.set()
+        manager.wake.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

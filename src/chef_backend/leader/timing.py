@@ -15,7 +15,7 @@ import time
 TICK_SECONDS = 1.0
 URGENT_TICK_SECONDS = 0.25  # while leadership moves: every fraction of a second is write outage
 # A leader whose WAL stream we lost and whose manager has not answered for this long is suspect.
-SUSPECT_AFTER_SECONDS = 1.5
+SUSPECT_AFTER_SECONDS = 1.25
 # A standby replies at least every wal_receiver_status_interval (1 s). One whose reply was not seen
 # to change for this long (counted from the look *before* the change was noticed) is gone.
 STANDBY_STALE_SECONDS = 2.0
