@@ -126,7 +126,8 @@ class Pg:
     receiving_since_start: bool = False  # pg_last_wal_receive_lsn() is NULL until the receiver got something
     sync: SyncSet = field(default_factory=SyncSet)  # synchronous_standby_names
     replies: dict[str, tuple[int, float]] = field(default_factory=dict)  # standby -> (flush, reply time)
-    pending: list[tuple[int, float]] = field(default_factory=list)  # (WAL index, issued at) waiting for standbys
+    # (WAL index, issued at, sent through HAProxy) waiting for standbys
+    pending: list[tuple[int, float, bool]] = field(default_factory=list)
 
     @property
     def timeline(self) -> int:

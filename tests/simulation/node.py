@@ -310,7 +310,26 @@ class Manager:
             if not ok:
                 raise EtcdDown()
             return True
-        return True  # switchovers are not simulated
+        if k is Kind.HANDOVER:
+            # A fast shutdown sends all WAL to the standbys streaming from us before it exits; the
+            # key then moves to the heir, under its lease, with the position we stopped at.
+            heir = action.leader
+            assert heir is not None
+            for m in w.nodes:
+                if m is not node and w.streams_from(m, node) and node.pg.wal[:len(m.pg.wal)] == m.pg.wal:
+                    m.pg.wal = list(node.pg.wal)
+            position = node.pg.position()
+            self.stop_pg("switchover")
+            yield 0.5
+            record = records.encode_leader(heir.guid, heir.address, w.now, handover=position)
+            lid = node.memory.lease
+            moved = [(keys.LEADER, record, heir.lease)]
+            ok = yield from self.etcd(lambda e: e.txn([(keys.LEADER, "lease", lid)], moved))
+            return ok
+        if k is Kind.END_SWITCHOVER:
+            yield from self.etcd(lambda e: e.delete(keys.CONTROL_SWITCHOVER))
+            return True
+        return True
 
     def pg_call(self) -> Steps:
         pg = self.node.pg

@@ -9,7 +9,7 @@ import pytest
 
 from chef_backend.cluster import store as keys
 from tests.simulation.models import PORTS
-from tests.simulation.world import World, run
+from tests.simulation.world import Violation, World, run
 
 # Seeds whose schedule broke an invariant before the path of issue 14 they name was closed (run
 # against the step function as of b674984's policy, with this simulation): kept as regressions.
@@ -139,3 +139,33 @@ def test_without_faults_every_commit_is_acknowledged_and_one_leader_is_elected()
     outcome = World(3, faults=False, duration=30).run()
     assert outcome.violation is None and outcome.promotions == 1
     assert outcome.acknowledged >= outcome.commits - 2  # the last ones may still be in flight
+
+
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_a_switchover_moves_leadership_without_losing_a_commit(seed: int) -> None:
+    """`chef-backend-ctl promote` under a continuous write load: the old leader hands the key over
+    after a fast shutdown, the heir promotes, and every invariant holds (no commit lost, one 200)."""
+    world = World(seed, faults=False, duration=60)
+    heir: list = []
+
+    def promote() -> None:
+        lead = next(n for n in world.nodes if n.pg.primary())
+        heir.append(next(n for n in world.nodes if n is not lead))
+        world.etcd.put(keys.CONTROL_SWITCHOVER, {"source": lead.guid, "target": heir[0].guid})
+        world.await_switchover(heir[0], world.now + 30.0)
+
+    world.at(30.0, promote)
+    outcome = world.run()
+    assert outcome.violation is None, fail(outcome)
+    assert outcome.promotions == 2 and heir[0].pg.primary() and heir[0].answers_200(world.now)
+    assert any("done" in line for line in outcome.schedule)
+
+
+def test_a_node_answering_200_without_a_commit_clients_saw_is_a_stale_read() -> None:
+    world = World(1, faults=False)
+    node = world.nodes[0]
+    node.pg.running, node.pg.in_recovery, node.pg.wal = True, False, [("c", 1)]
+    node.ready_until = node.deadline = float("inf")
+    world.seen_by_clients = {1: 0.5, 2: 0.6}
+    with pytest.raises(Violation, match="stale read"):
+        world.read()

@@ -23,6 +23,8 @@ WRITE_EVERY = 0.1
 COMMIT_WAIT = 5.0  # a client cancels a commit that waits for its standbys longer (the cancel hole)
 RECEIVER_TIMEOUT = 10.0  # wal_receiver_timeout
 SETTLE_SECONDS = 60.0  # the last minute of a schedule has no faults: the cluster must settle
+SWITCHOVER_TIMEOUT = 30.0  # leaderl.control_worker_timeout_seconds: how long `promote` waits
+READ_EVERY = 0.25  # clients read through HAProxy this often
 
 
 class Violation(Exception):
@@ -48,13 +50,14 @@ class World:
     duration: float = 150.0
     faults: bool = True
     keep_trace: bool = False
-    checks: frozenset[str] = frozenset({"200", "writable", "acks", "converge"})  # the invariants checked
+    checks: frozenset[str] = frozenset({"200", "writable", "acks", "reads", "converge"})  # the invariants checked
     calm: bool = False  # the faults have ended
     reject: bool = False  # cuts answer with a reset (nftables reject) rather than silence (drop)
     now: float = 0.0
     rng: random.Random = field(init=False)  # latencies, restartpoints: what the models decide
     frng: random.Random = field(init=False)  # the fault schedule, on its own stream so that it does not
     # change when the code under test behaves differently (a seed names the same schedule before and after a fix)
+    orng: random.Random = field(init=False)  # the operator's switchovers: a stream of their own, too
     nodes: list[Node] = field(init=False)
     etcd: Etcd = field(default_factory=Etcd)
     network: Network = field(default_factory=Network)
@@ -64,12 +67,16 @@ class World:
     trace: list[str] = field(default_factory=list)
     next_record: int = 0
     acknowledged: dict[int, float] = field(default_factory=dict)  # commit id -> when
+    # Commits a client sent through HAProxy (to a node answering 200) and saw acknowledged: a read
+    # through HAProxy afterwards must find each of them.
+    seen_by_clients: dict[int, float] = field(default_factory=dict)
     promotions: list[tuple[float, int, frozenset[int]]] = field(default_factory=list)  # (when, node, commits)
     commits: int = 0
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.frng = random.Random(self.seed * 7919 + 1)
+        self.orng = random.Random(self.seed * 104729 + 3)
         self.nodes = [Node(i, f"{i + 1:x}" * 32, f"10.0.0.{i + 1}") for i in range(self.size)]
         for n in self.nodes:
             n.offset = self.rng.uniform(0, 1000)
@@ -232,16 +239,18 @@ class World:
     def acknowledge(self, n: Node) -> None:
         pg = n.pg
         keep = []
-        for index, issued in pg.pending:
+        for index, issued, routed in pg.pending:
             if pg.acks(index, self.now):
                 commit = pg.wal[index][1]
                 self.acknowledged[commit] = self.now
+                if routed:
+                    self.seen_by_clients[commit] = self.now
                 for when, other, have in self.promotions:
                     if other != n.index and when > n.promoted_at and commit not in have and "acks" in self.checks:
                         raise Violation(f"n{n.index} acknowledged commit {commit} after n{other} was promoted "
                                         f"(at {when:.3f}) without it")
             elif self.now - issued < COMMIT_WAIT:
-                keep.append((index, issued))
+                keep.append((index, issued, routed))
         pg.pending = keep
 
     def write(self) -> None:
@@ -252,7 +261,7 @@ class World:
                 self.next_record += 1
                 self.commits += 1
                 pg.wal.append(("c", self.next_record))
-                pg.pending.append((len(pg.wal) - 1, self.now))
+                pg.pending.append((len(pg.wal) - 1, self.now, n.answers_200(self.now)))
         self.at(self.now + WRITE_EVERY, self.write)
 
     # -- invariants -----------------------------------------------------------------------------------
@@ -263,6 +272,19 @@ class World:
         writable = [n.index for n in self.nodes if self.writable(n)]
         if len(writable) > 1 and "writable" in self.checks:
             raise Violation(f"two writable primaries: {writable}")
+
+    def read(self) -> None:
+        """A client reads through HAProxy: whichever node answers 200 must show every commit a
+        client saw acknowledged (a fenced or cut-off old primary answering 200 serves stale data)."""
+        if "reads" in self.checks and self.seen_by_clients:
+            for n in self.nodes:
+                if n.answers_200(self.now) and n.pg.running and not n.pg.frozen:
+                    have = {r for kind, r in n.pg.wal if kind == "c"}
+                    missing = [c for c in self.seen_by_clients if c not in have]
+                    if missing:
+                        raise Violation(f"n{n.index} answers 200 without acknowledged commits {sorted(missing)[:5]} "
+                                        f"({len(missing)} in all): a stale read")
+        self.at(self.now + READ_EVERY, self.read)
 
     def writable(self, n: Node) -> bool:
         pg = n.pg
@@ -348,6 +370,39 @@ class World:
             self.stop_pg(n, "crash")
             self.at(self.now + rng.uniform(0.5, 3.0), lambda: self.start_pg(n) if n.host_up and n.pg.want_up else None)
         self.at(self.now + rng.expovariate(1 / 12.0), self.fault)
+
+    # -- the operator -------------------------------------------------------------------------------
+    def operator(self) -> None:
+        """Now and then `chef-backend-ctl promote` to a follower that status shows eligible and
+        streaming, as the command checks; it waits for the move or gives up and closes the request."""
+        if self.calm:
+            return
+        rng = self.orng
+        self.at(self.now + rng.expovariate(1 / 45.0), self.operator)
+        if not any(self.etcd_member_serves(i) for i in range(self.size)):
+            return
+        leader = self.etcd.kv.get(keys.LEADER)
+        if leader is None or keys.CONTROL_SWITCHOVER in self.etcd.kv:
+            return
+        source = leader.value.get("guid")
+        target = rng.choice([n for n in self.nodes if n.guid != source])
+        status = self.etcd.kv.get(keys.STATUS + target.guid)
+        doc = status.value if status else {}
+        if not (doc.get("eligible") and (doc.get("pg") or {}).get("streaming")):
+            return
+        self.etcd.put(keys.CONTROL_SWITCHOVER, {"source": source, "target": target.guid})
+        self.note(f"promote n{target.index} (switchover from the leader)")
+        self.at(self.now + 0.1, lambda: self.await_switchover(target, self.now + SWITCHOVER_TIMEOUT))
+
+    def await_switchover(self, target: Node, give_up: float) -> None:
+        leader = self.etcd.kv.get(keys.LEADER)
+        pending = keys.CONTROL_SWITCHOVER in self.etcd.kv
+        done = leader is not None and leader.value.get("guid") == target.guid and not pending
+        if done or not pending or self.now >= give_up:
+            self.etcd.delete(keys.CONTROL_SWITCHOVER)  # the command closes its request whatever happened
+            self.note(f"promote n{target.index}: {'done' if done else 'gave up'}")
+            return
+        self.at(self.now + 0.1, lambda: self.await_switchover(target, give_up))
 
     def compound(self, kind: str, n: Node, others: list[Node], hold: float) -> None:
         """Faults that take several steps to hurt, each step at a random moment."""
@@ -471,8 +526,10 @@ class World:
             self.spawn(n)
         self.at(0.0, self.replicate)
         self.at(0.0, self.write)
+        self.at(0.0, self.read)
         if self.faults:
             self.at(25.0, self.fault)
+            self.at(30.0 + self.orng.uniform(0, 30.0), self.operator)
             self.at(self.duration - SETTLE_SECONDS, self.settle)
         violation = None
         try:
