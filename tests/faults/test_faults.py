@@ -13,6 +13,7 @@ health check's default timings) and at TTL 10 with fast checks. The history of a
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -174,6 +175,48 @@ def test_kill_9_of_the_leader_node(env) -> None:
     old, others = healthy_under_load(cluster, writer)
     old.crash()
     new_leader_among(cluster, others)
+    writer.wait_acks(20, timeout=RESUME_BOUND_S)
+    old.ctl("start")
+    recovered(cluster, writer, prober)
+
+
+def test_kill_9_of_the_leaders_manager_and_postgresql(env) -> None:
+    """Issue 14, path 4: the leader's manager and PostgreSQL killed with the host alive; runit
+    restarts both at once. The restarted manager finds its previous run's key (its GUID, another
+    lease) while the followers may be taking it over: exactly one of them leads, nothing is lost."""
+    cluster, writer, prober = env.cluster, env.writer, env.prober
+    old, _ = healthy_under_load(cluster, writer)
+    assert old.signal("chef-backend-leaderl", signal.SIGKILL)
+    assert old.signal("postgres", signal.SIGKILL)
+    cluster.wait_leader(RECOVERY_BOUND_S)
+    writer.wait_acks(20, timeout=RESUME_BOUND_S)
+    recovered(cluster, writer, prober)
+
+
+def test_a_synchronous_member_frozen_when_the_leader_dies(env) -> None:
+    """Issue 14, path 1: one follower's PostgreSQL frozen (SIGSTOP, every process), then the leader's
+    host killed. The frozen member may hold commits acknowledged by it alone, and its manager can
+    only report a failed check, which counts for nothing: the other follower must not lead on its
+    own position. Thawed, the members elect a leader with every acknowledged commit."""
+    cluster, writer, prober = env.cluster, env.writer, env.prober
+    old, (frozen, other) = healthy_under_load(cluster, writer)
+    pids = frozen.postgresql_pids()
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        old.crash()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert other.leader_code() != 200, f"{other.name} led while {frozen.name}'s PostgreSQL was frozen"
+            time.sleep(0.5)
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    new_leader_among(cluster, [frozen, other])
     writer.wait_acks(20, timeout=RESUME_BOUND_S)
     old.ctl("start")
     recovered(cluster, writer, prober)

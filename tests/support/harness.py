@@ -164,6 +164,18 @@ class Node:
                 pids.append(pid)
         return pids
 
+    def postgresql_pids(self) -> list[int]:
+        """This node's PostgreSQL: the postmaster and every child (their titles start "postgres:")."""
+        pids = []
+        for pid in self.processes():
+            try:
+                argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if argv0.rsplit(b"/", 1)[-1] == b"postgres" or argv0.startswith(b"postgres:"):
+                pids.append(pid)
+        return pids
+
     def signal(self, program: str, sig: int) -> list[int]:
         """Send `sig` to this node's `program` processes; returns their pids."""
         pids = self.pids_of(program)
