@@ -92,7 +92,7 @@ def test_a_frontend_reaches_the_leader_over_ipv6(cluster: Cluster) -> None:
     server_rb = cluster.base / "chef-server.rb"
     cluster.nodes[1].ctl("gen-server-config", "fe.example.com", "-f", str(server_rb))
     text = server_rb.read_text()
-    assert "chef_backend_members [" + ", ".join(f'"{a}"' for a in NODES) + "]" in text
+    assert "chef_backend_members [" + ", ".join(f'"[{a}]"' for a in NODES) + "]" in text
     result = frontend("reconfigure", "--config", str(server_rb), "--listen", CLIENT, "--dir", str(cluster.base / "fe"))
     assert "WARNING" not in result.stderr  # etcd discovery answered over IPv6
     leader = cluster.wait_leader()

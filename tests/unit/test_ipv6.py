@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chef_backend.config.settings import load_text
-from chef_backend.frontend.discovery import Backend, parse_members
+from chef_backend.ctl.gen_server_config import member_list
+from chef_backend.frontend.discovery import Backend, discover, parse_members
 from chef_backend.frontend.haproxy import render
-from chef_backend.frontend.settings import FrontendSettings
+from chef_backend.frontend.settings import FrontendSettings, from_server_rb
 from chef_backend.host.netloc import host_port, url_host
 from chef_backend.node.client_networks import hba_address
 from chef_backend.secrets import Secrets
@@ -97,3 +98,20 @@ def test_a_frontend_routes_to_ipv6_members_discovered_through_etcd() -> None:
     assert "    bind [fd00:cb::21]:5432\n" in cfg
     assert f"    server {'a' * 32} [fd00:cb::11]:5432 check port 7331\n" in cfg
     assert f"    server {'b' * 32} [fd00:cb::12]:9200 check port 7331\n" in cfg
+
+
+def test_gen_server_config_brackets_ipv6_members_for_chefs_etcd_urls(tmp_path: Path) -> None:
+    from urllib.parse import urlsplit
+
+    line = member_list(["fd00:cb::11", "10.0.0.2"])
+    assert line == '"[fd00:cb::11]", "10.0.0.2"'
+    # Chef's frontend: Chef::HTTP.new("http://#{member}:#{port}"), the member as written.
+    assert urlsplit("http://[fd00:cb::11]:2379").hostname == "fd00:cb::11"
+    rb = tmp_path / "chef-server.rb"
+    rb.write_text(f"use_chef_backend true\nchef_backend_members [{line}]\n")
+    s = from_server_rb(rb)
+    assert s.members == ("[fd00:cb::11]", "10.0.0.2")
+    # No etcd answers (port 1 refuses): the static list, still a valid HAProxy address.
+    fallback = discover(list(s.members), etcd_port=1, timeout=1)
+    assert fallback.source == "static"
+    assert "    server backend0 [fd00:cb::11]:5432 check port 7331\n" in render(s, fallback.backends)
