@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from chef_backend.host.httpcheck import http_status
+from chef_backend.host.netloc import host_port
 
 BASE = Path(os.environ.get("CHEF_BACKEND_TEST_BASE", "/tmp/chef-backend-tests"))
 CTL = os.environ.get("CHEF_BACKEND_CTL", "/usr/local/bin/chef-backend-ctl")
@@ -101,6 +102,11 @@ class Node:
         return f"127.0.0.{10 + self.index}"
 
     @property
+    def http_listen(self) -> str | None:
+        """leaderl.http_address in this node's chef-backend.rb (nodes sharing a host each need their own)."""
+        return self.address
+
+    @property
     def root(self) -> Path:
         return self.base / f"n{self.index}"
 
@@ -114,7 +120,9 @@ class Node:
 
     def write_config(self, publish: bool = True) -> None:
         self.config_file.parent.mkdir(parents=True, exist_ok=True)
-        lines = [f"fqdn '{self.name}'", f"leaderl.http_address = '{self.address}'"]
+        lines = [f"fqdn '{self.name}'"]
+        if self.http_listen:
+            lines.append(f"leaderl.http_address = '{self.http_listen}'")
         if publish:
             lines.insert(0, f"publish_address '{self.address}'")
         self.config_file.write_text("\n".join(lines) + "\n" + DEFAULT_CONFIG + self.extra_config)
@@ -134,10 +142,10 @@ class Node:
         return result
 
     def leader_code(self) -> int:
-        return http_status(f"http://{self.address}:7331/leader", 2) or 0
+        return http_status(f"http://{host_port(self.address, 7331)}/leader", 2) or 0
 
     def status_doc(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://{self.address}:7331/status", timeout=2) as resp:
+        with urllib.request.urlopen(f"http://{host_port(self.address, 7331)}/status", timeout=2) as resp:
             return json.loads(resp.read())
 
     def password(self) -> str:

@@ -25,6 +25,7 @@ from tests.support.workload import HAProxy, LeaderProber, Writer
 PREFIX = "cbf"
 BRIDGE = f"{PREFIX}-br0"
 NET = "10.99.0"
+NET6 = "fd00:cb::"  # the same hosts on IPv6 only (setup_network(ipv6=True)): fd00:cb::1, ::11, ::12, ::13, ::20
 CLIENT_NS = f"{PREFIX}-client"
 CLIENT_ADDR = f"{NET}.20"
 # Each node's PostgreSQL on a filesystem this large, so that a fault can fill it: room for the data,
@@ -52,13 +53,15 @@ def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def _add_host(ns: str, address: str) -> None:
+    """A host on the bridge with one address, IPv4 (/24) or IPv6 (/64, usable at once: no duplicate
+    address detection)."""
     short = ns.removeprefix(f"{PREFIX}-")
     host_end, bridge_end = f"{PREFIX}-{short}-h", f"{PREFIX}-{short}-b"
     sh("ip", "netns", "add", ns)
     sh("ip", "link", "add", host_end, "type", "veth", "peer", "name", bridge_end)
     sh("ip", "link", "set", host_end, "netns", ns)
     sh("ip", "netns", "exec", ns, "ip", "link", "set", host_end, "name", "eth0")
-    sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/24", "dev", "eth0")
+    sh("ip", "netns", "exec", ns, "ip", "addr", "add", *_with_prefix(address), "dev", "eth0")
     sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
     sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
     sh("ip", "link", "set", bridge_end, "master", BRIDGE)
@@ -79,14 +82,22 @@ def teardown_network() -> None:
             sh("ip", "link", "del", name, check=False)
 
 
-def setup_network(nodes: int) -> None:
+def _with_prefix(address: str) -> list[str]:
+    return [f"{address}/64", "nodad"] if ":" in address else [f"{address}/24"]
+
+
+def setup_network(nodes: int, ipv6: bool = False) -> None:
+    """The bridge and the hosts; with `ipv6`, every host has only its IPv6 address (the bridge,
+    this side's view of them, has both)."""
     teardown_network()
     sh("ip", "link", "add", BRIDGE, "type", "bridge")
     sh("ip", "addr", "add", f"{NET}.1/24", "dev", BRIDGE)
+    if ipv6:
+        sh("ip", "addr", "add", *_with_prefix(f"{NET6}1"), "dev", BRIDGE)
     sh("ip", "link", "set", BRIDGE, "up")
     for i in range(1, nodes + 1):
-        _add_host(f"{PREFIX}-n{i}", f"{NET}.{10 + i}")
-    _add_host(CLIENT_NS, CLIENT_ADDR)
+        _add_host(f"{PREFIX}-n{i}", f"{NET6}{10 + i}" if ipv6 else f"{NET}.{10 + i}")
+    _add_host(CLIENT_NS, f"{NET6}20" if ipv6 else CLIENT_ADDR)
 
 
 @contextlib.contextmanager
@@ -188,11 +199,27 @@ class NsNode(Node):
         (self.pg_disk / "filler").unlink(missing_ok=True)
 
 
-def ns_cluster(name: str, size: int = 3, extra_config: str = "", pg_disk_mb: int | None = None) -> Cluster:
-    """A fresh cluster whose nodes live on their own hosts; with `pg_disk_mb`, each node's
-    PostgreSQL on a small filesystem of its own (removed with the cluster)."""
+@dataclass
+class V6NsNode(NsNode):
+    """A backend node on its own IPv6-only host (setup_network(ipv6=True)). Its leader manager
+    listens where ip_version 'ipv6' puts it (::), not on a configured address."""
+
+    @property
+    def address(self) -> str:
+        return f"{NET6}{10 + self.index}"
+
+    @property
+    def http_listen(self) -> str | None:
+        return None
+
+
+def ns_cluster(name: str, size: int = 3, extra_config: str = "", pg_disk_mb: int | None = None,
+               node: type[NsNode] = NsNode) -> Cluster:
+    """A fresh cluster whose nodes live on their own hosts (`node`: NsNode, or V6NsNode on an IPv6
+    network); with `pg_disk_mb`, each node's PostgreSQL on a small filesystem of its own (removed
+    with the cluster)."""
     cluster = Cluster.fresh(name, size=size, extra_config=extra_config)
-    cluster.nodes = [NsNode(n.index, n.base, n.extra_config) for n in cluster.nodes]
+    cluster.nodes = [node(n.index, n.base, n.extra_config) for n in cluster.nodes]
     for node in cluster.nodes:
         node.write_config()
         if pg_disk_mb is not None:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from chef_backend.host.httpcheck import http_status
+from chef_backend.host.netloc import host_port, url_host
 from tests.support.harness import Cluster, Node
 
 CLONE_NEWNET = 0x40000000
@@ -79,8 +80,9 @@ class HAProxy:
         self.dir = directory
         self.bind = bind
         self.dir.mkdir(parents=True, exist_ok=True)
-        servers = "\n".join(f"    server be{i} {addr}:5432 check port 7331" for i, addr in enumerate(backends, 1))
-        (self.dir / "haproxy.cfg").write_text(HAPROXY_CFG.format(dir=self.dir, bind=bind, servers=servers))
+        servers = "\n".join(f"    server be{i} {host_port(addr, 5432)} check port 7331"
+                            for i, addr in enumerate(backends, 1))
+        (self.dir / "haproxy.cfg").write_text(HAPROXY_CFG.format(dir=self.dir, bind=url_host(bind), servers=servers))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

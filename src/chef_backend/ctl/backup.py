@@ -32,6 +32,7 @@ from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confir
 from chef_backend.ctl.progress import Progress, tree_bytes
 from chef_backend.host import fsutil
 from chef_backend.host.httpcheck import http_status
+from chef_backend.host.netloc import host_port
 from chef_backend.secrets import Secrets, SecretsError
 from chef_backend.services import etcd_certs, postgresql
 
@@ -62,7 +63,7 @@ def run_backup(args: argparse.Namespace) -> int:
     ctx = Context.load()
     ident = ctx.require_identity()
     s = ctx.settings
-    if http_status(f"http://{s.http_address}:{s['leaderl.http_port']}/leader", 2) == 200 and not args.force:
+    if http_status(f"http://{host_port(s.http_address, s['leaderl.http_port'])}/leader", 2) == 200 and not args.force:
         raise CtlError("this node is the leader: run backup on a follower (or pass --force to load the leader)")
     secrets = ctx.secrets()
     deadline = time.monotonic() + args.timeout

@@ -11,6 +11,7 @@ from chef_backend.config.options import OPTIONS
 from chef_backend.config.settings import Settings
 from chef_backend.ctl.context import Context, CtlError
 from chef_backend.host import fsutil
+from chef_backend.host.netloc import url_host
 from chef_backend.secrets import SecretsError
 
 TEMPLATE = """\
@@ -82,8 +83,13 @@ def render(ctx: Context, fqdn: str) -> str:
             f"cannot read the cluster's members from etcd ({exc.__class__.__name__}); "
             "is etcd running? (chef-backend-ctl status)"
         ) from None
-    members = ", ".join(f'"{n.address}"' for n in view.nodes)
-    return fill(ctx.settings, fqdn, members, secrets.db_superuser_password)
+    return fill(ctx.settings, fqdn, member_list([n.address for n in view.nodes]), secrets.db_superuser_password)
+
+
+def member_list(addresses: list[str]) -> str:
+    """chef_backend_members' items. IPv6 addresses go in brackets: Chef's frontend asks each member's
+    etcd at `http://MEMBER:PORT` as written (and HAProxy takes `[addr]:port` if it falls back to the list)."""
+    return ", ".join(f'"{url_host(a)}"' for a in addresses)
 
 
 def fill(s: Settings, fqdn: str, members: str, password: str) -> str:

@@ -28,6 +28,7 @@ from chef_backend.ctl.node_lifecycle import stop_everything, wipe_node_state
 from chef_backend.ctl.progress import Progress, tree_bytes
 from chef_backend.host import fsutil
 from chef_backend.host.addresses import interfaces
+from chef_backend.host.netloc import host_port
 from chef_backend.node import client_networks
 from chef_backend.node.render import ensure_users, grant_pg_control, render_node
 from chef_backend.secrets import Secrets, SecretsError
@@ -104,7 +105,7 @@ def read_cluster(peer: str, settings: Settings) -> tuple[Store, Snapshot]:
         members = store.members()
     except (StoreError, OSError) as exc:
         raise CtlError(
-            f"cannot reach etcd at {peer}:{settings_port} ({exc.__class__.__name__}); "
+            f"cannot reach etcd at {host_port(peer, settings_port)} ({exc.__class__.__name__}); "
             "check PEER's address and that chef-backend runs there"
         ) from None
     urls = [m["clientURLs"][0] for m in members if m.get("clientURLs")]
@@ -226,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     common_preflight(ctx)
     check_passwords(ctx, leader["address"], secrets)
     peers = {
-        e.value.get("name", g): f"http://{e.value['address']}:{e.value.get('http_port', 7331)}/status"
+        e.value.get("name", g): f"http://{host_port(e.value['address'], e.value.get('http_port', 7331))}/status"
         for g, e in snap.under(keys.NODES).items()
     }
     preflight.check_clock_drift(peers)

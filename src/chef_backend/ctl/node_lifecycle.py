@@ -17,6 +17,7 @@ from chef_backend.cluster.view import ClusterView
 from chef_backend.ctl import boot
 from chef_backend.ctl.context import Context, CtlError, add_compat_flags, confirm
 from chef_backend.host.httpcheck import REFUSED, http_status
+from chef_backend.host.netloc import host_port
 from chef_backend.host.paths import NodePaths, host_path
 from chef_backend.supervision.runit import Supervisor
 
@@ -40,8 +41,8 @@ def still_running(ctx: Context, store: Store, view: ClusterView, guid: str) -> s
     its status), or None. A node that just died still has a status until its lease expires
     (the TTL): wait that long rather than refuse."""
     node = next(n for n in view.nodes if n.guid == guid)
-    if http_status(f"http://{node.address}:{node.http_port}/status", 2) not in (None, REFUSED):
-        return f"its leader manager answers on {node.address}:{node.http_port}"
+    if http_status(f"http://{host_port(node.address, node.http_port)}/status", 2) not in (None, REFUSED):
+        return f"its leader manager answers on {host_port(node.address, node.http_port)}"
     member = [m for m in view.etcd_members if m.get("name") == guid]
     if member and store.member_health(member).get(guid):
         return "its etcd member answers"

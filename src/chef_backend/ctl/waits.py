@@ -9,6 +9,7 @@ from chef_backend.cluster.view import ClusterView
 from chef_backend.config.settings import Settings
 from chef_backend.ctl.context import CtlError
 from chef_backend.host.httpcheck import http_status
+from chef_backend.host.netloc import host_port
 
 
 def etcd_healthy(store: Store, timeout: float) -> None:
@@ -26,7 +27,7 @@ def etcd_healthy(store: Store, timeout: float) -> None:
 
 def leader_ready(settings: Settings, timeout: float) -> None:
     """Wait until this node's /leader answers 200."""
-    url = f"http://{settings.http_address}:{settings['leaderl.http_port']}/leader"
+    url = f"http://{host_port(settings.http_address, settings['leaderl.http_port'])}/leader"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if http_status(url, 2) == 200:

@@ -13,6 +13,8 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from chef_backend.host.netloc import host_port
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -49,7 +51,7 @@ def discover(members: list[str], etcd_port: int = 2379, timeout: float = 5.0) ->
     """The backends to route to, from the first member whose etcd answers."""
     warnings = []
     for member in members:
-        url = f"http://{_host(member)}:{etcd_port}/v2/members"
+        url = f"http://{host_port(member, etcd_port)}/v2/members"
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
                 backends = parse_members(json.loads(resp.read()))
@@ -60,7 +62,3 @@ def discover(members: list[str], etcd_port: int = 2379, timeout: float = 5.0) ->
             return Discovery(backends, member, warnings)
         warnings.append(f"{url}: no members")
     return Discovery([Backend(f"backend{i}", m) for i, m in enumerate(members)], "static", warnings)
-
-
-def _host(member: str) -> str:
-    return f"[{member}]" if ":" in member else member

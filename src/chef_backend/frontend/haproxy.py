@@ -11,6 +11,7 @@ from pathlib import Path
 
 from chef_backend.frontend.discovery import Backend
 from chef_backend.frontend.settings import FrontendSettings
+from chef_backend.host.netloc import host_port, url_host
 from chef_backend.supervision.runit import CHPST, ServiceSpec
 
 HAPROXY = "/usr/sbin/haproxy"
@@ -52,18 +53,14 @@ backend chef_backend_elasticsearch
 def render(s: FrontendSettings, backends: list[Backend]) -> str:
     """haproxy.cfg: data to each member's PostgreSQL and search ports, health from its /leader."""
     def servers(port: int) -> str:
-        return "\n".join(f"    server {b.name} {_addr(b.address)}:{port} check port {s.leaderl_healthcheck_port}"
+        return "\n".join(f"    server {b.name} {host_port(b.address, port)} check port {s.leaderl_healthcheck_port}"
                          for b in backends)
 
     return TEMPLATE.format(
-        socket=s.stats_socket, listen=_addr(s.listen), local_pg=s.local_postgresql_port,
+        socket=s.stats_socket, listen=url_host(s.listen), local_pg=s.local_postgresql_port,
         local_es=s.local_elasticsearch_port, leaderl=s.leaderl_healthcheck_port,
         pg_servers=servers(s.remote_postgresql_port), es_servers=servers(s.remote_elasticsearch_port),
     )
-
-
-def _addr(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
 
 
 def service_spec(s: FrontendSettings) -> ServiceSpec:

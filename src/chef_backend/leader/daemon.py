@@ -48,6 +48,7 @@ from chef_backend import __version__
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Snapshot, Store, StoreError, describe
 from chef_backend.host.httpcheck import REFUSED, http_status
+from chef_backend.host.netloc import host_port
 from chef_backend.host.paths import NodePaths, host_path
 from chef_backend.leader import records
 from chef_backend.leader.actions import Executor, Markers, parse_sync_standby_names
@@ -249,7 +250,7 @@ class Manager:
 
     def probe(self, address: str, path: str) -> int | None:
         """A leader manager's answer: the HTTP code, 0 when it refuses, None when it is silent."""
-        code = http_status(f"http://{address}:{self.settings['leaderl.http_port']}{path}", 0.5)
+        code = http_status(f"http://{host_port(address, self.settings['leaderl.http_port'])}{path}", 0.5)
         return 0 if code == REFUSED else code
 
     def sense(self) -> tuple[Sensed, Snapshot | None]:

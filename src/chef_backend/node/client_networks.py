@@ -37,6 +37,16 @@ def invalid_entry(entry: str) -> str | None:
     return f"{entry!r} is neither an address, a CIDR network, a host name, all, samehost nor samenet"
 
 
+def hba_address(entry: str) -> str:
+    """`entry` as pg_hba.conf's address column: a single IP address gets its host mask (/32, /128),
+    since PostgreSQL would read the next column (the method) as its netmask; all else as it is."""
+    try:
+        ip = ipaddress.ip_address(entry)
+    except ValueError:
+        return entry
+    return f"{ip}/{ip.max_prefixlen}"
+
+
 def admits(entry: str, address: str, local: list[Interface]) -> bool | None:
     """Whether a pg_hba entry lets in a client at `address` on a host with interfaces `local`; None
     when that depends on name resolution."""

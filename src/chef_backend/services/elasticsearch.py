@@ -25,6 +25,7 @@ from typing import Any
 
 from chef_backend.config.settings import ConfigError, Settings
 from chef_backend.host import fsutil
+from chef_backend.host.netloc import host_port
 from chef_backend.host.paths import NodePaths
 from chef_backend.secrets import Secrets
 from chef_backend.services.etcd import USER
@@ -137,7 +138,7 @@ def render_config(settings: Settings, secrets: Secrets, guid: str, members: list
                   eng: Engine) -> str:
     """The engine's YAML settings (JSON is YAML). `bootstrap` only when this node forms a new
     search cluster."""
-    seeds = [f"{m}:{TRANSPORT_PORT}" for m in members]
+    seeds = [host_port(m, TRANSPORT_PORT) for m in members]
     doc: dict[str, Any] = {
         "cluster.name": secrets.elasticsearch_cluster_name,
         "node.name": guid,
@@ -175,7 +176,7 @@ def seed_hosts_file(paths: NodePaths) -> Path:
 
 def write_seed_hosts(paths: NodePaths, members: list[str]) -> bool:
     """unicast_hosts.txt: every member's transport address; True if it changed."""
-    text = "".join(f"{m}:{TRANSPORT_PORT}\n" for m in sorted(set(members)))
+    text = "".join(host_port(m, TRANSPORT_PORT) + "\n" for m in sorted(set(members)))
     try:
         if seed_hosts_file(paths).read_text() == text:
             return False
@@ -301,7 +302,7 @@ def health(settings: Settings, timeout: float = 1.0) -> dict[str, Any] | None:
 
 
 def _get(settings: Settings, path: str, timeout: float) -> bytes | None:
-    url = f"http://{settings.publish_address}:{settings['elasticsearch.port']}{path}"
+    url = f"http://{host_port(settings.publish_address, settings['elasticsearch.port'])}{path}"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.read()
@@ -355,7 +356,7 @@ def set_zen_quorum(settings: Settings, members: int, timeout: float = 2.0) -> in
     if have == str(want) or sum("m" in line for line in roles.decode().split()) < want:
         return None
     body = json.dumps({"persistent": {"discovery.zen.minimum_master_nodes": want}}).encode()
-    req = urllib.request.Request(f"http://{settings.publish_address}:{settings['elasticsearch.port']}"
+    req = urllib.request.Request(f"http://{host_port(settings.publish_address, settings['elasticsearch.port'])}"
                                  "/_cluster/settings", data=body, method="PUT",
                                  headers={"Content-Type": "application/json"})
     try:

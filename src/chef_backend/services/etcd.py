@@ -15,6 +15,7 @@ from pathlib import Path
 
 from chef_backend.config.settings import Settings
 from chef_backend.host import fsutil
+from chef_backend.host.netloc import host_port
 from chef_backend.host.paths import NodePaths
 from chef_backend.secrets import Secrets
 from chef_backend.services import etcd_tls
@@ -28,15 +29,11 @@ def _scheme(settings: Settings) -> str:
 
 
 def peer_url(settings: Settings, address: str | None = None) -> str:
-    return f"{_scheme(settings)}://{_host(address or settings.publish_address)}:{settings['etcd.peer_port']}"
+    return f"{_scheme(settings)}://{host_port(address or settings.publish_address, settings['etcd.peer_port'])}"
 
 
 def client_url(settings: Settings, address: str | None = None) -> str:
-    return f"{_scheme(settings)}://{_host(address or settings.publish_address)}:{settings['etcd.client_port']}"
-
-
-def _host(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
+    return f"{_scheme(settings)}://{host_port(address or settings.publish_address, settings['etcd.client_port'])}"
 
 
 def cluster_token(secrets: Secrets) -> str:
