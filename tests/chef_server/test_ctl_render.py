@@ -236,3 +236,9 @@ def test_knife_and_client_configuration() -> None:
     client = knife_config.render_client_rb(kit)
     assert "node_name" not in client and "validation_key         '/srv/chef/demo-validator.pem'" in client
     assert knife_config._ruby_string("it's") == "'it\\'s'"
+
+
+def test_the_api_searches_through_the_local_haproxy_where_it_listens() -> None:
+    assert api_service.settings(config(), LAYOUT).search_url == "http://127.0.0.21:9200"
+    c = config(SERVER_RB + "haproxy['local_elasticsearch_port'] = 19200\n", listen="0.0.0.0")
+    assert api_service.settings(c, LAYOUT).search_url == "http://127.0.0.1:19200"
