@@ -5,7 +5,7 @@ Reads the JSON file `scripts/local_cluster.py up` wrote, then: exactly one node 
 the load balancer answer 200 on `/_status` through HTTPS (the shared certificate verified); through the
 load balancer, a request signed with the pivotal key and one signed as the org's admin user with the
 key the knife configuration names work; a node written through the first frontend is read back through
-the second. Exits non-zero with one line naming what failed.
+the second and found by a search. Exits non-zero with one line naming what failed.
 
     /opt/chef-backend/embedded/bin/python .ci/check_local_cluster.py /var/lib/chef-backend-local/cluster.json
 """
@@ -131,6 +131,19 @@ def check_frontend(doc: dict) -> None:
         sys.exit(f"FAIL: node {node} read through {second} differs: {read}")
     print(f"OK: signed as {admin} through {url} with {knife_rb}; node {node} written through {first}, "
           f"read back through {second}")
+    search = ChefClient(url, admin, key, verify=certificate)
+    deadline = time.monotonic() + 60  # indexed before the write was answered; visible after the engine's refresh
+    while True:
+        try:
+            rows = search.get(f"{org_path}/search/node?q=name:{node}")["rows"]
+        except (ApiError, requests.RequestException) as exc:
+            sys.exit(f"FAIL: search for node {node} through {url}: {exc}")
+        if [r.get("name") for r in rows] == [node]:
+            break
+        if time.monotonic() > deadline:
+            sys.exit(f"FAIL: node {node} is not found by a search through {url} (rows: {rows})")
+        time.sleep(1)
+    print(f"OK: node {node} found by search through {url}")
 
 
 if __name__ == "__main__":
