@@ -179,7 +179,7 @@ def test_conninfo_quotes_the_password() -> None:
 def test_nginx_answers_503_while_the_api_is_down() -> None:
     text = nginx.render(config(), LAYOUT, Path("/c.crt"), Path("/c.key"))
     stripped = [line.strip() for line in text.splitlines()]
-    assert "error_page 502 504 @api_unavailable;" in stripped
+    assert "error_page 502 504 =503 @api_unavailable;" in stripped
     assert any(line.startswith("return 503 '{\"error\":[") for line in stripped)
 
 
@@ -198,7 +198,8 @@ def test_load_balancer_passes_tls_through_to_the_frontends_that_answer_status() 
     stripped = [line.strip() for line in load_balancer.render(LB).splitlines()]
     for line in ["mode tcp", "bind 127.0.0.30:443", "balance roundrobin", "option httpchk",
                  "http-check send meth GET uri /_status ver HTTP/1.1 hdr Host 127.0.0.30",
-                 "http-check expect status 200", "default-server check check-ssl verify none inter 1s fall 1 rise 2",
+                 "http-check expect status 200", "default-server check check-ssl verify none inter 1s fall 2 rise 2",
+                 "timeout check 5s",
                  "server frontend-1 127.0.0.21:443", "server frontend-2 127.0.0.22:443",
                  "stats socket /srv/lb/haproxy.sock mode 600", "user haproxy"]:
         assert line in stripped, line

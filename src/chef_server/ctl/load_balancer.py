@@ -37,6 +37,8 @@ defaults
     timeout connect 5s
     timeout client 300s
     timeout server 300s
+    # A busy frontend may take a while to answer /_status: slow is not dead.
+    timeout check 5s
 frontend chef_server
     bind {listen}
     default_backend {backend}
@@ -45,8 +47,8 @@ backend {backend}
     option httpchk
     http-check send meth GET uri /_status ver HTTP/1.1 hdr Host {host}
     http-check expect status 200
-    # One failed check takes a frontend out; two good ones bring it back (no flapping on a restarting API).
-    default-server check check-ssl verify none inter 1s fall 1 rise 2
+    # Two failed checks take a frontend out; two good ones bring it back (no flapping on a restarting API).
+    default-server check check-ssl verify none inter 1s fall 2 rise 2
 {servers}
 """
 
