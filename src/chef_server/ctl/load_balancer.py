@@ -29,11 +29,8 @@ global
     stats socket {socket} mode 600
     user {user}
     group {user}
-    # Frontends going DOWN and UP (notice and above; not every connection) into the runit log.
-    log stderr format raw daemon notice
 defaults
     mode tcp
-    log global
     timeout connect 5s
     timeout client 300s
     timeout server 300s
