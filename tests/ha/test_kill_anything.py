@@ -191,6 +191,8 @@ def test_kill_anything_keep_serving(system: System, org: Org) -> None:
         workload.wait_runs(RUNS_AFTER_EACH_FAULT)
     finally:
         workload.stop()
+    print(f"{workload.runs} runs, {len(workload.acked_clients)} clients registered, {workload.retried} requests "
+          "retried (503 or no answer)")
     assert not workload.unexpected, workload.unexpected
     assert workload.retried > 0, "no fault was ever seen by the workload"
 

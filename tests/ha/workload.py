@@ -119,6 +119,8 @@ class ChefRuns:
         return Actor.of(name, answer.body["chef_key"]["private_key"])
 
     def run(self, client: Actor, count: int) -> None:
+        # Each chef-client run is a new process with new connections: the load balancer spreads runs over frontends.
+        self._session = requests.Session()
         org = f"/organizations/{self.org}"
         node_path = f"{org}/nodes/{client.name}"
         node = self.call("get node", client, "GET", node_path, ok=frozenset({200, 404}))
