@@ -14,8 +14,9 @@ from cryptography import x509
 from chef_backend.config import rbparser
 from chef_backend.config.settings import load_text
 from chef_backend.ctl.gen_server_config import fill
+from chef_backend.frontend.cli import FrontendError
 from chef_backend.frontend.settings import FrontendConfigError, FrontendSettings
-from chef_server.ctl import api_service, certificate, nginx, server_rb
+from chef_server.ctl import api_service, certificate, knife_config, load_balancer, nginx, server_rb
 from chef_server.ctl.layout import Layout
 
 # What gen-server-config prints for a backend with the defaults.
@@ -173,3 +174,72 @@ def test_conninfo_quotes_the_password() -> None:
 
     c = config(SERVER_RB.replace("= 's3cret'", "= \"a b'c\\\\d\""))
     assert conninfo_to_dict(api_service.db_conninfo(c))["password"] == "a b'c\\d"
+
+
+def test_nginx_answers_503_while_the_api_is_down() -> None:
+    text = nginx.render(config(), LAYOUT, Path("/c.crt"), Path("/c.key"))
+    stripped = [line.strip() for line in text.splitlines()]
+    assert "error_page 502 504 =503 @api_unavailable;" in stripped
+    assert any(line.startswith("return 503 '{\"error\":[") for line in stripped)
+
+
+def test_a_shared_certificate_names_every_address() -> None:
+    cert_pem, _ = certificate.self_signed("chef.example.com", "127.0.0.30", "127.0.0.21", None, "not-an-ip")
+    names = x509.load_pem_x509_certificate(cert_pem).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value
+    assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.30", "127.0.0.21"]
+
+
+LB = load_balancer.LoadBalancer(dir=Path("/srv/lb"), address="127.0.0.30", port=443,
+                                frontends=(("frontend-1", "127.0.0.21"), ("frontend-2", "127.0.0.22")))
+
+
+def test_load_balancer_passes_tls_through_to_the_frontends_that_answer_status() -> None:
+    stripped = [line.strip() for line in load_balancer.render(LB).splitlines()]
+    for line in ["mode tcp", "bind 127.0.0.30:443", "balance roundrobin", "option httpchk",
+                 "http-check send meth GET uri /_status ver HTTP/1.1 hdr Host 127.0.0.30",
+                 "http-check expect status 200", "default-server check check-ssl verify none inter 1s fall 2 rise 2",
+                 "timeout check 5s",
+                 "server frontend-1 127.0.0.21:443", "server frontend-2 127.0.0.22:443",
+                 "stats socket /srv/lb/haproxy.sock mode 600", "user haproxy"]:
+        assert line in stripped, line
+    assert LB.url == "https://127.0.0.30"
+    with pytest.raises(FrontendError):
+        load_balancer.render(load_balancer.LoadBalancer(dir=Path("/srv/lb"), address="::1", port=8443, frontends=()))
+
+
+def test_load_balancer_counts_only_checked_frontends_as_up() -> None:
+    rows = [{"pxname": "chef_frontends", "svname": "frontend-1", "status": "UP", "check_status": "L7OK"},
+            {"pxname": "chef_frontends", "svname": "frontend-2", "status": "UP", "check_status": "INI"},
+            {"pxname": "chef_frontends", "svname": "BACKEND", "status": "UP", "check_status": ""},
+            {"pxname": "chef_server", "svname": "FRONTEND", "status": "OPEN", "check_status": ""}]
+    assert load_balancer.up_frontends(rows) == ["frontend-1"]
+
+
+@pytest.mark.skipif(not shutil.which("haproxy"), reason="needs Debian's haproxy")
+def test_haproxy_accepts_the_load_balancer_configuration(tmp_path: Path) -> None:
+    lb = load_balancer.LoadBalancer(dir=tmp_path, address="127.0.0.30", port=443, frontends=LB.frontends)
+    (tmp_path / "haproxy.cfg").write_text(load_balancer.render(lb))
+    result = subprocess.run(["haproxy", "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_knife_and_client_configuration() -> None:
+    kit = knife_config.KnifeKit(directory=Path("/srv/chef"), server_url="https://127.0.0.30", org="demo",
+                                user="admin")
+    knife = knife_config.render_knife_rb(kit).splitlines()
+    assert "node_name              'admin'" in knife
+    assert "client_key             '/srv/chef/admin.pem'" in knife
+    assert "chef_server_url        'https://127.0.0.30/organizations/demo'" in knife
+    assert "validation_client_name 'demo-validator'" in knife
+    assert "validation_key         '/srv/chef/demo-validator.pem'" in knife
+    assert "trusted_certs_dir      '/srv/chef/trusted_certs'" in knife
+    client = knife_config.render_client_rb(kit)
+    assert "node_name" not in client and "validation_key         '/srv/chef/demo-validator.pem'" in client
+    assert knife_config._ruby_string("it's") == "'it\\'s'"
+
+
+def test_the_api_searches_through_the_local_haproxy_where_it_listens() -> None:
+    assert api_service.settings(config(), LAYOUT).search_url == "http://127.0.0.21:9200"
+    c = config(SERVER_RB + "haproxy['local_elasticsearch_port'] = 19200\n", listen="0.0.0.0")
+    assert api_service.settings(c, LAYOUT).search_url == "http://127.0.0.1:19200"

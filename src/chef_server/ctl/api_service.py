@@ -35,9 +35,13 @@ def db_conninfo(config: ServerConfig, dbname: str | None = None) -> str:
 
 
 def settings(config: ServerConfig, layout: Layout) -> Settings:
-    """The API service's settings; chef-server-ctl's API commands read the same file."""
-    return Settings(db_conninfo=db_conninfo(config), listen_host=local_address(config.haproxy.listen),
-                    listen_port=config.api_port, workers=config.api_workers, pivotal_key_path=str(layout.pivotal_key))
+    """The API service's settings; chef-server-ctl's API commands read the same file. Search goes, like the
+    database, through the local HAProxy where it listens (not always 127.0.0.1: `--listen`)."""
+    host = local_address(config.haproxy.listen)
+    search_host = f"[{host}]" if ":" in host else host
+    return Settings(db_conninfo=db_conninfo(config), listen_host=host, listen_port=config.api_port,
+                    workers=config.api_workers, pivotal_key_path=str(layout.pivotal_key),
+                    search_url=f"http://{search_host}:{config.haproxy.local_elasticsearch_port}")
 
 
 def settings_json(s: Settings) -> str:

@@ -59,6 +59,13 @@ http {{
             proxy_read_timeout 300s;
             proxy_redirect off;
         }}
+        # The API down or restarting (runit brings it back) is an outage, not a gateway fault: Chef's 503, which
+        # clients retry, rather than nginx's 502 page.
+        error_page 502 504 =503 @api_unavailable;
+        location @api_unavailable {{
+            default_type application/json;
+            return 503 '{{"error":["The Chef server API is unavailable; retry shortly."]}}';
+        }}
     }}
     server {{
         listen {plain_listen};
