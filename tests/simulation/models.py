@@ -142,6 +142,11 @@ class Pg:
             lsn = max(lsn, len(self.wal))
         return Position(1 + sum(1 for kind, _ in self.wal[:lsn] if kind == "p"), lsn)
 
+    def timeline_start(self) -> int:
+        """Where the current timeline began: the index of the last promotion record it holds."""
+        lsn = self.position().lsn
+        return max((i for i, (kind, _) in enumerate(self.wal[:lsn]) if kind == "p"), default=0)
+
     def primary(self) -> bool:
         return self.running and not self.in_recovery
 

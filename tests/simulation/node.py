@@ -150,6 +150,7 @@ class Manager:
             receiving=pg.receiver is not None,
             wal_exhausted=pg.in_recovery and pg.receiver is None and pg.replayed >= len(pg.wal),
             flushed=tuple(sorted((g, f) for g, (f, _) in pg.replies.items())),
+            timeline_start=pg.timeline_start() if pg.in_recovery else None,
         )
 
     def snapshot(self, etcd: Any) -> Snapshot:

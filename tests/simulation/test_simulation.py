@@ -21,6 +21,7 @@ REGRESSIONS: dict[str, list[int]] = {
     "9: a suspended VM resuming with a stale ready_until (CLOCK_MONOTONIC)": [11, 77, 91],
     # Found after the first round of fixes, by the convergence check:
     "8: a follower diverged on an older timeline, stuck forever": [437, 441, 453],
+    "8: a follower on another timeline with the leader's timeline number, stuck forever": [782],
     "liveness: every candidate deferring to a node that may never lead": [136],
 }
 

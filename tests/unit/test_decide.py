@@ -544,6 +544,19 @@ def test_path8_a_follower_stuck_on_an_older_timeline_than_the_leaders_rejoins() 
     assert kinds(d) == [Kind.REJOIN]
 
 
+def test_path8_a_follower_on_another_timeline_of_the_same_number_rejoins() -> None:
+    # Found by the simulation (seed 782): two nodes promoted from timeline 3 at different points
+    # without hearing of each other, and both called theirs 4. A follower of the first, stuck
+    # behind the second, compares where its timeline began with the leader's fork.
+    leader = LeaderKey(C, ADDR[C], fork=Position(3, 474))
+    other = replace(standby(lsn=480, tl=4), timeline_start=475)
+    assert kinds(decide(obs(leader=leader, pg=other, following=ADDR[C], stream_stuck=True))) == [Kind.REJOIN]
+    same = replace(standby(lsn=480, tl=4), timeline_start=474)
+    assert kinds(decide(obs(leader=leader, pg=same, following=ADDR[C], stream_stuck=True))) == []
+    unknown = replace(standby(lsn=480, tl=4), timeline_start=None)
+    assert kinds(decide(obs(leader=leader, pg=unknown, following=ADDR[C], stream_stuck=True))) == []
+
+
 # --- why leadership moves: the typed cause /metrics counts ----------------------------------------------
 
 def _cause_cases() -> list[tuple[str, Observation, Cause]]:

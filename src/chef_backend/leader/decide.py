@@ -227,6 +227,11 @@ def _diverged(obs: Observation, leader: LeaderKey) -> bool:
     pos, fork = obs.pg.position, leader.fork
     if fork is not None and pos.timeline <= fork.timeline and pos.lsn > fork.lsn:
         return True
+    start = obs.pg.timeline_start
+    if fork is not None and start is not None and pos.timeline > fork.timeline and start > fork.lsn:
+        # Our timeline began after the leader's forked (its switch point is at most its recorded
+        # fork position): whatever its number, it is another history than the leader's.
+        return True
     report = obs.peers.get(leader.guid)
     return report is not None and report.role == Role.LEADER.value and report.position.timeline > pos.timeline
 

@@ -41,6 +41,24 @@ SELECT pg_is_in_recovery(),
 
 
 
+# The history file of a timeline: its last line names where that timeline began.
+_HISTORY_SQL = "SELECT pg_read_file(%s, 0, 1048576, true)"  # missing_ok: no file, NULL
+
+
+def timeline_start(history: str) -> int | None:
+    """The LSN (bytes) where a timeline began, from its history file ("parentTLI<TAB>X/Y<TAB>reason"
+    lines; the last is the switch to this timeline); None if the text has no such line."""
+    for line in reversed(history.splitlines()):
+        fields = line.split()
+        if len(fields) >= 2 and not line.lstrip().startswith("#") and "/" in fields[1]:
+            try:
+                hi, lo = fields[1].split("/")
+                return (int(hi, 16) << 32) + int(lo, 16)
+            except ValueError:
+                return None
+    return None
+
+
 class ReplyTracker:
     """What the standbys' replies looked like at the last look, shared by every look at this node's
     PostgreSQL (the loop's and the readiness watcher's), so that freshness is judged from the most
@@ -84,11 +102,11 @@ class LocalPg:
             self._conn.close()
             self._conn = None
 
-    def _timed_query(self) -> tuple[object, ...] | None:
-        """The state query, given up after PG_CHECK_TIMEOUT_SECONDS: statement_timeout is enforced by
+    def _timed_query(self, sql: str = _STATE_SQL, params: tuple[object, ...] = ()) -> tuple[object, ...] | None:
+        """One query, given up after PG_CHECK_TIMEOUT_SECONDS: statement_timeout is enforced by
         the server, so a stopped (SIGSTOP) or hung server would otherwise block the loop forever."""
         conn = self._connection()
-        future = self._pool.submit(lambda: conn.execute(_STATE_SQL).fetchone())
+        future = self._pool.submit(lambda: conn.execute(sql, params).fetchone())
         try:
             return future.result(timeout=PG_CHECK_TIMEOUT_SECONDS)
         except FutureTimeout:
@@ -123,11 +141,13 @@ class LocalPg:
             flushes,
             startup_wait,
         ) = row
+        start = None
         if in_recovery:
             if recv_tli:
                 self._last_tli = max(self._last_tli, int(recv_tli))
             tli = max(int(ckpt_tli or 0), int(minrec_tli or 0), self._last_tli)
             lsn = max(int(recv_lsn or 0), int(replay_lsn or 0))
+            start = self._timeline_start(tli)
         else:
             tli, lsn = int(cur_tli), int(cur_lsn)
             self._last_tli = tli
@@ -145,7 +165,19 @@ class LocalPg:
             receiving=wr_status is not None,
             wal_exhausted=startup_wait == "RecoveryRetrieveRetryInterval",
             flushed=tuple(sorted(_flushed(list(flushes or ())))),
+            timeline_start=start,
         )
+
+    def _timeline_start(self, tli: int) -> int | None:
+        if tli <= 1:
+            return 0
+        try:
+            row = self._timed_query(_HISTORY_SQL, (f"pg_wal/{tli:08X}.history",))
+        except psycopg.Error as exc:
+            # Only the divergence check wants it: a failed read is no failed look at PostgreSQL.
+            log.warning("cannot read the history of timeline %d: %s", tli, str(exc).strip().splitlines()[0])
+            return None
+        return timeline_start(str(row[0])) if row and row[0] else None
 
     def _fresh_standbys(self, rows: list[str]) -> tuple[tuple[str, float], ...]:
         return self._replies.update(rows)

@@ -56,6 +56,10 @@ class PgState:
     # replayed, so the replay position is the end of this node's WAL (not a restartpoint's).
     wal_exhausted: bool = False
     flushed: tuple[tuple[str, int], ...] = ()  # (GUID, flush LSN) of each standby streaming from us
+    # In recovery: the LSN where our current timeline began (its history file's last switch point;
+    # 0 on timeline 1; None when unknown). Timeline *numbers* can collide: two nodes that promoted
+    # from the same timeline without hearing of each other both call theirs N + 1.
+    timeline_start: int | None = None
 
 
 @dataclass(frozen=True)
