@@ -52,21 +52,15 @@ async def _found(ctx: Ctx, search: sq.SearchQuery, keys: list[str] | None = None
 
 _LEVELS = ("default", "normal", "override", "automatic")
 
-
-def _pruned_node_sql() -> str:
-    """A node with each attribute level cut down to the top-level keys %(keys)s (any other value of a
-    level kept as it is): nodes carry ~100 KB of ohai attributes, and a partial search that reads a
-    few of them need not turn every found node into text and parse it back. The merge of a key only
-    depends on each level's value at that key, so the paths below those keys come out the same."""
-    levels = " || ".join(
-        f"CASE WHEN jsonb_typeof(serialized_object->'{level}') = 'object' THEN jsonb_build_object('{level}', "
-        f"(SELECT COALESCE(jsonb_object_agg(k, v), '{{}}'::jsonb) FROM jsonb_each(serialized_object->'{level}') "
-        f"AS e(k, v) WHERE k = ANY(%(keys)s))) WHEN serialized_object ? '{level}' THEN jsonb_build_object('{level}', "
-        f"serialized_object->'{level}') ELSE '{{}}'::jsonb END" for level in _LEVELS)
-    return f"(serialized_object - '{{{','.join(_LEVELS)}}}'::text[]) || {levels}"
-
-
-_PRUNED_NODE = _pruned_node_sql()
+# A node with each attribute level cut down to the top-level keys %(keys)s (a level that is not an object
+# kept as it is): nodes carry ~100 KB of ohai attributes, and a partial search that reads a few of them
+# need not turn every found node into text and parse it back. The merge of a key only depends on each
+# level's value at that key, so the paths below those keys come out the same. serialized_object is named
+# once: PostgreSQL decompresses a large value again for every mention.
+_PRUNED_NODE = (
+    "(SELECT COALESCE(jsonb_object_agg(t.key, CASE WHEN t.key = ANY(%(levels)s) AND jsonb_typeof(t.value) = 'object' "
+    "THEN (SELECT COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb) FROM jsonb_each(t.value) AS e "
+    "WHERE e.key = ANY(%(keys)s)) ELSE t.value END), '{}'::jsonb) FROM jsonb_each(serialized_object) AS t)")
 
 
 async def _load(conn, ctx: Ctx, index: str, ids: list[str], keys: list[str] | None = None) -> list[dict]:
@@ -88,7 +82,7 @@ async def _load(conn, ctx: Ctx, index: str, ids: list[str], keys: list[str] | No
         body = _PRUNED_NODE if index == "node" and keys is not None else "serialized_object"
         cur = await conn.execute(f"SELECT id, created_by, {body} AS serialized_object FROM {table} "
                                  "WHERE org_id = %(org)s AND id = ANY(%(ids)s)",
-                                 {"org": ctx.org_id, "ids": ids, "keys": keys})
+                                 {"org": ctx.org_id, "ids": ids, "keys": keys, "levels": list(_LEVELS)})
         rows = {row["id"]: row for row in await cur.fetchall()}
         return [row["serialized_object"] for row in (rows.get(i) for i in ids)
                 if row is not None and authz.may_on_object(r, table, "read", row["created_by"])]
