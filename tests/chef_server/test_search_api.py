@@ -134,6 +134,26 @@ def test_knife_and_chef_client_queries(fe, pivotal):
     assert names(pivotal.get(org + "/search/node", params={"q": "tags:frontend"})) == ["web1", "web2", "web3"]
 
 
+def test_partial_search_reads_merged_attributes(fe, pivotal):
+    """Partial search loads only the asked keys of each attribute level: the merge of those keys, the
+    node's own keys and missing paths come out as from the whole node."""
+    org = new_org(fe, pivotal)
+    node = {"name": "n1", "run_list": ["role[web]", "recipe[base]"], "default": {"app": {"port": 80, "user": "www"}},
+            "normal": {"app": {"port": 81}, "tags": ["x"]}, "override": {"app": {"port": 82, "list": [1]}},
+            "automatic": {**ohai_like(1), "app": {"list": [2, 3]}}}
+    assert pivotal.post(org + "/nodes", json=node).status_code == 201
+    flush(fe)
+    paths = {"port": ["app", "port"], "user": ["app", "user"], "list": ["app", "list"], "app": ["app"],
+             "name": ["name"], "role": ["role"], "env": ["chef_environment"], "none": ["nothing", "here"],
+             "through_string": ["platform", "x"], "empty": [], "kernel": ["kernel", "machine"]}
+    r = pivotal.post(org + "/search/node", params={"q": "name:n1"}, json=paths)
+    assert r.status_code == 200, r.text
+    assert r.json()["rows"][0]["data"] == {
+        "port": 82, "user": "www", "list": [2, 3], "app": {"port": 82, "user": "www", "list": [2, 3]},
+        "name": "n1", "role": ["web"], "env": "_default", "none": None,
+        "through_string": "ERROR - Attribute does not exist", "empty": None, "kernel": "x86_64"}
+
+
 def engine_count(engine, query: str) -> int:
     body = json.dumps({"query": {"query_string": {"query": query}}}).encode()
     req = urllib.request.Request(engine.url + "/chef/_count", data=body, method="POST",

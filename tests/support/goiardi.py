@@ -36,7 +36,7 @@ def load_schema(host: str, user: str, password: str) -> None:
 @dataclass
 class Goiardi:
     """One frontend: goiardi on `address`, its PostgreSQL reached through the HAProxy on the
-    same address. `shared` holds what every frontend shares: the .pem files and the file store."""
+    same address (or on `db_host`). `shared` holds what every frontend shares: the .pem files and the file store."""
 
     name: str
     address: str
@@ -45,6 +45,7 @@ class Goiardi:
     user: str
     password: str
     proc: subprocess.Popen[bytes] | None = None
+    db_host: str | None = None
 
     @property
     def url(self) -> str:
@@ -68,7 +69,7 @@ convert-search = true
 [postgresql]
   username = "{self.user}"
   password = "{self.password}"
-  host = "{self.address}"
+  host = "{self.db_host or self.address}"
   port = "5432"
   dbname = "goiardi"
   sslmode = "disable"
