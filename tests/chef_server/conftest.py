@@ -55,9 +55,9 @@ class Frontend:
 
 
 def start_frontend(pg: Postgres, workdir: str, port: int = API_PORT, workers: int = 2,
-                   search_url: str = NO_SEARCH, **settings: str) -> Frontend:
+                   search_url: str = NO_SEARCH, host: str = API_HOST, **settings: str) -> Frontend:
     """The API server as a process; `settings` are more CHEF_SERVER_* settings (lower-case names)."""
-    env = {**os.environ, "CHEF_SERVER_DB_CONNINFO": pg.dsn(), "CHEF_SERVER_LISTEN_HOST": API_HOST,
+    env = {**os.environ, "CHEF_SERVER_DB_CONNINFO": pg.dsn(), "CHEF_SERVER_LISTEN_HOST": host,
            "CHEF_SERVER_LISTEN_PORT": str(port), "CHEF_SERVER_WORKERS": str(workers),
            "CHEF_SERVER_PIVOTAL_KEY_PATH": os.path.join(workdir, "pivotal.pem"), "CHEF_SERVER_DB_POOL_SIZE": "4",
            "CHEF_SERVER_SEARCH_URL": search_url,
@@ -65,7 +65,7 @@ def start_frontend(pg: Postgres, workdir: str, port: int = API_PORT, workers: in
     log = open(os.path.join(workdir, f"api-{port}.log"), "wb")  # noqa: SIM115 (closed with the process)
     proc = subprocess.Popen([sys.executable, "-m", "chef_server.server"], env=env, stdout=log, stderr=log,
                             start_new_session=True)
-    url = f"http://{API_HOST}:{port}"
+    url = f"http://{host}:{port}"
     deadline = time.monotonic() + 60
     while True:
         try:
