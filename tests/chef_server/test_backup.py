@@ -21,7 +21,7 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chef_server.ctl import backup
+from chef_server.ctl import backup, health
 
 from .conftest import API_PORT, start_frontend, stop_frontend
 from .opensearch import OpenSearch, answers, launcher
@@ -280,3 +280,10 @@ def test_backup_to_an_unwritable_place_fails_cleanly(frontend, tmp_path):
     done = ctl(frontend, "backup", "--file", str(tmp_path / "no" / "such" / "dir.dump"))
     assert done.returncode == 1
     assert done.stderr.startswith(f"ERROR: cannot write in {tmp_path}/no/such") and done.stderr.count("\n") == 1
+
+
+@pytest.mark.integration
+def test_status_health_lines_of_a_real_api_and_engine(restored, engine):
+    host, port = restored.url.removeprefix("http://").rsplit(":", 1)
+    assert health.api_health(host, int(port)) == (True, "chef-server-api: ok (chef_sql pong)")
+    assert health.search_health(engine.url) in ((True, "search: green (1 nodes)"), (True, "search: yellow (1 nodes)"))
