@@ -77,7 +77,7 @@ def backup(conninfo: str, path: Path) -> int:
     try:
         excluded = [f"--exclude-table-data={table}" for table in DERIVED_TABLE_DATA]
         done = subprocess.run(["pg_dump", "--format=custom", "--no-password", f"--file={tmp}", *excluded,
-                               f"--dbname={conninfo}"], capture_output=True, text=True)
+                               f"--dbname={conninfo}"], capture_output=True, text=True, errors="replace")
         if done.returncode:
             raise BackupError(f"pg_dump failed: {tool_error(done.stderr, f'exit {done.returncode}')}")
         with open(tmp, "rb") as fh:
@@ -111,7 +111,7 @@ def check_dump(path: Path) -> None:
     """Refuse a file pg_restore cannot read (its table of contents); damaged data is caught by the transaction."""
     if not os.access(path, os.R_OK):
         raise BackupError(f"cannot read {path}")
-    done = subprocess.run(["pg_restore", "--list", str(path)], capture_output=True, text=True)
+    done = subprocess.run(["pg_restore", "--list", str(path)], capture_output=True, text=True, errors="replace")
     if done.returncode:
         raise BackupError(f"{path} is not a readable backup: {tool_error(done.stderr, 'pg_restore failed')}")
 
@@ -122,7 +122,8 @@ def replay(conninfo: str, path: Path) -> None:
 
     Not `pg_restore --single-transaction`: that cannot also drop the old schema (whose tables may differ from
     the dump's after later migrations) in the same transaction."""
-    with tempfile.TemporaryFile("w+") as restore_err, tempfile.TemporaryFile("w+") as psql_err:
+    # binary: psql quotes the damaged data it choked on, which need not be UTF-8
+    with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
         psql = subprocess.Popen(["psql", "--no-psqlrc", "--quiet", "--no-password", "-v", "ON_ERROR_STOP=1",
                                  f"--dbname={conninfo}"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=psql_err)
@@ -150,11 +151,12 @@ def replay(conninfo: str, path: Path) -> None:
             psql.wait()
         restore_err.seek(0)
         psql_err.seek(0)
-        if restore.returncode and not killed:
-            raise BackupError(f"{path} is damaged, nothing changed: "
-                              f"{tool_error(restore_err.read(), f'pg_restore exit {restore.returncode}')}")
-        if psql.returncode or not committed:
-            raise BackupError(f"restore failed, nothing changed: {tool_error(psql_err.read(), 'psql failed')}")
+        restore_said, psql_said = (f.read().decode(errors="replace") for f in (restore_err, psql_err))
+    if restore.returncode and not killed:
+        raise BackupError(f"{path} is damaged, nothing changed: "
+                          f"{tool_error(restore_said, f'pg_restore exit {restore.returncode}')}")
+    if psql.returncode or not committed:
+        raise BackupError(f"restore failed, nothing changed: {tool_error(psql_said, 'psql failed')}")
 
 
 def run_backup(args: argparse.Namespace, settings: config.Settings) -> int:
