@@ -13,6 +13,7 @@ import argparse
 import datetime
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -159,7 +160,14 @@ def replay(conninfo: str, path: Path) -> None:
         raise BackupError(f"restore failed, nothing changed: {tool_error(psql_said, 'psql failed')}")
 
 
+def require(*tools: str) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        raise BackupError(f"{', '.join(missing)} not found: install Debian's postgresql-client")
+
+
 def run_backup(args: argparse.Namespace, settings: config.Settings) -> int:
+    require("pg_dump")
     if args.file:
         path = Path(args.file)
     else:
@@ -171,6 +179,7 @@ def run_backup(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def run_restore(args: argparse.Namespace, settings: config.Settings) -> int:
+    require("pg_restore", "psql")
     path = Path(args.path)
     check_dump(path)
     held = held_data(settings.db_conninfo, settings.superuser_name)
