@@ -98,8 +98,13 @@ def test_reconfigure_gives_a_running_frontend(postgres, leader):
         r = ctl(root, "org-create", "reconf-org", "Reconfigured")
         assert r.returncode == 0 and "PRIVATE KEY" in r.stdout, r.stderr
         r = ctl(root, "status")
-        assert r.returncode == 0 and [line.split(":")[:2] for line in r.stdout.splitlines()[:3]] == [
+        lines = r.stdout.splitlines()
+        assert [line.split(":")[:2] for line in lines[:3]] == [
             ["run", " haproxy"], ["run", " chef-server-api"], ["run", " nginx"]], r.stdout
+        # the stand-in leader has no search engine behind HAProxy's search port: status says so and fails
+        assert lines[3:-1] == ["chef_backend_postgresql: UP backend0", "chef_backend_elasticsearch: UP backend0",
+                               "leader: backend0", "chef-server-api: ok (chef_sql pong)"], r.stdout
+        assert lines[-1].startswith("search: unreachable") and r.returncode == 1, r.stdout
         r = ctl(root, "reconfigure", "--tries", "5")  # again: nothing to create, everything still runs
         assert r.returncode == 0 and "created database" not in r.stdout, r.stderr
         assert "reconf-org" in ctl(root, "org-list").stdout.split()

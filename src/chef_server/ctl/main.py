@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
@@ -23,10 +22,11 @@ from chef_backend.frontend.cli import FrontendError
 from chef_backend.frontend.settings import FrontendConfigError
 
 from .. import config
-from ..search_index import REINDEX_SQL
-from . import reconfigure, server_rb, services
+from . import backup, reconfigure, server_rb, services
 from .client import ApiError, ChefClient
 from .layout import DEFAULT_DIR, SERVICES, Layout
+from .reindex import NoSuchOrg
+from .reindex import reindex as reindex_orgs
 
 
 def _summary(data: dict) -> str:
@@ -243,29 +243,13 @@ def _delete_key(api: ChefClient, path: str, name: str) -> int:
 
 
 def reindex(_api, args) -> int:
-    """Rebuild organizations' search documents from PostgreSQL (after a restore or a quorum loss): queue
-    them in the search outbox, then follow the running frontends' indexers until they are done."""
-    with psycopg.connect(args.settings.db_conninfo, autocommit=True) as conn:
-        if args.all:
-            orgs = conn.execute("SELECT id, name FROM orgs ORDER BY name").fetchall()
-        else:
-            orgs = conn.execute("SELECT id, name FROM orgs WHERE name = %s", (args.org,)).fetchall()
-            if not orgs:
-                print(f"ERROR: no organization named {args.org}", file=sys.stderr)
-                return 1
-        total = 0
-        for org_id, org_name in orgs:
-            with conn.transaction():  # the org's removal first, then its objects (REINDEX_SQL's order)
-                queued = sum(conn.execute(sql, {"org": org_id}).rowcount for sql in REINDEX_SQL) - 1
-            total += queued + 1
-            print(f"{org_name}: {queued} objects queued for indexing")
-        last = conn.execute("SELECT coalesce(max(seq), 0) FROM search_outbox").fetchone()[0]
-        while True:  # rows queued before ours (ordinary writes) are counted as left too, so done = all gone
-            left = conn.execute("SELECT count(*) FROM search_outbox WHERE seq <= %s", (last,)).fetchone()[0]
-            print(f"indexed {total - min(left, total)}/{total}", flush=True)
-            if left == 0 or args.no_wait:
-                return 0
-            time.sleep(1)
+    """Rebuild search documents from PostgreSQL (ctl/reindex.py)."""
+    try:
+        reindex_orgs(args.settings.db_conninfo, None if args.all else args.org, wait=not args.no_wait)
+    except NoSuchOrg as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _key_options(p: argparse.ArgumentParser) -> None:
@@ -410,6 +394,18 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("-a", "--all", action="store_true", help="every organization")
     p.add_argument("--no-wait", action="store_true", help="queue the work and return")
     p.set_defaults(run=reindex)
+
+    p = sub.add_parser("backup", help="dump every organization's objects, cookbook files, users and keys (the API "
+                                      "keeps serving)")
+    p.add_argument("--file", metavar="PATH", help=f"where (default {backup.DEFAULT_DIR}/chef-server-backup-TIME.dump)")
+    p.set_defaults(db=backup.run_backup)
+    p = sub.add_parser("restore", help="restore a backup into an empty cluster, then rebuild search")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--yes", action="store_true", help="do not ask (required when stdin is not a terminal)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a database that holds organizations or users (everything in it is dropped)")
+    p.add_argument("--no-wait", action="store_true", help="queue the reindex and return")
+    p.set_defaults(db=backup.run_restore)
     return parser
 
 
@@ -425,13 +421,32 @@ def run_local(args: argparse.Namespace) -> int:
         return 1
 
 
+def load_settings(directory: str) -> config.Settings:
+    """The API service's settings of the frontend in `directory` ($CHEF_SERVER_CONFIG and variables first)."""
+    reconfigured = Layout(Path(directory), Path("/etc/opscode")).api_config
+    return config.load(None if os.environ.get("CHEF_SERVER_CONFIG") or not reconfigured.exists()
+                       else str(reconfigured))
+
+
+def run_db(args: argparse.Namespace) -> int:
+    """backup and restore: straight to the database, one-line errors."""
+    try:
+        return int(args.db(args, load_settings(args.dir)))
+    except backup.BackupError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, psycopg.Error) as exc:
+        print(f"ERROR: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "local", None):
         return run_local(args)
-    reconfigured = Layout(Path(args.dir), Path("/etc/opscode")).api_config
-    settings = config.load(None if os.environ.get("CHEF_SERVER_CONFIG") or not reconfigured.exists()
-                           else str(reconfigured))
+    if getattr(args, "db", None):
+        return run_db(args)
+    settings = load_settings(args.dir)
     host = "127.0.0.1" if settings.listen_host in ("0.0.0.0", "") else settings.listen_host
     server_url = args.server_url or os.environ.get("CHEF_SERVER_URL") or f"http://{host}:{settings.listen_port}"
     key_path = args.key or settings.pivotal_key_path

@@ -10,6 +10,8 @@ from chef_backend.frontend import haproxy
 from chef_backend.frontend.cli import FrontendError
 from chef_backend.supervision.runit import Supervisor
 
+from .. import config
+from . import health
 from .layout import SERVICES, Layout
 
 
@@ -29,7 +31,8 @@ def _chosen(sup: Supervisor, service: str | None) -> list[str]:
 
 
 def status(args: argparse.Namespace) -> int:
-    """sv's line per service, then where HAProxy routes; non-zero unless all run and one backend is UP."""
+    """sv's line per service, where HAProxy routes, the leader, the API's /_status and search's cluster health;
+    non-zero unless all run, one backend is UP and the API and search are healthy."""
     layout = _layout(args)
     sup = Supervisor(layout.runit)
     ok = True
@@ -37,6 +40,7 @@ def status(args: argparse.Namespace) -> int:
         state = sup.status(name)
         print(state.raw)
         ok &= state.state == "run"
+    judged = []  # (healthy, line), printed after the services
     if args.service in (None, "haproxy") and sup.status("haproxy").state == "run":
         try:
             up = haproxy.up_servers(haproxy.show_stat(layout.dir / "haproxy" / "haproxy.sock"))
@@ -46,6 +50,20 @@ def status(args: argparse.Namespace) -> int:
         for backend, servers in up.items():
             print(f"{backend}: UP {', '.join(servers) or '(none)'}")
         ok &= all(len(v) == 1 for v in up.values())
+        judged.append(health.judge_leader(up))
+    if args.service != "nginx":
+        try:
+            settings = config.load(str(layout.api_config))
+        except (OSError, ValueError) as exc:
+            print(f"chef-server-api: cannot read its settings {layout.api_config}: {exc}")
+            return 1
+        if args.service in (None, "chef-server-api"):
+            judged.append(health.api_health(settings.listen_host, settings.listen_port))
+        if args.service in (None, "haproxy"):  # search is reached through HAProxy's search port
+            judged.append(health.search_health(settings.search_url))
+    for healthy, line in judged:
+        print(line)
+        ok &= healthy
     return 0 if ok else 1
 
 
