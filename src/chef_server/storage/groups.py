@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 
 MEMBERS = """
@@ -16,7 +18,7 @@ SELECT m.member_type AS type, COALESCE(u.username, c.name, g2.name) AS name
 
 async def get(conn: psycopg.AsyncConnection, org_id: str, name: str) -> dict | None:
     """The group with its members' names by type, or None."""
-    cur = await conn.execute("SELECT id, name FROM groups WHERE org_id = %s AND name = %s", (org_id, name))
+    cur = await conn.execute("SELECT id, authz_id, name FROM groups WHERE org_id = %s AND name = %s", (org_id, name))
     group = await cur.fetchone()
     if group is None:
         return None
@@ -52,3 +54,24 @@ async def set_members(conn: psycopg.AsyncConnection, group_id: str, members: lis
     for kind, member_id in members:
         await conn.execute("INSERT INTO group_members (group_id, member_type, member_id) VALUES (%s, %s, %s) "
                            "ON CONFLICT DO NOTHING", (group_id, kind, member_id))
+
+
+async def insert(conn: psycopg.AsyncConnection, org_id: str, name: str) -> bool:
+    """A new empty group; False when the name is taken (its ACL comes from the groups container: a trigger)."""
+    cur = await conn.execute("INSERT INTO groups (id, org_id, authz_id, name) VALUES (%s, %s, %s, %s) "
+                             "ON CONFLICT DO NOTHING", (uuid.uuid4().hex, org_id, uuid.uuid4().hex, name))
+    return cur.rowcount == 1
+
+
+async def rename(conn: psycopg.AsyncConnection, group_id: str, name: str) -> bool:
+    """False when the new name is taken."""
+    cur = await conn.execute("UPDATE groups g SET name = %s WHERE id = %s AND NOT EXISTS "
+                             "(SELECT 1 FROM groups o WHERE o.org_id = g.org_id AND o.name = %s)",
+                             (name, group_id, name))
+    return cur.rowcount == 1
+
+
+async def delete(conn: psycopg.AsyncConnection, group_id: str) -> None:
+    """Remove a group, its memberships and its place in other groups (and, by trigger, in ACLs)."""
+    await conn.execute("DELETE FROM group_members WHERE member_type = 'group' AND member_id = %s", (group_id,))
+    await conn.execute("DELETE FROM groups WHERE id = %s", (group_id,))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 
 def _id() -> str:
@@ -24,21 +23,37 @@ async def names(conn: psycopg.AsyncConnection) -> list[str]:
 
 async def insert(conn: psycopg.AsyncConnection, org: dict, acls: dict, members: dict,
                  creator_id: str | None) -> bool:
-    """Create an org with its default groups (and their members) and containers; False when the name is taken."""
+    """Create an org with its default groups (and their members), containers and their ACLs; False when the name
+    is taken. `acls` is org_policy.default_acls(creator's authz id): actors are authz ids, groups names."""
     cur = await conn.execute(
-        "INSERT INTO orgs (id, authz_id, name, full_name, acl) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (org["id"], org["authz_id"], org["name"], org["full_name"], Jsonb(acls.get(("organization", ""), {}))))
+        "INSERT INTO orgs (id, authz_id, name, full_name) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (org["id"], org["authz_id"], org["name"], org["full_name"]))
     if cur.rowcount != 1:
         return False
-    group_ids = {}
-    for (kind, name), acl in sorted(acls.items()):
+    group_ids, authz_ids = {}, {("organization", ""): org["authz_id"]}
+    for kind, name in sorted(acls):
+        if kind == "organization":
+            continue
+        authz_ids[(kind, name)] = _id()
         if kind == "group":
             group_ids[name] = _id()
-            await conn.execute("INSERT INTO groups (id, org_id, authz_id, name, acl) VALUES (%s, %s, %s, %s, %s)",
-                               (group_ids[name], org["id"], _id(), name, Jsonb(acl)))
+            await conn.execute("INSERT INTO groups (id, org_id, authz_id, name) VALUES (%s, %s, %s, %s)",
+                               (group_ids[name], org["id"], authz_ids[(kind, name)], name))
         elif kind == "container":
-            await conn.execute("INSERT INTO containers (id, org_id, authz_id, name, acl) VALUES (%s, %s, %s, %s, %s)",
-                               (_id(), org["id"], _id(), name, Jsonb(acl)))
+            await conn.execute("INSERT INTO containers (id, org_id, authz_id, name) VALUES (%s, %s, %s, %s)",
+                               (_id(), org["id"], authz_ids[(kind, name)], name))
+    # the default groups get the org policy's ACLs, not the groups container's (the insert trigger copied those)
+    await conn.execute("DELETE FROM aces WHERE authz_id = ANY(%s)", (list(authz_ids.values()),))
+    group_authz = {name: authz_ids[("group", name)] for name in group_ids}
+    rows = [(authz_ids[obj], perm, member)
+            for obj, acl in acls.items() for perm, part in acl.items()
+            for member in part["actors"] + [group_authz[g] for g in part["groups"]]]
+    async with conn.cursor() as cur:
+        await cur.executemany("INSERT INTO aces (authz_id, perm, member) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                              rows)
+    # _default was made with the org (a trigger), before its container had an ACL to copy
+    await conn.execute("SELECT chef_inherit_acl(authz_id, org_id, 'environments', NULL) FROM environments "
+                       "WHERE org_id = %s", (org["id"],))
     for group, entries in members.items():
         for kind, member in entries:
             member_id = group_ids.get(member) if kind == "group" else creator_id
