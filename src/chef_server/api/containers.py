@@ -18,8 +18,8 @@ def container_body(name: str) -> dict:
 
 
 def container_name(data: dict) -> str:
-    """The name of a POST body (`containername`, or `id` as knife sends it), or erchef's 400 (pure)."""
-    name = data.get("containername", data.get("id"))
+    """The name of a POST body (`id` as knife sends it, else `containername`), or erchef's 400 (pure)."""
+    name = data.get("id", data.get("containername"))
     if name is None:
         raise bad_request("Field 'containername' missing")
     if not isinstance(name, str) or not _NAME.match(name):

@@ -120,6 +120,8 @@ async def groups_by_name(conn: psycopg.AsyncConnection, org_id: str | None, name
 
 
 async def org_member_names(conn: psycopg.AsyncConnection, org_id: str, names: list[str]) -> set[str]:
-    cur = await conn.execute("SELECT u.username FROM org_user_associations a JOIN users u ON u.id = a.user_id "
-                             "WHERE a.org_id = %s AND u.username = ANY(%s)", (org_id, names))
+    """The names that are users of the org, or the superuser (a member of no org but in most ACLs, as erchef)."""
+    cur = await conn.execute("SELECT u.username FROM users u WHERE u.username = ANY(%s) AND (u.superuser OR EXISTS "
+                             "(SELECT 1 FROM org_user_associations a WHERE a.org_id = %s AND a.user_id = u.id))",
+                             (names, org_id))
     return {row["username"] for row in await cur.fetchall()}

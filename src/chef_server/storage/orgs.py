@@ -60,6 +60,11 @@ async def insert(conn: psycopg.AsyncConnection, org: dict, acls: dict, members: 
             if member_id is not None:
                 await conn.execute("INSERT INTO group_members (group_id, member_type, member_id) VALUES (%s, %s, %s)",
                                    (group_ids[group], kind, member_id))
+    # the server-wide ORG_read_access_group holds the org's users: its members' own ACLs grant it read
+    await conn.execute("INSERT INTO groups (id, org_id, authz_id, name) VALUES (md5(%s || '::read_access'), NULL, %s, "
+                       "%s || '_read_access_group')", (org["id"], _id(), org["name"]))
+    await conn.execute("INSERT INTO group_members (group_id, member_type, member_id) "
+                       "VALUES (md5(%s || '::read_access'), 'group', %s)", (org["id"], group_ids["users"]))
     return True
 
 
@@ -72,6 +77,7 @@ async def delete(conn: psycopg.AsyncConnection, org_id: str) -> None:
     await conn.execute("DELETE FROM keys WHERE owner_id IN (SELECT id FROM clients WHERE org_id = %s)", (org_id,))
     await conn.execute("DELETE FROM group_members WHERE group_id IN (SELECT id FROM groups WHERE org_id = %s)",
                        (org_id,))
+    await conn.execute("DELETE FROM groups WHERE id = md5(%s || '::read_access')", (org_id,))
     await conn.execute("DELETE FROM orgs WHERE id = %s", (org_id,))
 
 
@@ -98,6 +104,9 @@ async def add_member(conn: psycopg.AsyncConnection, org_id: str, user_id: str, a
         "INSERT INTO group_members (group_id, member_type, member_id) SELECT id, 'user', %s FROM groups "
         "WHERE org_id = %s AND name = ANY(%s) ON CONFLICT DO NOTHING", (user_id, org_id, groups))
     await conn.execute("DELETE FROM org_user_invites WHERE org_id = %s AND user_id = %s", (org_id, user_id))
+    await conn.execute("INSERT INTO aces (authz_id, perm, member) SELECT u.authz_id, 'read', g.authz_id "
+                       "FROM users u, groups g WHERE u.id = %s AND g.id = md5(%s || '::read_access') "
+                       "ON CONFLICT DO NOTHING", (user_id, org_id))
     return True
 
 
@@ -112,6 +121,9 @@ async def remove_member(conn: psycopg.AsyncConnection, org_id: str, user_id: str
     await conn.execute("DELETE FROM org_user_associations WHERE org_id = %s AND user_id = %s", (org_id, user_id))
     await conn.execute("DELETE FROM group_members WHERE member_type = 'user' AND member_id = %s "
                        "AND group_id IN (SELECT id FROM groups WHERE org_id = %s)", (user_id, org_id))
+    await conn.execute("DELETE FROM aces WHERE authz_id = (SELECT authz_id FROM users WHERE id = %s) "
+                       "AND member = (SELECT authz_id FROM groups WHERE id = md5(%s || '::read_access'))",
+                       (user_id, org_id))
 
 
 async def insert_invite(conn: psycopg.AsyncConnection, org_id: str, user_id: str, by: str) -> str | None:

@@ -112,4 +112,39 @@ SELECT u.authz_id, p, m.authz_id FROM users u, users m, unnest(ARRAY['create', '
  WHERE m.id = u.id OR m.superuser
 ON CONFLICT DO NOTHING;
 """),
+    # Server-wide groups as erchef has them: ::server-admins (the superusers; every user's ACL names it) and,
+    # per org, ::ORG_read_access_group (holding the org's users group; the org's members' ACLs grant it read).
+    (301, f"""
+INSERT INTO groups (id, org_id, authz_id, name) VALUES (md5('::server-admins'), NULL, {_NEW_ID}, 'server-admins');
+INSERT INTO group_members (group_id, member_type, member_id) SELECT md5('::server-admins'), 'user', id FROM users
+ WHERE superuser;
+CREATE FUNCTION chef_user_acl() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO aces (authz_id, perm, member)
+    SELECT NEW.authz_id, p, m.authz_id FROM users m, unnest(ARRAY['create', 'read', 'update', 'delete', 'grant']) p
+     WHERE m.id = NEW.id OR m.superuser
+    UNION ALL
+    SELECT NEW.authz_id, p, g.authz_id FROM groups g, unnest(ARRAY['create', 'read', 'update', 'delete']) p
+     WHERE g.id = md5('::server-admins')
+    ON CONFLICT DO NOTHING;
+    IF NEW.superuser THEN
+        INSERT INTO group_members (group_id, member_type, member_id) VALUES (md5('::server-admins'), 'user', NEW.id)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER users_acl AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION chef_user_acl();
+INSERT INTO aces (authz_id, perm, member)
+SELECT u.authz_id, p, g.authz_id FROM users u, groups g, unnest(ARRAY['create', 'read', 'update', 'delete']) p
+ WHERE g.id = md5('::server-admins')
+ON CONFLICT DO NOTHING;
+INSERT INTO groups (id, org_id, authz_id, name)
+SELECT md5(o.id || '::read_access'), NULL, {_NEW_ID}, o.name || '_read_access_group' FROM orgs o;
+INSERT INTO group_members (group_id, member_type, member_id)
+SELECT md5(g.org_id || '::read_access'), 'group', g.id FROM groups g WHERE g.org_id IS NOT NULL AND g.name = 'users';
+INSERT INTO aces (authz_id, perm, member)
+SELECT u.authz_id, 'read', g.authz_id FROM org_user_associations a JOIN users u ON u.id = a.user_id
+  JOIN groups g ON g.id = md5(a.org_id || '::read_access')
+ON CONFLICT DO NOTHING;
+"""),
 ]
