@@ -43,6 +43,15 @@ def denied(perm: str) -> ChefError:
     return forbidden(f"missing {perm} permission")
 
 
+def check_constraints(subject: Subject, perm: str, current_groups: list[str], new_groups: list[str]) -> None:
+    """erchef's ACL constraint: only the superuser may take the admins group out of a grant ACE that has it
+    (an org must not lock its admins out)."""
+    if subject.superuser or perm != "grant":
+        return
+    if "admins" in current_groups and "admins" not in new_groups:
+        raise forbidden("Admin group cannot be removed from the Grant ACE")
+
+
 def acl_body(acl: Mapping[str, Mapping[str, list[str]]], granular: bool) -> dict:
     """GET …/_acl: `actors` joins clients and users; `?detail=granular` lists them apart with empty actors."""
     body = {}

@@ -70,6 +70,22 @@ async def readable(ctx, object_ids: list[str], conn) -> set[str]:
     return await acls.readable(conn, ctx.requestor, object_ids)
 
 
+async def require_named(ctx, table: str, name: str, perm: str, conn) -> None:
+    """`perm` on the org's object `name` of `table` (cookbooks, cookbook_artifacts, policies, policy_groups) when
+    it exists; on its container when it does not (creating it then needs the container's `create`)."""
+    subject = _subject(ctx.requestor)
+    if subject.superuser or subject.validator:
+        if not acl.decide(subject, perm, {}, (), table):
+            deny(perm)
+        return
+    found = await acls.check(conn, ctx.requestor, org_id=ctx.org_id, table=table, name=name)
+    if found["object"] is None:
+        await require_container(ctx, table, "create" if perm == "update" else perm, conn=conn)
+        return
+    if not acl.decide(subject, perm, found["aces"], found["effective"] or (), table):
+        deny(perm)
+
+
 async def require_container(ctx, container: str, perm: str, conn=None) -> None:
     await require(ctx, perm, container=container, conn=conn)
 

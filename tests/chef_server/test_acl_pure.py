@@ -79,3 +79,19 @@ def test_default_org_acls_follow_erchef():
     assert set(nodes["update"]["groups"]) == {"admins", "users"}
     assert acls[("organization", "")]["read"]["groups"] == ["admins", "users"]
     assert all(acls[obj]["grant"]["actors"] == ["creator-id"] for obj in acls if obj[1] != "public_key_read_access")
+
+
+@pytest.mark.parametrize("subject, perm, current, new, refused", [
+    (acl.Subject(), "grant", ["admins", "users"], ["users"], True),
+    (acl.Subject(), "grant", ["admins"], ["admins"], False),
+    (acl.Subject(), "grant", ["users"], [], False),               # never had it: nothing to protect
+    (acl.Subject(), "read", ["admins"], [], False),               # only grant is protected
+    (acl.Subject(superuser=True), "grant", ["admins"], [], False),
+])
+def test_admins_stay_in_grant_aces(subject, perm, current, new, refused):
+    if refused:
+        with pytest.raises(ChefError) as err:
+            acl.check_constraints(subject, perm, current, new)
+        assert err.value.status == 403
+    else:
+        acl.check_constraints(subject, perm, current, new)

@@ -85,6 +85,9 @@ async def put_ace(ctx: Ctx) -> tuple[int, object]:
     async with ctx.transaction() as conn:
         object_id, org_id = await _target(conn, ctx)
         await authz.require(ctx, "grant", object_id=object_id, conn=conn)
+        if perm == "grant" and not ctx.requestor.superuser:
+            current = await store.read(conn, object_id, org_id)
+            acl.check_constraints(acl.Subject(), perm, current["grant"]["groups"], ace.groups)
         actors = await _actor_ids(conn, ctx, org_id, ace)
         groups = await store.groups_by_name(conn, org_id, ace.groups)
         acl.missing("group", ace.groups, groups)

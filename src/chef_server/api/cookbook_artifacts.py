@@ -67,7 +67,7 @@ async def get_version(ctx: Ctx) -> tuple[int, object]:
         row = await store.get_artifact(conn, ctx.org_id, ctx.params["name"], ctx.params["identifier"])
         if row is None:
             raise _not_found()
-        await authz.require_container(ctx, "cookbook_artifacts", "read", conn=conn)
+        await authz.require_named(ctx, "cookbook_artifacts", ctx.params["name"], "read", conn)
         url_for = await url_maker(ctx, conn)
     return 200, for_client(row["doc"], ctx.api_version >= 2, url_for)
 
@@ -76,7 +76,7 @@ async def put_version(ctx: Ctx) -> tuple[int, object]:
     doc = validate(ctx.json(), ctx.params["name"], ctx.params["identifier"])
     async with ctx.transaction() as conn:
         existing = await store.get_artifact(conn, ctx.org_id, doc["name"], doc["identifier"])
-        await authz.require_container(ctx, "cookbook_artifacts", "create" if existing is None else "update", conn=conn)
+        await authz.require_named(ctx, "cookbook_artifacts", doc["name"], "update", conn)
         if existing is not None:
             raise ChefError(409, {"error": "Cookbook artifact already exists"})
         try:
@@ -94,7 +94,7 @@ async def delete_version(ctx: Ctx) -> tuple[int, object]:
         row = await store.get_artifact(conn, ctx.org_id, ctx.params["name"], ctx.params["identifier"], lock=True)
         if row is None:
             raise _not_found()
-        await authz.require_container(ctx, "cookbook_artifacts", "delete", conn=conn)
+        await authz.require_named(ctx, "cookbook_artifacts", ctx.params["name"], "delete", conn)
         sums = await store.delete_artifact(conn, row)
         await files.collect(conn, ctx.org_id, sums)
         url_for = await url_maker(ctx, conn)

@@ -80,9 +80,9 @@ async def get_cookbook(ctx: Ctx) -> tuple[int, object]:
     count = num_versions(ctx.query, None)
     async with ctx.db.connection() as conn:
         rows = await store.versions(conn, ctx.org_id, name)
-    if not rows:
-        raise ChefError(404, error_body(f"Cannot find a cookbook named {name}"))
-    await authz.require_container(ctx, "cookbooks", "read")
+        if not rows:
+            raise ChefError(404, error_body(f"Cannot find a cookbook named {name}"))
+        await authz.require_named(ctx, "cookbooks", name, "read", conn)
     return 200, version_listing(ctx, rows, count)
 
 
@@ -105,7 +105,7 @@ async def get_version(ctx: Ctx) -> tuple[int, object]:
         row = await store.get_version(conn, ctx.org_id, name, version)
         if row is None:
             raise _not_found(ctx)
-        await authz.require_container(ctx, "cookbooks", "read", conn=conn)
+        await authz.require_named(ctx, "cookbooks", name, "read", conn)
         url_for = await url_maker(ctx, conn)
     return 200, cbv.for_client(row["doc"], row["frozen"], ctx.api_version >= 2, url_for)
 
@@ -116,7 +116,7 @@ async def put_version(ctx: Ctx) -> tuple[int, object]:
     forced = ctx.query.get("force") not in (None, "false")
     async with ctx.transaction() as conn:
         existing = await store.get_version(conn, ctx.org_id, name, version, lock=True)
-        await authz.require_container(ctx, "cookbooks", "create" if existing is None else "update", conn=conn)
+        await authz.require_named(ctx, "cookbooks", name, "update", conn)  # a new cookbook: create on the container
         if existing is not None and existing["frozen"] and not forced:
             raise conflict(f"The cookbook {name} at version {cbv.version_string(version)} is frozen. "
                            "Use the 'force' option to override.")
@@ -142,7 +142,7 @@ async def delete_version(ctx: Ctx) -> tuple[int, object]:
         row = await store.get_version(conn, ctx.org_id, name, version, lock=True)
         if row is None:
             raise _not_found(ctx)
-        await authz.require_container(ctx, "cookbooks", "delete", conn=conn)
+        await authz.require_named(ctx, "cookbooks", name, "delete", conn)
         sums = await store.delete_version(conn, row)
         await files.collect(conn, ctx.org_id, sums)
         url_for = await url_maker(ctx, conn)

@@ -98,7 +98,7 @@ async def _set_members(conn, ctx: Ctx, group_id: str, wanted: dict[str, list[str
 async def update_group(ctx: Ctx) -> tuple:
     """Replace the members (when `actors` is given) and rename (when `groupname` differs: 201 and Location)."""
     data = ctx.json()
-    new_name = group_name(data)
+    new_name = group_name({"groupname": data["groupname"]}) if "groupname" in data else None  # `id` renames nothing
     async with ctx.transaction() as conn:
         group = await _load(conn, ctx, "update")
         if "actors" in data:

@@ -88,7 +88,7 @@ async def get_policy(ctx: Ctx) -> tuple[int, object]:
 async def delete_policy(ctx: Ctx) -> tuple[int, object]:
     async with ctx.transaction() as conn:
         ids = await _policy(ctx, conn)
-        await authz.require_container(ctx, "policies", "delete", conn=conn)
+        await authz.require_named(ctx, "policies", ctx.params["policy"], "delete", conn)
         await store.delete_policy(conn, ctx.org_id, ctx.params["policy"])
     return 200, _revisions(ids)
 
@@ -114,7 +114,7 @@ async def _revision(ctx: Ctx, conn) -> dict:
 async def get_revision(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
         row = await _revision(ctx, conn)
-        await authz.require_container(ctx, "policies", "read", conn=conn)
+        await authz.require_named(ctx, "policies", ctx.params["policy"], "read", conn)
         groups = await store.groups_of_revision(conn, row["id"])
     return 200, {**row["doc"], "policy_group_list": groups}
 
@@ -122,7 +122,7 @@ async def get_revision(ctx: Ctx) -> tuple[int, object]:
 async def delete_revision(ctx: Ctx) -> tuple[int, object]:
     async with ctx.transaction() as conn:
         row = await _revision(ctx, conn)
-        await authz.require_container(ctx, "policies", "delete", conn=conn)
+        await authz.require_named(ctx, "policies", ctx.params["policy"], "delete", conn)
         await store.delete_revision(conn, row)
     return 200, row["doc"]
 
@@ -159,7 +159,7 @@ async def get_group(ctx: Ctx) -> tuple[int, object]:
 async def delete_group(ctx: Ctx) -> tuple[int, object]:
     async with ctx.transaction() as conn:
         policies = await _group(ctx, conn)
-        await authz.require_container(ctx, "policy_groups", "delete", conn=conn)
+        await authz.require_named(ctx, "policy_groups", ctx.params["group"], "delete", conn)
         await store.delete_group(conn, ctx.org_id, ctx.params["group"])
     return 200, _group_body(ctx, ctx.params["group"], policies)
 
@@ -192,6 +192,6 @@ async def put_group_policy(ctx: Ctx) -> tuple[int, object]:
 async def delete_group_policy(ctx: Ctx) -> tuple[int, object]:
     async with ctx.transaction() as conn:
         row = await _assignment(ctx, conn)
-        await authz.require_container(ctx, "policy_groups", "delete", conn=conn)
+        await authz.require_named(ctx, "policy_groups", ctx.params["group"], "delete", conn)
         await store.unassign(conn, row)
     return 200, row["doc"]

@@ -29,6 +29,9 @@ SELECT (SELECT authz_id FROM obj) AS object,
 CHECK_OBJECT = _CHECK.format(target="SELECT %(object)s::text AS authz_id")
 CHECK_CONTAINER = _CHECK.format(target="SELECT authz_id FROM containers WHERE org_id = %(org)s AND name = %(name)s")
 CHECK_ORG = _CHECK.format(target="SELECT authz_id FROM orgs WHERE id = %(org)s")
+# Objects named in the URL whose handlers load versions, not the object row: by table, org and name.
+CHECK_NAMED = {table: _CHECK.format(target=f"SELECT authz_id FROM {table} WHERE org_id = %(org)s AND name = %(name)s")
+               for table in ("cookbooks", "cookbook_artifacts", "policies", "policy_groups")}
 
 READABLE = _EFFECTIVE + """
 SELECT DISTINCT a.authz_id FROM aces a
@@ -41,10 +44,13 @@ def _subject(requestor) -> dict:
 
 
 async def check(conn: psycopg.AsyncConnection, requestor, *, object_id: str | None = None,
-                org_id: str | None = None, container: str | None = None) -> dict:
+                org_id: str | None = None, container: str | None = None, table: str | None = None,
+                name: str | None = None) -> dict:
     """{"object": authz id or None, "effective": [ids], "aces": {perm: [ids of the requestor's]}} for an object
-    (by authz id), an org's container (by name) or, with neither, the org itself."""
-    if object_id is not None:
+    (by authz id), an object of `table` by name, an org's container (by name) or, with none, the org itself."""
+    if table is not None:
+        cur = await conn.execute(CHECK_NAMED[table], {**_subject(requestor), "org": org_id, "name": name})
+    elif object_id is not None:
         cur = await conn.execute(CHECK_OBJECT, {**_subject(requestor), "object": object_id})
     elif container is None:
         cur = await conn.execute(CHECK_ORG, {**_subject(requestor), "org": org_id})
