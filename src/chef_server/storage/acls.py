@@ -8,13 +8,16 @@ PERMS = ("create", "read", "update", "delete", "grant")
 
 # The requestor's effective ids: itself and every group it is in, through nested groups (walked upwards from
 # the member by the group_members_member index).
+# Each step joins groups by primary key, so the walk touches only the requestor's groups.
 _EFFECTIVE = """
-WITH RECURSIVE g(id) AS (
-    SELECT group_id FROM group_members WHERE member_type = %(type)s AND member_id = %(id)s
+WITH RECURSIVE g(id, authz_id) AS (
+    SELECT gr.id, gr.authz_id FROM group_members m JOIN groups gr ON gr.id = m.group_id
+     WHERE m.member_type = %(type)s AND m.member_id = %(id)s
     UNION
-    SELECT m.group_id FROM group_members m JOIN g ON m.member_type = 'group' AND m.member_id = g.id
+    SELECT gr.id, gr.authz_id FROM g JOIN group_members m ON m.member_type = 'group' AND m.member_id = g.id
+      JOIN groups gr ON gr.id = m.group_id
 ), me(authz_id) AS (
-    SELECT %(me)s::text UNION ALL SELECT gr.authz_id FROM groups gr JOIN g ON gr.id = g.id
+    SELECT %(me)s::text UNION ALL SELECT authz_id FROM g
 )"""
 
 # One round trip per check: the requestor's effective ids and the object's ACEs naming any of them.
