@@ -20,8 +20,10 @@ from starlette.routing import Route
 
 from . import api_version, authn
 from .api import (
+    acls,
     bookshelf,
     clients,
+    containers,
     cookbook_artifacts,
     cookbooks,
     data_bags,
@@ -65,6 +67,21 @@ def _validated_path(params: dict[str, str]) -> str:
 
 # (path, {method: handler}, signed): signed is True, False (no signature) or the signed path from the params
 ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], str]]] = [
+    # --- authorization: ACLs, groups, containers (first: `…/X/_acl` would match other areas' routes) ---
+    ("/users/{user}/_acl", {"GET": acls.get_acl}, True),
+    ("/users/{user}/_acl/{perm}", {"PUT": acls.put_ace}, True),
+    ("/organizations/{org}/organizations/_acl", {"GET": acls.get_acl}, True),
+    ("/organizations/{org}/organizations/_acl/{perm}", {"PUT": acls.put_ace}, True),
+    ("/organizations/{org}/{type}/{name}/_acl", {"GET": acls.get_acl}, True),
+    ("/organizations/{org}/{type}/{name}/_acl/{perm}", {"PUT": acls.put_ace}, True),
+    ("/organizations/{org}/groups", {"GET": groups.list_groups, "POST": groups.create_group}, True),
+    ("/organizations/{org}/groups/{group}", {"GET": groups.get_group, "PUT": groups.update_group,
+                                             "DELETE": groups.delete_group}, True),
+    ("/organizations/{org}/containers", {"GET": containers.list_containers,
+                                         "POST": containers.create_container}, True),
+    ("/organizations/{org}/containers/{container}", {"GET": containers.get_container,
+                                                     "DELETE": containers.delete_container}, True),
+    # --- end of authorization ---
     ("/_status", {"GET": status.get_status}, False),
     ("/license", {"GET": license.get_license}, True),
     ("/server_api_version", {"GET": status.get_server_api_version}, True),
@@ -97,8 +114,6 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
     ("/organizations/{org}/clients/{client}/keys/{key}", {"GET": keys.get_client_key,
                                                           "PUT": keys.update_client_key,
                                                           "DELETE": keys.delete_client_key}, True),
-    ("/organizations/{org}/groups", {"GET": groups.list_groups}, True),
-    ("/organizations/{org}/groups/{group}", {"GET": groups.get_group, "PUT": groups.update_group}, True),
     ("/organizations/{org}/principals", {"GET": _no_such_route}, False),  # erchef routes no principal list
     ("/organizations/{org}/principals/{name}", {"GET": principals.get_principal}, False),
     ("/organizations/{org}/validate/{rest:path}", dict.fromkeys(("GET", "PUT", "POST", "DELETE"), status.validate),

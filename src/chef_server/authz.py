@@ -1,18 +1,22 @@
-"""Who may do what. For now erchef's default rules for the objects of part 1, decided from the requestor.
+"""Who may do what: the driver of authorization checks (decisions are in acl.py, ACE rows in storage/acls.py).
 
-The requestor carries the org's groups it is in (nested groups included), so these rules follow the
-default ACLs an org is created with (org_policy.py). Per-object ACLs replace them in a later part.
-Each check raises erchef's 403 or returns.
+Org objects, containers and groups are checked against their ACLs, one query per check, never cached,
+so a change (a user removed from a group or an org) holds at once on every frontend. Server-level
+rules (the superuser, a user's own account) are decided from the requestor. Each check raises erchef's
+403 or returns.
 """
 
 from __future__ import annotations
 
+import contextlib
+
+from . import acl
 from .authn import Requestor
-from .errors import forbidden
+from .storage import acls
 
 
 def deny(perm: str) -> None:
-    raise forbidden(f"missing {perm} permission")
+    raise acl.denied(perm)
 
 
 def require_superuser(requestor: Requestor, perm: str = "read") -> None:
@@ -29,61 +33,63 @@ def is_self(requestor: Requestor, user_name: str) -> bool:
     return requestor.type == "user" and requestor.name == user_name
 
 
-def require_org_admin(requestor: Requestor, perm: str) -> None:
-    """Org admins (and the superuser) manage the org, its members and its clients."""
-    if not (requestor.superuser or requestor.org_admin):
-        deny(perm)
-
-
-def require_org_user(requestor: Requestor, perm: str = "read") -> None:
-    """Users of the org (the users group reads the org, its groups and containers)."""
-    if not (requestor.superuser or requestor.org_admin or "users" in requestor.groups):
-        deny(perm)
-
-
 def may_read_public_keys(requestor: Requestor) -> bool:
-    """Org-scoped key reads: members of public_key_read_access (users and clients by default)."""
+    """Org-scoped key reads: members of the org's public_key_read_access group (users and clients by default)."""
     return requestor.superuser or "public_key_read_access" in requestor.groups
 
 
-def may_create_client(requestor: Requestor) -> bool:
-    """Admins and the org's validator create clients."""
-    return requestor.superuser or requestor.org_admin or requestor.validator
+def _subject(requestor: Requestor) -> acl.Subject:
+    return acl.Subject(superuser=requestor.superuser, validator=requestor.validator)
 
 
-def may_access_client(requestor: Requestor, client_name: str, perm: str) -> bool:
-    """A client's own ACL grants it everything but grant; admins all; users read and delete (clients container).
-    Validators have no rights on any client, themselves included."""
-    if requestor.superuser or requestor.org_admin:
-        return True
-    if requestor.type == "client":
-        return requestor.name == client_name and not requestor.validator
-    return perm in ("read", "delete") and "users" in requestor.groups
+async def may(ctx, perm: str, *, object_id: str | None = None, container: str | None = None, conn=None) -> bool:
+    """Whether the requestor holds `perm` on an object (its authz id), one of the org's containers, or (with
+    neither) the request's organization."""
+    subject = _subject(ctx.requestor)
+    if subject.superuser or subject.validator:  # decided without the ACLs
+        return acl.decide(subject, perm, {}, (), container)
+    async with contextlib.AsyncExitStack() as stack:
+        if conn is None:
+            conn = await stack.enter_async_context(ctx.db.connection())
+        found = await acls.check(conn, ctx.requestor, object_id=object_id, org_id=ctx.org_id, container=container)
+    return acl.decide(subject, perm, found["aces"], found["effective"] or (), container)
 
 
-def may_change_client_keys(requestor: Requestor, client_name: str) -> bool:
-    """Admins, and the client itself (its own ACL grants it update)."""
-    return may_access_client(requestor, client_name, "update")
-
-
-# What the clients group may do in each container (erchef's default org ACLs, org_policy.DEFAULT_ACES).
-_CLIENT_PERMS = {"nodes": ("read", "create"), "roles": ("read",), "environments": ("read",), "data": ("read",)}
-
-
-def may_on_object(requestor: Requestor, container: str, perm: str, created_by: str | None = None) -> bool:
-    """Nodes, roles, environments and data bags: an object inherits its container's ACL and grants its
-    creator everything (so a client updates the node it created). Validators only create clients."""
-    if requestor.superuser or requestor.org_admin:
-        return True
-    if requestor.validator:
-        return False
-    if created_by is not None and created_by == requestor.id:
-        return True
-    if "users" in requestor.groups and perm in ("create", "read", "update", "delete"):
-        return True
-    return "clients" in requestor.groups and perm in _CLIENT_PERMS.get(container, ())
-
-
-def require_on_object(requestor: Requestor, container: str, perm: str, created_by: str | None = None) -> None:
-    if not may_on_object(requestor, container, perm, created_by):
+async def require(ctx, perm: str, *, object_id: str | None = None, container: str | None = None,
+                  conn=None) -> None:
+    """erchef's 403 "missing <perm> permission" unless the requestor holds `perm`."""
+    if not await may(ctx, perm, object_id=object_id, container=container, conn=conn):
         deny(perm)
+
+
+async def readable(ctx, object_ids: list[str], conn) -> set[str]:
+    """The objects among `object_ids` (authz ids) the requestor may read, in one query (search filters with it)."""
+    subject = _subject(ctx.requestor)
+    if subject.superuser or subject.validator:
+        return set(object_ids) if acl.decide(subject, "read", {}, ()) else set()
+    return await acls.readable(conn, ctx.requestor, object_ids)
+
+
+async def require_named(ctx, table: str, name: str, perm: str, conn) -> None:
+    """`perm` on the org's object `name` of `table` (cookbooks, cookbook_artifacts, policies, policy_groups) when
+    it exists; on its container when it does not (creating it then needs the container's `create`)."""
+    subject = _subject(ctx.requestor)
+    if subject.superuser or subject.validator:
+        if not acl.decide(subject, perm, {}, (), table):
+            deny(perm)
+        return
+    found = await acls.check(conn, ctx.requestor, org_id=ctx.org_id, table=table, name=name)
+    if found["object"] is None:
+        await require_container(ctx, table, "create" if perm == "update" else perm, conn=conn)
+        return
+    if not acl.decide(subject, perm, found["aces"], found["effective"] or (), table):
+        deny(perm)
+
+
+async def require_container(ctx, container: str, perm: str, conn=None) -> None:
+    await require(ctx, perm, container=container, conn=conn)
+
+
+async def require_org(ctx, perm: str, conn=None) -> None:
+    """`perm` on the request's organization (its members: read; admins: everything)."""
+    await require(ctx, perm, conn=conn)

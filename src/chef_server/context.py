@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import psycopg
 
 from .authn import Requestor
 from .storage.db import Database
@@ -33,6 +37,16 @@ class Ctx:
         if self._json is None:
             self._json = parse_json_object(self.body)
         return self._json
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A transaction that knows its creator: objects created in it grant the requestor every permission
+        (the ACL triggers read `chef.actor`). A validator is no creator: the clients it makes own themselves."""
+        async with self.db.transaction() as conn:
+            r = self.requestor
+            if r is not None and not r.validator:
+                await conn.execute("SELECT set_config('chef.actor', %s, true)", (r.authz_id,))
+            yield conn
 
     def url(self, *parts: str) -> str:
         """An absolute URL on this server, as erchef builds `uri` fields from the request's host."""

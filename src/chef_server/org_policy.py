@@ -1,6 +1,6 @@
 """What a new organization starts with: its groups, containers and their ACLs (erchef's default org policy).
 
-Data only: organizations.py records it when an org is created; authorization (a later part) enforces it.
+Data only: organizations.py records it (as ACE rows) when an org is created; authz.py enforces the ACLs.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ CONTAINERS = ("clients", "containers", "cookbooks", "data", "environments", "gro
               "sandboxes", "policies", "policy_groups", "cookbook_artifacts")
 GROUPS = ("admins", "billing-admins", "clients", "users", "public_key_read_access")
 PERMS = ("create", "read", "update", "delete", "grant")
-CREATOR = "$creator"  # replaced by the creating user's name
+CREATOR = "$creator"  # replaced by the creator's authz id
 
 # (objects, permissions, grantees): objects are ("container"|"group"|"organization", name);
 # grantees ("user", CREATOR) or ("group", name).
@@ -38,7 +38,7 @@ def empty_acl() -> dict:
 
 
 def default_acls(creator: str) -> dict[tuple[str, str], dict]:
-    """The ACL of every default object of a new org, keyed by (kind, name); actors are user names."""
+    """The ACL of every default object of a new org, keyed by (kind, name); actors are authz ids."""
     acls: dict[tuple[str, str], dict] = {}
     for objects, perms, grantees in DEFAULT_ACES:
         for obj in objects:

@@ -50,10 +50,8 @@ def client_body(row: dict, org: str, api_version: int) -> dict:
 
 
 async def list_clients(ctx: Ctx) -> tuple[int, object]:
-    r = ctx.requestor
-    if not (r.superuser or r.org_admin or "users" in r.groups):
-        authz.deny("read")
     async with ctx.db.connection() as conn:
+        await authz.require_container(ctx, "clients", "read", conn=conn)
         names = await store.names(conn, ctx.org_id)
     return 200, {name: ctx.org_url("clients", name) for name in names}
 
@@ -62,15 +60,14 @@ async def create_client(ctx: Ctx) -> tuple[int, object]:
     data = ctx.json()
     client = validate_client(ctx.api_version, data, None, "create")
     r = ctx.requestor
-    if not authz.may_create_client(r):
-        authz.deny("create")
+    await authz.require_container(ctx, "clients", "create")
     if client["validator"] and r.validator:
         raise forbidden("missing create permission")
     public, private = await initial_key(ctx.api_version, data)
     client_id = new_id()
     row = {"id": client_id, "org_id": ctx.org_id, "authz_id": new_id(), "name": client["name"],
            "validator": bool(client["validator"]), "admin": False}
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         if not await store.insert(conn, row):
             raise ChefError(409, error_body("Client already exists"))
         if public is not None:
@@ -99,17 +96,15 @@ async def _load(conn, ctx: Ctx) -> dict:
 async def get_client(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
         row = await _load(conn, ctx)
-    if not authz.may_access_client(ctx.requestor, row["name"], "read"):
-        authz.deny("read")
+        await authz.require(ctx, "read", object_id=row["authz_id"], conn=conn)
     return 200, client_body(row, ctx.org_name, ctx.api_version)
 
 
 async def update_client(ctx: Ctx) -> tuple[int, object]:
     data = ctx.json()
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await _load(conn, ctx)
-        if not authz.may_access_client(ctx.requestor, row["name"], "update"):
-            authz.deny("update")
+        await authz.require(ctx, "update", object_id=row["authz_id"], conn=conn)
         client = validate_client(ctx.api_version, data, row["name"], "update")
         validator = row["validator"] if client["validator"] is None else client["validator"]
         if not await store.update(conn, row["id"], client["name"], validator):
@@ -131,9 +126,8 @@ async def update_client(ctx: Ctx) -> tuple[int, object]:
 
 
 async def delete_client(ctx: Ctx) -> tuple[int, object]:
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await _load(conn, ctx)
-        if not authz.may_access_client(ctx.requestor, row["name"], "delete"):
-            authz.deny("delete")
+        await authz.require(ctx, "delete", object_id=row["authz_id"], conn=conn)
         await store.delete(conn, row["id"])
     return 200, client_body(row, ctx.org_name, ctx.api_version)

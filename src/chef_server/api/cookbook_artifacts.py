@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .. import container_acl
+from .. import authz
 from .. import cookbook_version as cbv
 from ..context import Ctx
 from ..errors import ChefError, bad_request, error_body
@@ -47,7 +47,7 @@ def for_client(doc: dict, all_files: bool, url_for) -> dict:
 
 
 async def list_artifacts(ctx: Ctx) -> tuple[int, object]:
-    container_acl.require(ctx.requestor, "cookbook_artifacts", "read")
+    await authz.require_container(ctx, "cookbook_artifacts", "read")
     async with ctx.db.connection() as conn:
         rows = await store.artifact_listing(conn, ctx.org_id)
     return 200, listing(ctx, rows)
@@ -58,7 +58,7 @@ async def get_artifact(ctx: Ctx) -> tuple[int, object]:
         rows = await store.artifact_listing(conn, ctx.org_id, ctx.params["name"])
     if not rows:
         raise _not_found()
-    container_acl.require(ctx.requestor, "cookbook_artifacts", "read")
+    await authz.require_container(ctx, "cookbook_artifacts", "read")
     return 200, listing(ctx, rows)
 
 
@@ -67,16 +67,16 @@ async def get_version(ctx: Ctx) -> tuple[int, object]:
         row = await store.get_artifact(conn, ctx.org_id, ctx.params["name"], ctx.params["identifier"])
         if row is None:
             raise _not_found()
-        container_acl.require(ctx.requestor, "cookbook_artifacts", "read")
+        await authz.require_named(ctx, "cookbook_artifacts", ctx.params["name"], "read", conn)
         url_for = await url_maker(ctx, conn)
     return 200, for_client(row["doc"], ctx.api_version >= 2, url_for)
 
 
 async def put_version(ctx: Ctx) -> tuple[int, object]:
     doc = validate(ctx.json(), ctx.params["name"], ctx.params["identifier"])
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         existing = await store.get_artifact(conn, ctx.org_id, doc["name"], doc["identifier"])
-        container_acl.require(ctx.requestor, "cookbook_artifacts", "create" if existing is None else "update")
+        await authz.require_named(ctx, "cookbook_artifacts", doc["name"], "update", conn)
         if existing is not None:
             raise ChefError(409, {"error": "Cookbook artifact already exists"})
         try:
@@ -90,11 +90,11 @@ async def put_version(ctx: Ctx) -> tuple[int, object]:
 
 
 async def delete_version(ctx: Ctx) -> tuple[int, object]:
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await store.get_artifact(conn, ctx.org_id, ctx.params["name"], ctx.params["identifier"], lock=True)
         if row is None:
             raise _not_found()
-        container_acl.require(ctx.requestor, "cookbook_artifacts", "delete")
+        await authz.require_named(ctx, "cookbook_artifacts", ctx.params["name"], "delete", conn)
         sums = await store.delete_artifact(conn, row)
         await files.collect(conn, ctx.org_id, sums)
         url_for = await url_maker(ctx, conn)

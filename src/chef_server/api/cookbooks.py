@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from .. import container_acl, presign
+from .. import authz, presign
 from .. import cookbook_version as cbv
 from ..context import Ctx
 from ..depsolver import parse_constraint, parse_version
@@ -51,21 +51,21 @@ async def url_maker(ctx: Ctx, conn):
 
 async def list_cookbooks(ctx: Ctx) -> tuple[int, object]:
     count = num_versions(ctx.query, 1)
-    container_acl.require(ctx.requestor, "cookbooks", "read")
+    await authz.require_container(ctx, "cookbooks", "read")
     async with ctx.db.connection() as conn:
         rows = await store.versions(conn, ctx.org_id)
     return 200, version_listing(ctx, rows, count)
 
 
 async def latest_cookbooks(ctx: Ctx) -> tuple[int, object]:
-    container_acl.require(ctx.requestor, "cookbooks", "read")
+    await authz.require_container(ctx, "cookbooks", "read")
     async with ctx.db.connection() as conn:
         rows = await store.latest(conn, ctx.org_id)
     return 200, {row["name"]: ctx.org_url("cookbooks", row["name"], _vstr(row)) for row in rows}
 
 
 async def latest_recipes(ctx: Ctx) -> tuple[int, object]:
-    container_acl.require(ctx.requestor, "cookbooks", "read")
+    await authz.require_container(ctx, "cookbooks", "read")
     async with ctx.db.connection() as conn:
         rows = await store.latest(conn, ctx.org_id)
     return 200, sorted(recipe for row in rows for recipe in row["recipes"])
@@ -80,9 +80,9 @@ async def get_cookbook(ctx: Ctx) -> tuple[int, object]:
     count = num_versions(ctx.query, None)
     async with ctx.db.connection() as conn:
         rows = await store.versions(conn, ctx.org_id, name)
-    if not rows:
-        raise ChefError(404, error_body(f"Cannot find a cookbook named {name}"))
-    container_acl.require(ctx.requestor, "cookbooks", "read")
+        if not rows:
+            raise ChefError(404, error_body(f"Cannot find a cookbook named {name}"))
+        await authz.require_named(ctx, "cookbooks", name, "read", conn)
     return 200, version_listing(ctx, rows, count)
 
 
@@ -105,7 +105,7 @@ async def get_version(ctx: Ctx) -> tuple[int, object]:
         row = await store.get_version(conn, ctx.org_id, name, version)
         if row is None:
             raise _not_found(ctx)
-        container_acl.require(ctx.requestor, "cookbooks", "read")
+        await authz.require_named(ctx, "cookbooks", name, "read", conn)
         url_for = await url_maker(ctx, conn)
     return 200, cbv.for_client(row["doc"], row["frozen"], ctx.api_version >= 2, url_for)
 
@@ -114,9 +114,9 @@ async def put_version(ctx: Ctx) -> tuple[int, object]:
     name, version = _url_version(ctx)
     doc = cbv.validate(ctx.json(), name, ctx.params["version"], ctx.api_version >= 2)
     forced = ctx.query.get("force") not in (None, "false")
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         existing = await store.get_version(conn, ctx.org_id, name, version, lock=True)
-        container_acl.require(ctx.requestor, "cookbooks", "create" if existing is None else "update")
+        await authz.require_named(ctx, "cookbooks", name, "update", conn)  # a new cookbook: create on the container
         if existing is not None and existing["frozen"] and not forced:
             raise conflict(f"The cookbook {name} at version {cbv.version_string(version)} is frozen. "
                            "Use the 'force' option to override.")
@@ -138,11 +138,11 @@ async def put_version(ctx: Ctx) -> tuple[int, object]:
 
 async def delete_version(ctx: Ctx) -> tuple[int, object]:
     name, version = _url_version(ctx)
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await store.get_version(conn, ctx.org_id, name, version, lock=True)
         if row is None:
             raise _not_found(ctx)
-        container_acl.require(ctx.requestor, "cookbooks", "delete")
+        await authz.require_named(ctx, "cookbooks", name, "delete", conn)
         sums = await store.delete_version(conn, row)
         await files.collect(conn, ctx.org_id, sums)
         url_for = await url_maker(ctx, conn)
@@ -157,7 +157,7 @@ def dependency_spec(constraint: str) -> str:
 
 
 async def universe(ctx: Ctx) -> tuple[int, object]:
-    container_acl.require(ctx.requestor, "cookbooks", "read")
+    await authz.require_container(ctx, "cookbooks", "read")
     async with ctx.db.connection() as conn:
         rows = await store.universe(conn, ctx.org_id)
     out: dict[str, dict] = {}
@@ -191,7 +191,7 @@ async def environment_cookbooks(ctx: Ctx) -> tuple[int, object]:
         rows = await store.versions(conn, ctx.org_id, cookbook)
     if cookbook is not None and not rows:
         raise ChefError(404, error_body(f"Cannot find a cookbook named {cookbook}"))
-    container_acl.require(ctx.requestor, "environments", "read")
+    await authz.require_container(ctx, "environments", "read")
     listing = version_listing(ctx, [r for r in rows if allowed(pins, r["name"], r)], count)
     if cookbook is not None and cookbook not in listing:
         listing[cookbook] = {"url": ctx.org_url("cookbooks", cookbook), "versions": []}
@@ -204,7 +204,7 @@ async def environment_recipes(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
         pins = await _environment(ctx, conn)
         rows = await store.versions(conn, ctx.org_id)
-        container_acl.require(ctx.requestor, "environments", "read")
+        await authz.require_container(ctx, "environments", "read", conn=conn)
         newest: dict[str, dict] = {}
         for row in rows:
             if row["name"] not in newest and allowed(pins, row["name"], row):

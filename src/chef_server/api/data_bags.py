@@ -21,21 +21,21 @@ async def _bag(conn, ctx: Ctx, perm: str, missing: ChefError | None = None) -> d
     row = await store.bag(conn, ctx.org_id, name)
     if row is None:
         raise missing or _no_bag(name)
-    authz.require_on_object(ctx.requestor, CONTAINER, perm, row["created_by"])
+    await authz.require(ctx, perm, object_id=row["authz_id"], conn=conn)
     return row
 
 
 async def list_bags(ctx: Ctx) -> tuple[int, object]:
-    authz.require_on_object(ctx.requestor, CONTAINER, "read")
     async with ctx.db.connection() as conn:
+        await authz.require_container(ctx, CONTAINER, "read", conn=conn)
         names = await store.bag_names(conn, ctx.org_id)
     return 200, {name: ctx.org_url("data", name) for name in names}
 
 
 async def create_bag(ctx: Ctx) -> tuple[int, object]:
     name = data_bag_from_body(ctx.json())
-    authz.require_on_object(ctx.requestor, CONTAINER, "create")
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
+        await authz.require_container(ctx, CONTAINER, "create", conn=conn)
         if not await store.insert_bag(conn, ctx.org_id, name, ctx.requestor.id):
             raise ChefError(409, error_body("Data bag already exists"))
     return 201, {"uri": ctx.org_url("data", name)}
@@ -49,7 +49,7 @@ async def list_items(ctx: Ctx) -> tuple[int, object]:
 
 
 async def delete_bag(ctx: Ctx) -> tuple[int, object]:
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await _bag(conn, ctx, "delete")
         await store.delete_bag(conn, row["id"])
     return 200, {"name": row["name"], "json_class": "Chef::DataBag", "chef_type": "data_bag"}
@@ -60,7 +60,7 @@ async def create_item(ctx: Ctx) -> tuple[int, object]:
     bag = ctx.params["bag"]
     missing = ChefError(404, error_body(f"No data bag '{bag}' could be found. Please create this data bag "
                                         "before adding items to it."))
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         await _bag(conn, ctx, "create", missing)
         if not await store.insert_item(conn, ctx.org_id, bag, item):
             raise ChefError(409, error_body(f"Data Bag Item '{item['id']}' already exists in Data Bag '{bag}'."))
@@ -88,14 +88,14 @@ async def get_item(ctx: Ctx) -> tuple[int, object]:
 
 async def update_item(ctx: Ctx) -> tuple[int, object]:
     item = data_bag_item_from_body(ctx.json(), ctx.params["item"])
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await _item(conn, ctx, "update", _NO_ITEM)
         await store.update_item(conn, row["id"], item)
     return 200, item_with_type(ctx.params["bag"], item)
 
 
 async def delete_item(ctx: Ctx) -> tuple[int, object]:
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await _item(conn, ctx, "delete", "Cannot load data bag {bag} item {item}")
         await store.delete_item(conn, row["id"])
     return 200, wrapped_item(ctx.params["bag"], row["serialized_object"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from .. import container_acl
+from .. import authz
 from .. import cookbook_version as cbv
 from ..context import Ctx
 from ..depsolver import DEFAULT_TIMEOUT, DepsolverFailure, solve
@@ -69,8 +69,8 @@ async def solve_run_list(ctx: Ctx) -> tuple[int, object]:
         if pins is None:
             # erchef's depsolver words this 404 unlike the environments endpoint ("Cannot load environment E")
             raise ChefError(404, error_body(f"environment '{environment}' not found"))
-        container_acl.require(ctx.requestor, "cookbooks", "read")
-        container_acl.require(ctx.requestor, "environments", "read")
+        await authz.require_container(ctx, "cookbooks", "read", conn=conn)
+        await authz.require_container(ctx, "environments", "read", conn=conn)
         universe: dict[str, dict[str, dict]] = {}
         for row in await store.universe(conn, ctx.org_id):
             universe.setdefault(row["name"], {})[f"{row['major']}.{row['minor']}.{row['patch']}"] = row["dependencies"]

@@ -75,11 +75,12 @@ async def _may_read(conn, ctx: Ctx, kind: str, owner: dict) -> None:
         authz.deny("read")
 
 
-def _may_change(ctx: Ctx, kind: str, owner: str) -> None:
+async def _may_change(conn, ctx: Ctx, kind: str, owner: str, owner_row: dict) -> None:
+    """A user's keys: the user and the superuser; a client's: whoever may update the client (its ACL)."""
     if kind == "user":
         authz.require_self_or_superuser(ctx.requestor, owner, "update")
-    elif not authz.may_change_client_keys(ctx.requestor, owner):
-        authz.deny("update")
+    else:
+        await authz.require(ctx, "update", object_id=owner_row["authz_id"], conn=conn)
 
 
 def _not_the_signing_key(ctx: Ctx, owner: dict, key_name: str) -> None:
@@ -100,10 +101,10 @@ async def _list(ctx: Ctx, kind: str) -> tuple[int, object]:
 
 async def _create(ctx: Ctx, kind: str) -> tuple[int, object]:
     data = ctx.json()
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         owner_row, url, owner = await _owner(ctx, conn, kind)
         owner_id = owner_row["id"]
-        _may_change(ctx, kind, owner)
+        await _may_change(conn, ctx, kind, owner, owner_row)
         key = validate_key(data, "create")
         public, private = (await keylib.new_key_pair() if data.get("create_key") is True
                            else (data["public_key"], None))
@@ -132,10 +133,10 @@ async def _get(ctx: Ctx, kind: str) -> tuple[int, object]:
 
 async def _update(ctx: Ctx, kind: str) -> tuple[int, object]:
     data = ctx.json()
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         owner_row, owner, row = await _named(ctx, conn, kind)
         owner_id = owner_row["id"]
-        _may_change(ctx, kind, owner)
+        await _may_change(conn, ctx, kind, owner, owner_row)
         _not_the_signing_key(ctx, owner_row, row["key_name"])
         key = validate_key(data, "update")
         new_name = data.get("name", row["key_name"])
@@ -156,9 +157,9 @@ async def _update(ctx: Ctx, kind: str) -> tuple[int, object]:
 
 
 async def _delete(ctx: Ctx, kind: str) -> tuple[int, object]:
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         owner_row, owner, row = await _named(ctx, conn, kind)
-        _may_change(ctx, kind, owner)
+        await _may_change(conn, ctx, kind, owner, owner_row)
         _not_the_signing_key(ctx, owner_row, row["key_name"])
         await store.delete(conn, owner_row["id"], row["key_name"])
     return 200, key_json(row)

@@ -35,15 +35,15 @@ async def load(conn, ctx: Ctx, kind: Kind) -> dict:
 
 
 async def list_all(ctx: Ctx, kind: Kind) -> tuple[int, object]:
-    authz.require_on_object(ctx.requestor, kind.table, "read")
     async with ctx.db.connection() as conn:
+        await authz.require_container(ctx, kind.table, "read", conn=conn)
         names = await store.names(conn, kind.table, ctx.org_id)
     return 200, {name: ctx.org_url(kind.table, name) for name in names}
 
 
 async def create(ctx: Ctx, kind: Kind, obj: dict) -> tuple[int, object]:
-    authz.require_on_object(ctx.requestor, kind.table, "create")
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
+        await authz.require_container(ctx, kind.table, "create", conn=conn)
         if not await store.insert(conn, kind.table, ctx.org_id, obj, ctx.requestor.id):
             raise ChefError(409, error_body(kind.conflict))
     uri = ctx.org_url(kind.table, obj["name"])
@@ -53,14 +53,14 @@ async def create(ctx: Ctx, kind: Kind, obj: dict) -> tuple[int, object]:
 async def get(ctx: Ctx, kind: Kind) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
         row = await load(conn, ctx, kind)
-    authz.require_on_object(ctx.requestor, kind.table, "read", row["created_by"])
+        await authz.require(ctx, "read", object_id=row["authz_id"], conn=conn)
     return 200, row["serialized_object"]
 
 
 async def update(ctx: Ctx, kind: Kind, obj: dict) -> tuple:
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await load(conn, ctx, kind)
-        authz.require_on_object(ctx.requestor, kind.table, "update", row["created_by"])
+        await authz.require(ctx, "update", object_id=row["authz_id"], conn=conn)
         if obj != row["serialized_object"] and not await store.update(conn, kind.table, row["id"], obj):
             raise ChefError(409, error_body(kind.conflict))
     if obj["name"] != row["name"]:  # a rename answers 201 and the new Location, as webmachine does
@@ -69,8 +69,8 @@ async def update(ctx: Ctx, kind: Kind, obj: dict) -> tuple:
 
 
 async def delete(ctx: Ctx, kind: Kind) -> tuple[int, object]:
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await load(conn, ctx, kind)
-        authz.require_on_object(ctx.requestor, kind.table, "delete", row["created_by"])
+        await authz.require(ctx, "delete", object_id=row["authz_id"], conn=conn)
         await store.delete(conn, kind.table, row["id"])
     return 200, row["serialized_object"]

@@ -40,6 +40,6 @@ async def environment_nodes(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
         if await store.get(conn, ENVIRONMENT.table, ctx.org_id, env) is None:
             raise ChefError(404, error_body(f"Cannot load environment '{env}'"))
-        authz.require_on_object(ctx.requestor, NODE.table, "read")
+        await authz.require_container(ctx, NODE.table, "read", conn=conn)
         names = await store.node_names_in(conn, ctx.org_id, env)
     return 200, {name: ctx.org_url("nodes", name) for name in names}

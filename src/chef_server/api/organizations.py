@@ -43,9 +43,9 @@ async def create_org(ctx: Ctx) -> tuple[int, object]:
     public, private = await keylib.new_key_pair()
     validator = {"id": new_id(), "org_id": org_row["id"], "authz_id": new_id(), "name": f"{name}-validator",
                  "validator": True, "admin": False}
-    async with ctx.db.transaction() as conn:
-        created = await store.insert(conn, org_row, org_policy.default_acls(creator.name), org_policy.DEFAULT_MEMBERS,
-                                     creator.id if creator.type == "user" else None)
+    async with ctx.transaction() as conn:
+        created = await store.insert(conn, org_row, org_policy.default_acls(creator.authz_id),
+                                     org_policy.DEFAULT_MEMBERS, creator.id if creator.type == "user" else None)
         if not created:
             raise ChefError(409, {"error": "Organization already exists"})
         await client_store.insert(conn, validator)
@@ -63,23 +63,23 @@ async def _org(conn, ctx: Ctx) -> dict:
 async def get_org(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
         row = await _org(conn, ctx)
-    authz.require_org_user(ctx.requestor)
+        await authz.require_org(ctx, "read", conn=conn)
     return 200, org_body(row)
 
 
 async def update_org(ctx: Ctx) -> tuple[int, object]:
-    authz.require_org_admin(ctx.requestor, "update")
+    await authz.require_org(ctx, "update")
     data = ctx.json()
     org = validate_org(data, ctx.org_name)
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await _org(conn, ctx)
         await store.update(conn, row["id"], org["full_name"])
     return 200, {**data, **org_body({**row, **org})}
 
 
 async def delete_org(ctx: Ctx) -> tuple[int, object]:
-    authz.require_org_admin(ctx.requestor, "delete")
-    async with ctx.db.transaction() as conn:
+    await authz.require_org(ctx, "delete")
+    async with ctx.transaction() as conn:
         row = await _org(conn, ctx)
         await store.delete(conn, row["id"])
     return 200, org_body(row)
@@ -94,7 +94,7 @@ def _not_member(name: str, org: str) -> ChefError:
 
 
 async def list_members(ctx: Ctx) -> tuple[int, object]:
-    authz.require_org_user(ctx.requestor)
+    await authz.require_org(ctx, "read")
     async with ctx.db.connection() as conn:
         names = await store.member_names(conn, ctx.org_id)
     return 200, [{"user": {"username": name}} for name in names]
@@ -104,7 +104,7 @@ async def add_member(ctx: Ctx) -> tuple[int, object]:
     """Only the superuser associates a user directly; others invite (association requests)."""
     data = ctx.json()
     name = require_string(data, "username")
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         user = await user_store.get(conn, name)
         if user is None:
             raise _no_user(name)
@@ -122,20 +122,20 @@ async def get_member(ctx: Ctx) -> tuple[int, object]:
             raise _no_user(name)
         if not await store.is_member(conn, ctx.org_id, user["id"]):
             raise _not_member(name, ctx.org_name)
-    authz.require_org_user(ctx.requestor)
+    await authz.require_org(ctx, "read")
     return 200, user_body(user, ctx.api_version)
 
 
 async def remove_member(ctx: Ctx) -> tuple[int, object]:
     name = ctx.params["user"]
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         user = await user_store.get_with_default_key(conn, name)
         if user is None:
             raise _no_user(name)
         if not await store.is_member(conn, ctx.org_id, user["id"]):
             raise _not_member(name, ctx.org_name)
         if not (ctx.requestor.type == "user" and ctx.requestor.name == name):
-            authz.require_org_admin(ctx.requestor, "update")
+            await authz.require_org(ctx, "update")
         if await store.in_group(conn, ctx.org_id, "admins", user["id"]):
             raise ChefError(403, {"error": f"Please remove {name} from this organization's admins group before "
                                            "removing him or her from the organization."})
@@ -149,10 +149,10 @@ def invite_body(invite: dict) -> dict:
 
 
 async def invite(ctx: Ctx) -> tuple[int, object]:
-    authz.require_org_admin(ctx.requestor, "create")
+    await authz.require_org(ctx, "create")
     data = ctx.json()
     name = require_string(data, "user")
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         user = await user_store.get(conn, name)
         if user is None:
             raise _no_user(name)
@@ -168,15 +168,15 @@ async def invite(ctx: Ctx) -> tuple[int, object]:
 
 
 async def org_invites(ctx: Ctx) -> tuple[int, object]:
-    authz.require_org_admin(ctx.requestor, "read")
+    await authz.require_org(ctx, "read")
     async with ctx.db.connection() as conn:
         rows = await store.invites_of_org(conn, ctx.org_id)
     return 200, [{"id": r["id"], "username": r["username"]} for r in rows]
 
 
 async def cancel_invite(ctx: Ctx) -> tuple[int, object]:
-    authz.require_org_admin(ctx.requestor, "delete")
-    async with ctx.db.transaction() as conn:
+    await authz.require_org(ctx, "delete")
+    async with ctx.transaction() as conn:
         row = await store.get_invite(conn, ctx.params["invite"])
         if row is None or row["org_id"] != ctx.org_id:
             raise ChefError(404, {"error": f"Cannot find association request: {ctx.params['invite']}"})
@@ -213,7 +213,7 @@ async def answer_invite(ctx: Ctx) -> tuple[int, object]:
     response = data.get("response")
     if response not in ("accept", "reject"):
         raise bad_request("Param response must be either 'accept' or 'reject'")
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         user = await _invited_user(conn, ctx)
         authz.require_self_or_superuser(ctx.requestor, user["username"], "update")
         row = await store.get_invite(conn, ctx.params["invite"])

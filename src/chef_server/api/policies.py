@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .. import container_acl
+from .. import authz
 from ..context import Ctx
 from ..cookbook_version import NAME
 from ..depsolver import is_valid_constraint
@@ -64,7 +64,7 @@ def _revisions(ids: list[str]) -> dict:
 
 
 async def list_policies(ctx: Ctx) -> tuple[int, object]:
-    container_acl.require(ctx.requestor, "policies", "read")
+    await authz.require_container(ctx, "policies", "read")
     async with ctx.db.connection() as conn:
         found = await store.list_policies(conn, ctx.org_id)
     return 200, {name: {"uri": ctx.org_url("policies", name), **_revisions(ids)} for name, ids in found.items()}
@@ -81,22 +81,22 @@ async def _policy(ctx: Ctx, conn) -> list[str]:
 async def get_policy(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
         ids = await _policy(ctx, conn)
-    container_acl.require(ctx.requestor, "policies", "read")
+    await authz.require_container(ctx, "policies", "read")
     return 200, _revisions(ids)
 
 
 async def delete_policy(ctx: Ctx) -> tuple[int, object]:
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         ids = await _policy(ctx, conn)
-        container_acl.require(ctx.requestor, "policies", "delete")
+        await authz.require_named(ctx, "policies", ctx.params["policy"], "delete", conn)
         await store.delete_policy(conn, ctx.org_id, ctx.params["policy"])
     return 200, _revisions(ids)
 
 
 async def create_revision(ctx: Ctx) -> tuple[int, object]:
     doc = validate(ctx.json(), ctx.params["policy"])
-    container_acl.require(ctx.requestor, "policies", "create")
-    async with ctx.db.transaction() as conn:
+    await authz.require_container(ctx, "policies", "create")
+    async with ctx.transaction() as conn:
         _, created = await store.add_revision(conn, ctx.org_id, doc["name"], doc)
         if not created:
             raise ChefError(409, error_body("Policy revision already exists"))
@@ -114,15 +114,15 @@ async def _revision(ctx: Ctx, conn) -> dict:
 async def get_revision(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
         row = await _revision(ctx, conn)
-        container_acl.require(ctx.requestor, "policies", "read")
+        await authz.require_named(ctx, "policies", ctx.params["policy"], "read", conn)
         groups = await store.groups_of_revision(conn, row["id"])
     return 200, {**row["doc"], "policy_group_list": groups}
 
 
 async def delete_revision(ctx: Ctx) -> tuple[int, object]:
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await _revision(ctx, conn)
-        container_acl.require(ctx.requestor, "policies", "delete")
+        await authz.require_named(ctx, "policies", ctx.params["policy"], "delete", conn)
         await store.delete_revision(conn, row)
     return 200, row["doc"]
 
@@ -133,7 +133,7 @@ def _group_body(ctx: Ctx, name: str, policies: dict) -> dict:
 
 
 async def list_groups(ctx: Ctx) -> tuple[int, object]:
-    container_acl.require(ctx.requestor, "policy_groups", "read")
+    await authz.require_container(ctx, "policy_groups", "read")
     async with ctx.db.connection() as conn:
         found = await store.list_groups(conn, ctx.org_id)
     # the listing leaves out `policies` for a group without any (the group's own GET shows it empty)
@@ -152,14 +152,14 @@ async def _group(ctx: Ctx, conn) -> dict:
 async def get_group(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
         policies = await _group(ctx, conn)
-    container_acl.require(ctx.requestor, "policy_groups", "read")
+    await authz.require_container(ctx, "policy_groups", "read")
     return 200, _group_body(ctx, ctx.params["group"], policies)
 
 
 async def delete_group(ctx: Ctx) -> tuple[int, object]:
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         policies = await _group(ctx, conn)
-        container_acl.require(ctx.requestor, "policy_groups", "delete")
+        await authz.require_named(ctx, "policy_groups", ctx.params["group"], "delete", conn)
         await store.delete_group(conn, ctx.org_id, ctx.params["group"])
     return 200, _group_body(ctx, ctx.params["group"], policies)
 
@@ -175,23 +175,23 @@ async def _assignment(ctx: Ctx, conn) -> dict:
 async def get_group_policy(ctx: Ctx) -> tuple[int, object]:
     async with ctx.db.connection() as conn:
         row = await _assignment(ctx, conn)
-    container_acl.require(ctx.requestor, "policy_groups", "read")
+    await authz.require_container(ctx, "policy_groups", "read")
     return 200, row["doc"]
 
 
 async def put_group_policy(ctx: Ctx) -> tuple[int, object]:
     doc = validate(ctx.json(), ctx.params["policy"])
-    container_acl.require(ctx.requestor, "policies", "create")
-    container_acl.require(ctx.requestor, "policy_groups", "update")
-    async with ctx.db.transaction() as conn:
+    await authz.require_container(ctx, "policies", "create")
+    await authz.require_container(ctx, "policy_groups", "update")
+    async with ctx.transaction() as conn:
         revision_row_id, _ = await store.add_revision(conn, ctx.org_id, doc["name"], doc)
         created = await store.assign(conn, ctx.org_id, ctx.params["group"], revision_row_id)
     return (201 if created else 200), doc
 
 
 async def delete_group_policy(ctx: Ctx) -> tuple[int, object]:
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await _assignment(ctx, conn)
-        container_acl.require(ctx.requestor, "policy_groups", "delete")
+        await authz.require_named(ctx, "policy_groups", ctx.params["group"], "delete", conn)
         await store.unassign(conn, row)
     return 200, row["doc"]

@@ -37,7 +37,7 @@ async def role_env_names(ctx: Ctx) -> tuple[int, object]:
     """The environments the role has a run list for, `_default` always."""
     async with ctx.db.connection() as conn:
         row = await named.load(conn, ctx, ROLE)
-    authz.require_on_object(ctx.requestor, ROLE.table, "read", row["created_by"])
+        await authz.require(ctx, "read", object_id=row["authz_id"], conn=conn)
     return 200, role_environments(row["serialized_object"])
 
 
@@ -49,5 +49,5 @@ async def role_env_run_list(ctx: Ctx) -> tuple[int, object]:
         row = await named.load(conn, ctx, ROLE)
         if env != DEFAULT_ENVIRONMENT and await store.get(conn, ENVIRONMENT.table, ctx.org_id, env) is None:
             raise named.missing(ENVIRONMENT, env)
-    authz.require_on_object(ctx.requestor, ROLE.table, "read", row["created_by"])
+        await authz.require(ctx, "read", object_id=row["authz_id"], conn=conn)
     return 200, {"run_list": role_run_list_for(row["serialized_object"], env)}

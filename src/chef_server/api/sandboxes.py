@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 
-from .. import container_acl, presign
+from .. import authz, presign
 from ..context import Ctx
 from ..errors import ChefError, bad_request, error_body
 from ..storage import files
@@ -31,9 +31,9 @@ def checksums_of(data: dict) -> list[str]:
 
 async def create_sandbox(ctx: Ctx) -> tuple[int, object]:
     sums = checksums_of(ctx.json())
-    container_acl.require(ctx.requestor, "sandboxes", "create")
+    await authz.require_container(ctx, "sandboxes", "create")
     sandbox_id = uuid.uuid4().hex
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         await files.collect_abandoned(conn, ctx.org_id)
         listing = await files.create_sandbox(conn, sandbox_id, ctx.org_id, sums)
         key = await signing_key(conn)
@@ -51,8 +51,8 @@ async def commit_sandbox(ctx: Ctx) -> tuple[int, object]:
     sandbox_id = ctx.params["sandbox"]
     if ctx.json().get("is_completed") is not True:
         raise bad_request("JSON body must contain key '\"complete\"' with value 'true'.")
-    container_acl.require(ctx.requestor, "sandboxes", "create")
-    async with ctx.db.transaction() as conn:
+    await authz.require_container(ctx, "sandboxes", "create")
+    async with ctx.transaction() as conn:
         listing = await files.get_sandbox(conn, ctx.org_id, sandbox_id)
         if listing is None:
             raise ChefError(404, error_body(f"No such sandbox '{sandbox_id}'."))

@@ -66,31 +66,33 @@ _PRUNED_NODE = (
 async def _load(conn, ctx: Ctx, index: str, ids: list[str], keys: list[str] | None = None) -> list[dict]:
     if not ids:
         return []
-    r = ctx.requestor
     if index == "client":
         cur = await conn.execute(
-            "SELECT c.id, c.name, c.validator, (SELECT public_key FROM keys WHERE owner_id = c.id "
+            "SELECT c.id, c.authz_id, c.name, c.validator, (SELECT public_key FROM keys WHERE owner_id = c.id "
             "AND key_name = 'default') AS public_key FROM clients c WHERE c.org_id = %s AND c.id = ANY(%s)",
             (ctx.org_id, ids))
         rows = {row["id"]: row for row in await cur.fetchall()}
+        readable = await authz.readable(ctx, [row["authz_id"] for row in rows.values()], conn)
         return [sq.client_row(row["name"], row["validator"], ctx.org_name,
                               row["public_key"] if ctx.api_version == 0 else None)
                 for row in (rows.get(i) for i in ids)
-                if row is not None and authz.may_access_client(r, row["name"], "read")]
+                if row is not None and row["authz_id"] in readable]
     if index in _TABLES:
         table = _TABLES[index]
         body = _PRUNED_NODE if index == "node" and keys is not None else "serialized_object"
-        cur = await conn.execute(f"SELECT id, created_by, {body} AS serialized_object FROM {table} "
+        cur = await conn.execute(f"SELECT id, authz_id, {body} AS serialized_object FROM {table} "
                                  "WHERE org_id = %(org)s AND id = ANY(%(ids)s)",
                                  {"org": ctx.org_id, "ids": ids, "keys": keys, "levels": list(_LEVELS)})
         rows = {row["id"]: row for row in await cur.fetchall()}
+        readable = await authz.readable(ctx, [row["authz_id"] for row in rows.values()], conn)
         return [row["serialized_object"] for row in (rows.get(i) for i in ids)
-                if row is not None and authz.may_on_object(r, table, "read", row["created_by"])]
+                if row is not None and row["authz_id"] in readable]
     cur = await conn.execute("SELECT id, serialized_object FROM data_bag_items "
                              "WHERE org_id = %s AND bag_name = %s AND id = ANY(%s)", (ctx.org_id, index, ids))
     rows = {row["id"]: row for row in await cur.fetchall()}
-    if not authz.may_on_object(r, "data", "read"):
-        return []
+    bag = await store.bag(conn, ctx.org_id, index)
+    if bag is None or not await authz.may(ctx, "read", object_id=bag["authz_id"], conn=conn):
+        return []  # items are read through their bag's ACL
     return [rows[i]["serialized_object"] for i in ids if i in rows]
 
 

@@ -146,7 +146,7 @@ async def create_user(ctx: Ctx) -> tuple[int, object]:
     user_id = new_id()
     row = {**user, "id": user_id, "authz_id": new_id(), "superuser": False,
            "hashed_password": await hash_password(user["password"]) if user["password"] else None}
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         if not await store.insert(conn, row):
             raise conflict("Username or email address already in use.")
         if public is not None:
@@ -187,7 +187,7 @@ async def get_user(ctx: Ctx) -> tuple[int, object]:
 async def update_user(ctx: Ctx) -> tuple[int, object]:
     name = ctx.params["user"]
     data = ctx.json()
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await _load(conn, name)
         authz.require_self_or_superuser(ctx.requestor, name, "update")
         user = validate_user(ctx.api_version, data, "update", row)
@@ -218,7 +218,7 @@ async def update_user(ctx: Ctx) -> tuple[int, object]:
 
 async def delete_user(ctx: Ctx) -> tuple[int, object]:
     name = ctx.params["user"]
-    async with ctx.db.transaction() as conn:
+    async with ctx.transaction() as conn:
         row = await _load(conn, name)
         authz.require_self_or_superuser(ctx.requestor, name, "delete")
         await store.delete(conn, row["id"])

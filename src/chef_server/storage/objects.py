@@ -28,7 +28,7 @@ def _node_columns(table: str, obj: dict) -> dict:
 
 async def get(conn: psycopg.AsyncConnection, table: str, org_id: str, name: str) -> dict | None:
     assert table in TABLES
-    cur = await conn.execute(f"SELECT id, name, created_by, serialized_object FROM {table} "
+    cur = await conn.execute(f"SELECT id, authz_id, name, created_by, serialized_object FROM {table} "
                              "WHERE org_id = %s AND name = %s", (org_id, name))
     return await cur.fetchone()
 
@@ -91,7 +91,7 @@ async def delete(conn: psycopg.AsyncConnection, table: str, object_id: str) -> N
 # --- data bags -----------------------------------------------------------------------------
 
 async def bag(conn: psycopg.AsyncConnection, org_id: str, name: str) -> dict | None:
-    cur = await conn.execute("SELECT id, name, created_by FROM data_bags WHERE org_id = %s AND name = %s",
+    cur = await conn.execute("SELECT id, authz_id, name, created_by FROM data_bags WHERE org_id = %s AND name = %s",
                              (org_id, name))
     return await cur.fetchone()
 

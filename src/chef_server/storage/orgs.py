@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 
 def _id() -> str:
@@ -24,27 +23,48 @@ async def names(conn: psycopg.AsyncConnection) -> list[str]:
 
 async def insert(conn: psycopg.AsyncConnection, org: dict, acls: dict, members: dict,
                  creator_id: str | None) -> bool:
-    """Create an org with its default groups (and their members) and containers; False when the name is taken."""
+    """Create an org with its default groups (and their members), containers and their ACLs; False when the name
+    is taken. `acls` is org_policy.default_acls(creator's authz id): actors are authz ids, groups names."""
     cur = await conn.execute(
-        "INSERT INTO orgs (id, authz_id, name, full_name, acl) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (org["id"], org["authz_id"], org["name"], org["full_name"], Jsonb(acls.get(("organization", ""), {}))))
+        "INSERT INTO orgs (id, authz_id, name, full_name) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (org["id"], org["authz_id"], org["name"], org["full_name"]))
     if cur.rowcount != 1:
         return False
-    group_ids = {}
-    for (kind, name), acl in sorted(acls.items()):
+    group_ids, authz_ids = {}, {("organization", ""): org["authz_id"]}
+    for kind, name in sorted(acls):
+        if kind == "organization":
+            continue
+        authz_ids[(kind, name)] = _id()
         if kind == "group":
             group_ids[name] = _id()
-            await conn.execute("INSERT INTO groups (id, org_id, authz_id, name, acl) VALUES (%s, %s, %s, %s, %s)",
-                               (group_ids[name], org["id"], _id(), name, Jsonb(acl)))
+            await conn.execute("INSERT INTO groups (id, org_id, authz_id, name) VALUES (%s, %s, %s, %s)",
+                               (group_ids[name], org["id"], authz_ids[(kind, name)], name))
         elif kind == "container":
-            await conn.execute("INSERT INTO containers (id, org_id, authz_id, name, acl) VALUES (%s, %s, %s, %s, %s)",
-                               (_id(), org["id"], _id(), name, Jsonb(acl)))
+            await conn.execute("INSERT INTO containers (id, org_id, authz_id, name) VALUES (%s, %s, %s, %s)",
+                               (_id(), org["id"], authz_ids[(kind, name)], name))
+    # the default groups get the org policy's ACLs, not the groups container's (the insert trigger copied those)
+    await conn.execute("DELETE FROM aces WHERE authz_id = ANY(%s)", (list(authz_ids.values()),))
+    group_authz = {name: authz_ids[("group", name)] for name in group_ids}
+    rows = [(authz_ids[obj], perm, member)
+            for obj, acl in acls.items() for perm, part in acl.items()
+            for member in part["actors"] + [group_authz[g] for g in part["groups"]]]
+    async with conn.cursor() as cur:
+        await cur.executemany("INSERT INTO aces (authz_id, perm, member) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                              rows)
+    # _default was made with the org (a trigger), before its container had an ACL to copy
+    await conn.execute("SELECT chef_inherit_acl(authz_id, org_id, 'environments', NULL) FROM environments "
+                       "WHERE org_id = %s", (org["id"],))
     for group, entries in members.items():
         for kind, member in entries:
             member_id = group_ids.get(member) if kind == "group" else creator_id
             if member_id is not None:
                 await conn.execute("INSERT INTO group_members (group_id, member_type, member_id) VALUES (%s, %s, %s)",
                                    (group_ids[group], kind, member_id))
+    # the server-wide ORG_read_access_group holds the org's users: its members' own ACLs grant it read
+    await conn.execute("INSERT INTO groups (id, org_id, authz_id, name) VALUES (md5(%s || '::read_access'), NULL, %s, "
+                       "%s || '_read_access_group')", (org["id"], _id(), org["name"]))
+    await conn.execute("INSERT INTO group_members (group_id, member_type, member_id) "
+                       "VALUES (md5(%s || '::read_access'), 'group', %s)", (org["id"], group_ids["users"]))
     return True
 
 
@@ -57,6 +77,7 @@ async def delete(conn: psycopg.AsyncConnection, org_id: str) -> None:
     await conn.execute("DELETE FROM keys WHERE owner_id IN (SELECT id FROM clients WHERE org_id = %s)", (org_id,))
     await conn.execute("DELETE FROM group_members WHERE group_id IN (SELECT id FROM groups WHERE org_id = %s)",
                        (org_id,))
+    await conn.execute("DELETE FROM groups WHERE id = md5(%s || '::read_access')", (org_id,))
     await conn.execute("DELETE FROM orgs WHERE id = %s", (org_id,))
 
 
@@ -83,6 +104,9 @@ async def add_member(conn: psycopg.AsyncConnection, org_id: str, user_id: str, a
         "INSERT INTO group_members (group_id, member_type, member_id) SELECT id, 'user', %s FROM groups "
         "WHERE org_id = %s AND name = ANY(%s) ON CONFLICT DO NOTHING", (user_id, org_id, groups))
     await conn.execute("DELETE FROM org_user_invites WHERE org_id = %s AND user_id = %s", (org_id, user_id))
+    await conn.execute("INSERT INTO aces (authz_id, perm, member) SELECT u.authz_id, 'read', g.authz_id "
+                       "FROM users u, groups g WHERE u.id = %s AND g.id = md5(%s || '::read_access') "
+                       "ON CONFLICT DO NOTHING", (user_id, org_id))
     return True
 
 
@@ -97,6 +121,9 @@ async def remove_member(conn: psycopg.AsyncConnection, org_id: str, user_id: str
     await conn.execute("DELETE FROM org_user_associations WHERE org_id = %s AND user_id = %s", (org_id, user_id))
     await conn.execute("DELETE FROM group_members WHERE member_type = 'user' AND member_id = %s "
                        "AND group_id IN (SELECT id FROM groups WHERE org_id = %s)", (user_id, org_id))
+    await conn.execute("DELETE FROM aces WHERE authz_id = (SELECT authz_id FROM users WHERE id = %s) "
+                       "AND member = (SELECT authz_id FROM groups WHERE id = md5(%s || '::read_access'))",
+                       (user_id, org_id))
 
 
 async def insert_invite(conn: psycopg.AsyncConnection, org_id: str, user_id: str, by: str) -> str | None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import psycopg
 
-# Groups of the org an actor is in, directly or through nested groups.
+# Groups of the org an actor is in, directly or through nested groups of the same org (names only mean
+# something within their org).
 _GROUPS = """
 COALESCE((WITH RECURSIVE g(id, name) AS (
     SELECT gr.id, gr.name FROM group_members m JOIN groups gr ON gr.id = m.group_id JOIN o ON gr.org_id = o.id
      WHERE m.member_type = {type} AND m.member_id = {id}
     UNION
     SELECT gr.id, gr.name FROM group_members m JOIN groups gr ON gr.id = m.group_id JOIN g ON m.member_id = g.id
+      JOIN o ON gr.org_id = o.id
      WHERE m.member_type = 'group'
 ) SELECT json_agg(name) FROM g), '[]')"""
 

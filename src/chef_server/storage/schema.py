@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .schema_authz import MIGRATIONS as AUTHZ_MIGRATIONS
 from .schema_cookbooks import MIGRATIONS as COOKBOOK_MIGRATIONS
 
 MIGRATIONS: list[tuple[int, str]] = [
@@ -219,3 +220,4 @@ ALTER TABLE nodes ADD COLUMN authz_id text NOT NULL UNIQUE DEFAULT replace(gen_r
 ]
 
 MIGRATIONS += COOKBOOK_MIGRATIONS  # cookbooks area (200-299)
+MIGRATIONS += AUTHZ_MIGRATIONS  # authorization (300-399)
