@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 JAVA = "/usr/bin/java"
 REPO = Path(__file__).resolve().parents[2]
@@ -80,3 +86,21 @@ class OpenSearch:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
+
+
+@contextmanager
+def running(host: str, prefix: str) -> Iterator[OpenSearch]:
+    """A throw-away single-node engine on `host` for the block (the test is skipped without a
+    launcher or Java, or when something already answers there)."""
+    if launcher() is None:
+        pytest.skip("no search launcher built (scripts/setup, or mvn -B -q -f search/pom.xml package) or no Java")
+    if answers(f"http://{host}:9200/"):
+        pytest.skip(f"something already answers on {host}:9200")
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    node = OpenSearch(host, home)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(home, ignore_errors=True)

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from chef_server.ctl import backup, health
 
+from . import opensearch
 from .conftest import API_PORT, start_frontend, stop_frontend
-from .opensearch import OpenSearch, answers, launcher
 from .pg import Postgres
 from .test_api import name, session
 from .test_cookbooks import cookbook, upload_files
@@ -88,16 +88,8 @@ def fingerprint(dsn: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def engine():
-    if launcher() is None:
-        pytest.skip("no search launcher built (scripts/setup, or mvn -B -q -f search/pom.xml package) or no Java")
-    if answers(f"http://{SEARCH_HOST}:9200/"):
-        pytest.skip(f"something already answers on {SEARCH_HOST}:9200")
-    home = Path(tempfile.mkdtemp(prefix="chef-fe-backup-search-"))
-    node = OpenSearch(SEARCH_HOST, home)
-    node.start()
-    yield node
-    node.stop()
-    shutil.rmtree(home, ignore_errors=True)
+    with opensearch.running(SEARCH_HOST, "chef-fe-backup-search-") as node:
+        yield node
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from . import opensearch
 from .conftest import API_PORT, start_frontend, stop_frontend
-from .opensearch import OpenSearch, answers, launcher
 from .test_api import name, session
 
 pytestmark = pytest.mark.integration
@@ -27,16 +26,8 @@ SEARCH_HOST = os.environ.get("CHEF_FE_TEST_SEARCH_HOST", "127.0.0.42")
 
 @pytest.fixture(scope="module")
 def engine(postgres):
-    if launcher() is None:
-        pytest.skip("no search launcher built (scripts/setup, or mvn -B -q -f search/pom.xml package) or no Java")
-    if answers(f"http://{SEARCH_HOST}:9200/"):
-        pytest.skip(f"something already answers on {SEARCH_HOST}:9200")
-    home = Path(tempfile.mkdtemp(prefix="chef-fe-search-"))
-    node = OpenSearch(SEARCH_HOST, home)
-    node.start()
-    yield node
-    node.stop()
-    shutil.rmtree(home, ignore_errors=True)
+    with opensearch.running(SEARCH_HOST, "chef-fe-search-") as node:
+        yield node
 
 
 def search_frontend(postgres, engine, port: int):
