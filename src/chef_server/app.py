@@ -198,7 +198,16 @@ def _json(status: int, body: object, headers: dict[str, str]) -> Response:
 def _base_url(request: Request) -> str:
     proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    return f"{proto}://{host}"
+    return f"{proto}://{without_default_port(host)}"
+
+
+def without_default_port(host: str) -> str:
+    """The Host header as erchef puts it in URLs: ports 80 and 443 left out (clients such as Ruby's
+    send "host:443"), any other kept."""
+    name, sep, port = host.rpartition(":")
+    if sep and port in ("80", "443") and (not name.startswith("[") or name.endswith("]")):
+        return name
+    return host
 
 
 async def _read_body(request: Request) -> bytes:

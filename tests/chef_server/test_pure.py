@@ -167,3 +167,14 @@ def test_group_members_from_body():
 def test_license_limit_follows_the_node_count(count, exceeded):
     body = license.license_body(count)
     assert (body["node_count"], body["limit_exceeded"], body["node_license"]) == (count, exceeded, 25)
+
+
+@pytest.mark.parametrize(("host", "expected"), [
+    ("chef.example.com", "chef.example.com"), ("chef.example.com:443", "chef.example.com"),
+    ("127.0.0.30:80", "127.0.0.30"), ("127.0.0.21:8000", "127.0.0.21:8000"),
+    ("[fd00::21]:443", "[fd00::21]"), ("[fd00::21]", "[fd00::21]"), ("[fd00::21]:8443", "[fd00::21]:8443"),
+])
+def test_urls_leave_out_the_default_ports_as_erchef(host: str, expected: str) -> None:
+    from chef_server.app import without_default_port
+
+    assert without_default_port(host) == expected
