@@ -243,3 +243,11 @@ def test_the_api_searches_through_the_local_haproxy_where_it_listens() -> None:
     assert api_service.settings(config(), LAYOUT).search_url == "http://127.0.0.21:9200"
     c = config(SERVER_RB + "haproxy['local_elasticsearch_port'] = 19200\n", listen="0.0.0.0")
     assert api_service.settings(c, LAYOUT).search_url == "http://127.0.0.1:19200"
+
+
+def test_pivotal_rb_points_knife_at_this_frontend_as_the_superuser() -> None:
+    from chef_server.ctl.knife_config import render_pivotal_rb
+
+    text = render_pivotal_rb("https://127.0.0.21", Path("/etc/opscode/pivotal.pem"))
+    assert "node_name        'pivotal'" in text and "chef_server_url  'https://127.0.0.21'" in text
+    assert "client_key       '/etc/opscode/pivotal.pem'" in text and ":verify_none" in text

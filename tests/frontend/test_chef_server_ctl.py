@@ -72,6 +72,8 @@ def test_reconfigure_gives_a_running_frontend(frontend: Frontend) -> None:
     resp = requests.get(f"{URL}/_status", verify=str(frontend.certificate), timeout=10)
     assert resp.status_code == 200 and resp.json()["status"] == "pong"
     assert stat.S_IMODE(frontend.pivotal_key.stat().st_mode) == 0o600
+    # Chef's runbooks run knife as the superuser with -c /etc/opscode/pivotal.rb.
+    assert str(frontend.pivotal_key) in frontend.pivotal_key.with_name("pivotal.rb").read_text()
     status = frontend.ctl("status", "--dir", str(frontend.dir)).stdout.splitlines()
     assert [line.split(":")[0:2] for line in status[:3]] == [["run", " haproxy"], ["run", " chef-server-api"],
                                                              ["run", " nginx"]]

@@ -70,3 +70,16 @@ def render_client_rb(kit: KnifeKit) -> str:
         f"validation_key         {_ruby_string(kit.validator_key)}\n"
         f"trusted_certs_dir      {_ruby_string(kit.trusted_certs)}\n"
     )
+
+
+def render_pivotal_rb(server_url: str, key: Path) -> str:
+    """`pivotal.rb` as a Chef server frontend leaves it: knife as the superuser on this frontend's own
+    TLS endpoint (its certificate may name another host, hence no verification)."""
+    return (
+        f"node_name        'pivotal'\n"
+        f"chef_server_url  {_ruby_string(server_url)}\n"
+        f"chef_server_root {_ruby_string(server_url)}\n"
+        f"no_proxy         '127.0.0.1'\n"
+        f"client_key       {_ruby_string(key)}\n"
+        "ssl_verify_mode  :verify_none\n"
+    )

@@ -53,3 +53,8 @@ class Layout:
     @property
     def pivotal_key(self) -> Path:
         return self.etc / "pivotal.pem"
+
+    @property
+    def pivotal_config(self) -> Path:
+        """knife's configuration as the superuser, which Chef's runbooks pass as `-c /etc/opscode/pivotal.rb`."""
+        return self.etc / "pivotal.rb"

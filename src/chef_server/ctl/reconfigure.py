@@ -24,7 +24,7 @@ from chef_backend.host import fsutil
 from chef_backend.supervision.runit import ServiceSpec, Supervisor
 
 from .. import server
-from . import api_service, certificate, nginx, server_rb
+from . import api_service, certificate, knife_config, nginx, server_rb
 from .layout import NGINX_WORKER_USER, Layout
 
 
@@ -142,6 +142,7 @@ def reconfigure(args: argparse.Namespace) -> int:
                             f"{layout.log_dir(api_service.NAME)}/current and {layout.log_dir(nginx.NAME)}/current")
     print(f"chef-server-api: http://{host}:{config.api_port} ({settings.workers} workers)")
     print(f"TLS endpoint: {base} (certificate {cert}, {origin})")
-    print(f"superuser key: {layout.pivotal_key}")
+    fsutil.write_file(layout.pivotal_config, knife_config.render_pivotal_rb(base, layout.pivotal_key), mode=0o600)
+    print(f"superuser key: {layout.pivotal_key} (knife: -c {layout.pivotal_config})")
     print(f"Chef server ready: {base}")
     return 0
