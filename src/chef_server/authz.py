@@ -13,6 +13,7 @@ import contextlib
 from . import acl
 from .authn import Requestor
 from .storage import acls
+from .storage import users as user_store
 
 
 def deny(perm: str) -> None:
@@ -26,6 +27,25 @@ def require_superuser(requestor: Requestor, perm: str = "read") -> None:
 
 def require_self_or_superuser(requestor: Requestor, user_name: str, perm: str) -> None:
     if not (requestor.superuser or is_self(requestor, user_name)):
+        deny(perm)
+
+
+async def may_manage_users(ctx, conn, target: dict | None = None) -> bool:
+    """Server-level user management (listing and creating users, and another user's account `target`): the
+    superuser, and users in ::server-admins — though not on a superuser's account."""
+    r = ctx.requestor
+    if r.superuser:
+        return True
+    if r.type != "user" or (target is not None and target["superuser"]):
+        return False
+    return await user_store.is_server_admin(conn, r.id)
+
+
+async def require_user_admin(ctx, perm: str, conn, target: dict | None = None) -> None:
+    """erchef's 403 unless the requestor may manage users (may_manage_users), or `target` is its own account."""
+    if target is not None and is_self(ctx.requestor, target["username"]):
+        return
+    if not await may_manage_users(ctx, conn, target):
         deny(perm)
 
 

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from chef_server.authn import KeyCache
 
+from .conftest import session
 from .signer import sign
 
 pytestmark = pytest.mark.integration
@@ -94,6 +95,50 @@ def test_chef_server_ctl_users_orgs_and_keys(frontend, tmp_path):
     assert ctl(frontend, "user-delete", user, "--yes").returncode == 0
     r = ctl(frontend, "user-show", user)
     assert r.returncode == 1 and "Could not find user" in r.stderr
+
+
+def test_server_admins_manage_users_but_not_superusers(frontend, tmp_path):
+    """grant-server-admin-permissions lets a user manage other users' accounts at once; removing it takes that
+    back; the superuser's account stays out of reach and pivotal stays a server admin."""
+    admin, other = f"sa-{uuid.uuid4().hex[:6]}", f"sb-{uuid.uuid4().hex[:6]}"
+    for name in (admin, other):
+        r = ctl(frontend, "user-create", name, "A", "B", f"{name}@example.com", "secret123",
+                "-f", str(tmp_path / f"{name}.pem"))
+        assert r.returncode == 0, r.stderr
+    as_admin = session((tmp_path / f"{admin}.pem").read_text(), user=admin)
+    url = frontend.url
+    assert as_admin.get(f"{url}/users").status_code == 403
+    assert as_admin.get(f"{url}/users/{other}").status_code == 403
+
+    r = ctl(frontend, "grant-server-admin-permissions", admin)
+    assert r.returncode == 0 and "added to server-admins" in r.stdout, r.stderr
+    assert ctl(frontend, "list-server-admins").stdout.split() == sorted(["pivotal", admin])
+    assert other in as_admin.get(f"{url}/users").json()
+    assert as_admin.get(f"{url}/users/{other}").status_code == 200
+    assert as_admin.put(f"{url}/users/{other}", json={"username": other, "display_name": "Renamed",
+                                                       "email": f"{other}@example.com"}).status_code == 200
+    created = f"sc-{uuid.uuid4().hex[:6]}"
+    r = as_admin.post(f"{url}/users", json={"username": created, "display_name": "C", "first_name": "C",
+                                             "last_name": "D", "email": f"{created}@example.com",
+                                             "password": "secret123"})
+    assert r.status_code == 201, r.text
+    assert as_admin.delete(f"{url}/users/{created}").status_code == 200
+    assert as_admin.put(f"{url}/users/pivotal", json={"username": "pivotal", "display_name": "x",
+                                                       "email": "x@example.com"}).status_code == 403
+    assert as_admin.delete(f"{url}/users/pivotal").status_code == 403
+
+    r = ctl(frontend, "remove-server-admin-permissions", admin)
+    assert r.returncode == 0, r.stderr
+    assert as_admin.get(f"{url}/users").status_code == 403
+    r = ctl(frontend, "remove-server-admin-permissions", admin)
+    assert r.returncode == 1 and "not a member of server-admins" in r.stderr
+    r = ctl(frontend, "remove-server-admin-permissions", "pivotal")
+    assert r.returncode == 1 and "superuser" in r.stderr
+    r = ctl(frontend, "grant-server-admin-permissions", "no-such-user")
+    assert r.returncode == 1 and r.stderr.strip() == "ERROR: User no-such-user was not found."
+    assert "pivotal" in ctl(frontend, "list-server-admins").stdout.split()
+    for name in (admin, other):
+        assert ctl(frontend, "user-delete", name, "--yes").returncode == 0
 
 
 def test_two_frontends_starting_together_migrate_once(postgres, tmp_path):

@@ -76,9 +76,10 @@ async def _may_read(conn, ctx: Ctx, kind: str, owner: dict) -> None:
 
 
 async def _may_change(conn, ctx: Ctx, kind: str, owner: str, owner_row: dict) -> None:
-    """A user's keys: the user and the superuser; a client's: whoever may update the client (its ACL)."""
+    """A user's keys: whoever may update the user (itself, the superuser, server admins); a client's: whoever
+    may update the client (its ACL)."""
     if kind == "user":
-        authz.require_self_or_superuser(ctx.requestor, owner, "update")
+        await authz.require_user_admin(ctx, "update", conn, owner_row)
     else:
         await authz.require(ctx, "update", object_id=owner_row["authz_id"], conn=conn)
 

@@ -114,8 +114,8 @@ def key_body(ctx: Ctx, owner_url: list[str], name: str, public_key: str, expires
 
 
 async def list_users(ctx: Ctx) -> tuple[int, object]:
-    authz.require_superuser(ctx.requestor)
     async with ctx.db.connection() as conn:
+        await authz.require_user_admin(ctx, "read", conn)
         if ctx.query.get("verbose") == "true":
             rows = await store.verbose_list(conn)
             return 200, {r["username"]: {"email": r["email"] or "",
@@ -139,7 +139,9 @@ async def initial_key(api_version: int, data: dict) -> tuple[str | None, str | N
 
 
 async def create_user(ctx: Ctx) -> tuple[int, object]:
-    authz.require_superuser(ctx.requestor, "create")
+    if not ctx.requestor.superuser:
+        async with ctx.db.connection() as conn:
+            await authz.require_user_admin(ctx, "create", conn)
     data = ctx.json()
     user = validate_user(ctx.api_version, data, "create")
     public, private = await initial_key(ctx.api_version, data)
@@ -169,10 +171,11 @@ async def _load(conn, name: str) -> dict:
 
 
 async def may_read_user(conn, ctx: Ctx, row: dict) -> bool:
-    """The user itself, the superuser, and users of the target's orgs read a user."""
+    """The user itself, the superuser, server admins, and users of the target's orgs read a user."""
     r = ctx.requestor
     return r.superuser or authz.is_self(r, row["username"]) or (
-        r.type == "user" and await store.readable_by(conn, row["id"], r.id))
+        r.type == "user" and (await store.readable_by(conn, row["id"], r.id)
+                              or await store.is_server_admin(conn, r.id)))
 
 
 async def get_user(ctx: Ctx) -> tuple[int, object]:
@@ -189,7 +192,7 @@ async def update_user(ctx: Ctx) -> tuple[int, object]:
     data = ctx.json()
     async with ctx.transaction() as conn:
         row = await _load(conn, name)
-        authz.require_self_or_superuser(ctx.requestor, name, "update")
+        await authz.require_user_admin(ctx, "update", conn, row)
         user = validate_user(ctx.api_version, data, "update", row)
         if ("external_authentication_uid" in data or "recovery_authentication_enabled" in data) \
                 and not ctx.superuser:
@@ -220,7 +223,7 @@ async def delete_user(ctx: Ctx) -> tuple[int, object]:
     name = ctx.params["user"]
     async with ctx.transaction() as conn:
         row = await _load(conn, name)
-        authz.require_self_or_superuser(ctx.requestor, name, "delete")
+        await authz.require_user_admin(ctx, "delete", conn, row)
         await store.delete(conn, row["id"])
     return 200, user_body(row, ctx.api_version)
 

@@ -22,7 +22,7 @@ from chef_backend.frontend.cli import FrontendError
 from chef_backend.frontend.settings import FrontendConfigError
 
 from .. import config
-from . import backup, reconfigure, server_rb, services
+from . import backup, reconfigure, server_admins, server_rb, services
 from .client import ApiError, ChefClient
 from .layout import DEFAULT_DIR, SERVICES, Layout
 from .reindex import NoSuchOrg
@@ -406,6 +406,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a database that holds organizations or users (everything in it is dropped)")
     p.add_argument("--no-wait", action="store_true", help="queue the reindex and return")
     p.set_defaults(db=backup.run_restore)
+
+    p = sub.add_parser("grant-server-admin-permissions",
+                       help="let a user list, read, create, update and delete users (the server-admins group)")
+    p.add_argument("user_name")
+    p.set_defaults(db=server_admins.run_grant)
+    p = sub.add_parser("remove-server-admin-permissions", help="take a user out of the server-admins group")
+    p.add_argument("user_name")
+    p.set_defaults(db=server_admins.run_remove)
+    sub.add_parser("list-server-admins", help="list the server-admins group's users").set_defaults(
+        db=server_admins.run_list)
     return parser
 
 
@@ -429,10 +439,10 @@ def load_settings(directory: str) -> config.Settings:
 
 
 def run_db(args: argparse.Namespace) -> int:
-    """backup and restore: straight to the database, one-line errors."""
+    """backup, restore and the server-admins commands: straight to the database, one-line errors."""
     try:
         return int(args.db(args, load_settings(args.dir)))
-    except backup.BackupError as exc:
+    except (backup.BackupError, server_admins.ServerAdminError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
     except (OSError, ValueError, psycopg.Error) as exc:

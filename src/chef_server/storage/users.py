@@ -94,3 +94,10 @@ async def common_orgs(conn: psycopg.AsyncConnection, user_id: str, other_id: str
         "JOIN org_user_associations b ON b.org_id = a.org_id AND b.user_id = %s "
         "WHERE a.user_id = %s ORDER BY o.name", (other_id, user_id))
     return await cur.fetchall()
+
+
+async def is_server_admin(conn: psycopg.AsyncConnection, user_id: str) -> bool:
+    """Is the user in the server-wide ::server-admins group (chef-server-ctl grant-server-admin-permissions)?"""
+    cur = await conn.execute("SELECT 1 FROM group_members WHERE group_id = md5('::server-admins') "
+                             "AND member_type = 'user' AND member_id = %s", (user_id,))
+    return await cur.fetchone() is not None
