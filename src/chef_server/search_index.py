@@ -112,11 +112,17 @@ async def current_documents(conn, rows: list[dict]) -> str:
     wanted: dict[str, set[str]] = {}
     for row in rows:
         wanted.setdefault(row["kind"], set()).add(row["object_id"])
+    found = {table: {obj["id"]: obj for obj in await _load(conn, table, list(ids))} for table, ids in wanted.items()}
+    # Flattening a node with ohai's attributes costs tens of milliseconds of CPU: in a thread, so that the
+    # worker's event loop keeps answering other requests meanwhile.
+    return await asyncio.to_thread(_bulk_lines, wanted, found)
+
+
+def _bulk_lines(wanted: dict[str, set[str]], found: dict[str, dict[str, dict]]) -> str:
     lines = []
     for table, ids in wanted.items():
-        found = {obj["id"]: obj for obj in await _load(conn, table, list(ids))}
         for object_id in sorted(ids):
-            obj = found.get(object_id)
+            obj = found[table].get(object_id)
             if obj is None:
                 lines.append(document.bulk_delete_line(object_id))
             else:

@@ -233,6 +233,21 @@ def test_flattening_is_total_sorted_and_unique(obj: dict) -> None:
     assert encoded == sorted(set(encoded))
 
 
+@pytest.mark.parametrize("obj", [{"a": "x", "a\0": "y", "a\0b": "z"}, {"k": ["v\0w", "v", "v\0"]},
+                                 {"a": {"b\0": 1, "b": 2}}])
+def test_keys_and_values_holding_a_nul_still_sort_as_pairs(obj: dict) -> None:
+    """The fast path sorts "key NUL value" strings; a NUL of the data itself must not change the order."""
+    pairs = set()
+    for key, value in obj.items():
+        for inner in value if isinstance(value, list) else [value]:
+            if isinstance(inner, dict):
+                pairs |= {(key, k) for k in inner} | {(f"{key}_{k}", str(v)) for k, v in inner.items()} | \
+                         {(k, str(v)) for k, v in inner.items()}
+            else:
+                pairs.add((key, inner))
+    assert flatten(obj) == "".join(f"{k}__=__{v} " for k, v in sorted(pairs))
+
+
 @given(json_objects)
 def test_every_leaf_is_found_under_its_path_and_its_own_key(obj: dict) -> None:
     found = set(flatten_pairs(flatten(obj)))
