@@ -47,6 +47,7 @@ from .api import (
 from .config import Settings
 from .context import Ctx
 from .errors import ChefError, error_body
+from .host_header import without_default_port
 from .search_index import Engine, Indexer
 from .storage.db import Database
 from .validation import MAX_BODY, TOO_BIG, check_client_version
@@ -201,26 +202,17 @@ def _base_url(request: Request) -> str:
     return f"{proto}://{without_default_port(host)}"
 
 
-def without_default_port(host: str) -> str:
-    """The Host header as erchef puts it in URLs: ports 80 and 443 left out (clients such as Ruby's
-    send "host:443"), any other kept."""
-    name, sep, port = host.rpartition(":")
-    if sep and port in ("80", "443") and (not name.startswith("[") or name.endswith("]")):
-        return name
-    return host
-
-
 async def _read_body(request: Request) -> bytes:
-    """The body, refusing more than MAX_BODY bytes without reading them all."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_BODY:
-        raise ChefError(413, {"error": TOO_BIG})
+    """The body, refusing more than MAX_BODY bytes without keeping them."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise ChefError(413, {"error": TOO_BIG})
-        chunks.append(chunk)
+        if size <= MAX_BODY:
+            chunks.append(chunk)
+    # Read to the end even when refusing: a server that answers before the body is in closes the
+    # connection, and nginx, still sending it, turns the 413 into a 502.
+    if size > MAX_BODY:
+        raise ChefError(413, {"error": TOO_BIG})
     return b"".join(chunks)
 
 

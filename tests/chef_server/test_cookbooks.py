@@ -129,6 +129,22 @@ def test_signed_urls_refuse_tampering_and_wrong_methods(frontend, org):
     assert requests.get(url.split("?")[0], timeout=30).status_code == 403
 
 
+def test_signed_urls_name_the_host_as_clients_do(frontend, org):
+    """A URL handed out for Host "chef.example" works when the client sends "chef.example:80" (Ruby's
+    clients add the default port), not with another port."""
+    data = b"host-named content"
+    upload_files(frontend, org, [data])
+    chef = session(frontend.pivotal_key)
+    assert chef.put(f"{frontend.url}/organizations/{org}/cookbooks/hosted/1.0.0",
+                    json=cookbook("hosted", "1.0.0", {"files/a.txt": data})).status_code == 201
+    got = chef.get(f"{frontend.url}/organizations/{org}/cookbooks/hosted/1.0.0", headers={"Host": "chef.example"})
+    url = got.json()["files"][0]["url"]
+    assert url.startswith("http://chef.example/bookshelf/")
+    local = frontend.url + url[len("http://chef.example"):]
+    assert requests.get(local, headers={"Host": "chef.example:80"}, timeout=30).content == data
+    assert requests.get(local, headers={"Host": "chef.example:8080"}, timeout=30).status_code == 403
+
+
 def test_sandbox_rules(frontend, org):
     chef = session(frontend.pivotal_key)
     base = f"{frontend.url}/organizations/{org}/sandboxes"

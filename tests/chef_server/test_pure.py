@@ -175,6 +175,6 @@ def test_license_limit_follows_the_node_count(count, exceeded):
     ("[fd00::21]:443", "[fd00::21]"), ("[fd00::21]", "[fd00::21]"), ("[fd00::21]:8443", "[fd00::21]:8443"),
 ])
 def test_urls_leave_out_the_default_ports_as_erchef(host: str, expected: str) -> None:
-    from chef_server.app import without_default_port
+    from chef_server.host_header import without_default_port
 
     assert without_default_port(host) == expected

@@ -16,7 +16,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from chef_server.ctl.client import ChefClient, sign_headers
+from chef_server.ctl.client import ApiError, ChefClient, sign_headers
 from tests.support.harness import Cluster
 
 CTL = os.environ.get("CHEF_SERVER_CTL", "/opt/chef-backend/embedded/bin/chef-server-ctl")
@@ -117,6 +117,16 @@ def test_signed_user_and_org_create_through_https(frontend: Frontend) -> None:
                  "-a", "bob", "-f", str(frontend.root / "beta-validator.pem"))
     listed = frontend.ctl("--dir", str(frontend.dir), "--key", str(frontend.pivotal_key), "org-list").stdout.split()
     assert listed == ["acme", "beta"]
+
+
+def test_an_oversized_body_through_nginx_is_chefs_413(frontend: Frontend) -> None:
+    """The API reads a refused body to its end: answering before it would close the connection under
+    nginx, which would turn the 413 into a 502 (and so into our 503)."""
+    api = frontend.client()
+    with pytest.raises(ApiError) as refused:
+        api.post("/organizations/acme/nodes", {"name": "big", "normal": {"blob": "x" * 3_000_000}})
+    assert refused.value.status == 413 and "no more than 2000000 bytes" in refused.value.message
+    assert api.post("/organizations/acme/nodes", {"name": "small"})["uri"].endswith("/nodes/small")
 
 
 def test_a_second_reconfigure_changes_nothing(frontend: Frontend) -> None:

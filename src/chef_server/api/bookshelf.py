@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from .. import presign
 from ..errors import ChefError
+from ..host_header import without_default_port
 from ..storage import files
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ async def _authorised(request: Request, method: str) -> tuple[str, str] | Respon
             key = await signing_key(conn)
     except ChefError as exc:
         return _s3_error(exc.status, "ServiceUnavailable", "Please reduce your request rate.")
-    host = request.headers.get("host", "")
+    host = without_default_port(request.headers.get("host", ""))  # as the URL was signed
     if not presign.verify(key, method, host, request.url.path, dict(request.query_params)):
         return _s3_error(403, "AccessDenied", "Access Denied")
     return match.group(1), match.group(2)
