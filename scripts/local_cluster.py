@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/opt/chef-backend/embedded/bin/python3
 """A local highly available Chef server: a three-node backend cluster on 127.0.0.11-13 (each node under
 /var/lib/chef-backend-local/nodeN), two Chef server frontends on it at https://127.0.0.21 and https://127.0.0.22
 (under .../frontendN, one certificate shared by both), and a load balancer in front of them at https://127.0.0.30
@@ -323,6 +323,8 @@ def main() -> None:
     elif command == "destroy":
         down()
         shutil.rmtree(BASE, ignore_errors=True)
+    elif command in ("-h", "--help"):
+        print(__doc__)
     else:
         sys.exit(__doc__)
 

@@ -28,3 +28,12 @@ def test_the_readme_names_each_benchmark() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [p.name for p in BENCHMARKS if f"bench/{p.name}" not in readme]
     assert not missing, f"benchmarks the README does not mention: {missing}"
+
+
+def test_the_local_cluster_script_runs_as_the_readme_writes_it() -> None:
+    """`scripts/local_cluster.py down|destroy`, typed as printed: its own interpreter must be the install's
+    (the system python3 has no chef_backend)."""
+    result = subprocess.run([str(ROOT / "scripts" / "local_cluster.py"), "--help"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "destroy" in result.stdout
