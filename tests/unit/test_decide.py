@@ -432,6 +432,26 @@ def test_switchover_to_an_ineligible_node_is_refused() -> None:
     assert kinds(d) == [Kind.END_SWITCHOVER]
 
 
+def test_switchover_to_a_follower_not_streaming_now_is_refused() -> None:
+    """Its status and lease can outlive it (a member killed a few seconds ago still looks eligible)."""
+    from chef_backend.leader.state import Switchover
+
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(C,)), sync=SyncSet((B, C), 1),
+                   switchover=Switchover(A, B), peers={B: replace(peer(B), lease=99)}))
+    assert kinds(d) == [Kind.END_SWITCHOVER] and "not streaming" in d.reason
+
+
+@pytest.mark.parametrize("pg", [PgState(running=False), standby()])
+def test_old_leader_waits_for_its_heir_to_promote_before_re_syncing(pg: PgState) -> None:
+    """Seed 1585: the heir died after the handover; re-syncing from it (a rewind that failed, then a base
+    backup of its shorter WAL) replaced the only complete copy — the last leader's — of every commit."""
+    handed = LeaderKey(B, ADDR[B], lease=99, handover=Position(1, 500))
+    d = decide(obs(leader=handed, pg=pg, was_leader=True))
+    assert d.actions == () and "to promote" in d.reason
+    claimed = replace(handed, fork=Position(1, 500))
+    assert decide(obs(leader=claimed, pg=pg, was_leader=True)).actions == (Action(Kind.REJOIN, ADDR[B]),)
+
+
 def test_heir_promotes_only_from_the_handover_position() -> None:
     ok = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=standby(lsn=500), handover_position=Position(1, 500)))
     # Path 5 of issue 14: the heir records itself as the last leader before it promotes.

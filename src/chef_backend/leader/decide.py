@@ -144,6 +144,11 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
         if target is None or not target.eligible or not target.lease:
             return Decision(Role.LEADER, False, (Action(Kind.END_SWITCHOVER),),
                             f"switchover to {switchover.target} refused: it is not an eligible follower")
+        if target.guid not in obs.pg.standbys:
+            # Its last status may be a dead node's (its lease outlives it by up to the TTL): only a standby
+            # streaming from us now receives every commit in the handover's flush.
+            return Decision(Role.LEADER, False, (Action(Kind.END_SWITCHOVER),),
+                            f"switchover to {switchover.target} refused: it is not streaming from this leader")
         heir = LeaderKey(target.guid, target.address, lease=target.lease)
         return Decision(Role.LEADER, False, (Action(Kind.HANDOVER, leader=heir),),
                         f"switchover: handing leadership to {target.guid}", Cause.SWITCHOVER)
@@ -200,6 +205,11 @@ def _as_follower(obs: Observation) -> Decision:
     assert obs.leader is not None
     leader = obs.leader
     if (obs.pg.running and not obs.pg.in_recovery) or obs.was_leader:
+        if leader.handover is not None and leader.fork is None:
+            # Our switchover's heir has not promoted (claimed the key) yet, and may never: it may have died
+            # meanwhile. Until it does, our WAL is the complete copy of every commit — re-syncing from the
+            # heir could replace it with a shorter one.
+            return Decision(Role.FOLLOWER, False, (), f"waiting for {leader.guid} to promote (switchover)")
         # A former leader may hold WAL the new leader never had: rewind before serving anything.
         return Decision(
             Role.FOLLOWER, False, (Action(Kind.REJOIN, leader.address),), f"re-syncing from new leader {leader.guid}"
