@@ -263,6 +263,8 @@ class Manager:
             node.was_leader = True
             yield from self.pg_call()
             node.pg.sync = action.sync or node.pg.sync
+            if self.clock() >= node.deadline:  # actions.Executor._do_promote: the lease ran out meanwhile
+                return False
             w.promote(node)
             return True
         if k is Kind.FENCE:

@@ -19,6 +19,7 @@ from chef_backend.host.paths import NodePaths
 from chef_backend.leader import records
 from chef_backend.leader.pg import LocalPg
 from chef_backend.leader.state import Action, Kind, Position, SyncSet
+from chef_backend.leader.timing import clock
 from chef_backend.secrets import Secrets
 from chef_backend.services import postgresql
 from chef_backend.supervision.runit import Supervisor
@@ -54,6 +55,7 @@ class Executor:
     pg: LocalPg
     supervisor: Supervisor
     lease: int = 0  # set by the daemon before each plan runs
+    deadline: float = 0.0  # the lease is ours until then by timing.clock() (set with `lease`)
 
     def __post_init__(self) -> None:
         self.layout = postgresql.PgLayout.of(self.settings, self.paths)
@@ -156,10 +158,17 @@ class Executor:
         if self.store.delete_if_lease(keys.LEADER, self.lease):
             log.warning("released leadership: %s", reason)
 
-    def _do_promote(self, action: Action, reason: str) -> None:
+    def _do_promote(self, action: Action, reason: str) -> bool:
         self.markers.was_leader.touch()
         self._do_apply_sync(action, reason)
+        if clock() >= self.deadline:
+            # This process was paused (SIGSTOP, a VM pause) after it claimed the key, long enough for the
+            # lease to run out and another member to take over and promote: promoting now would make a
+            # second primary without that member's commits (simulation seed 1599).
+            log.error("not promoting: the lease ran out while this plan waited")
+            return False
         self.pg.promote()
+        return True
 
     # -- PostgreSQL ----------------------------------------------------------------------------
     def _do_fence(self, action: Action, reason: str) -> None:

@@ -322,7 +322,7 @@ class Manager:
 
     def execute(self, plan: Plan) -> None:
         """Carry out the plan's actions in order, feeding each outcome back; stop at a failure."""
-        self.executor.lease = self.memory.lease
+        self.executor.lease, self.executor.deadline = self.memory.lease, plan.deadline
         for action in plan.actions:
             try:
                 if action.kind is Kind.POST_STATUS:
