@@ -147,16 +147,17 @@ def search_url(side: Side, q: str, rows: int | None) -> str:
     return side.server.url(f"/search/node?{httpx.QueryParams(params)}")
 
 
-def findable(side: Side) -> int:
-    """How many distinct nodes a search for everything finds, page by page with a partial search of their names
-    (goiardi's `total` counts only the page it answers)."""
+def findable(side: Side, wanted: int) -> int:
+    """How many distinct nodes a search for everything finds, up to `wanted`, page by page with a partial search
+    of their names (goiardi's `total` counts only the page it answers; ours, as erchef on Elasticsearch, refuses
+    a page past the engine's 10 000 results, so it stops once it has all)."""
     names: set[str] = set()
     start = 0
     while True:
         url = side.server.url(f"/search/node?{httpx.QueryParams({'q': EVERYTHING, 'start': start, 'rows': PAGE})}")
         page = call(side.server, side.admin, side.admin_key, "POST", url, {"name": ["name"]})["rows"]
         names.update(row["data"]["name"] for row in page)
-        if len(page) < PAGE:
+        if len(page) < PAGE or len(names) >= wanted:
             return len(names)
         start += PAGE
 
@@ -200,7 +201,7 @@ def index(side: Side, nodes: list[Facts], base: dict[str, Any], args: argparse.N
     wanted = len(nodes) - sum(written["errors"].values())
     while True:  # findable since the start of the search that finds them all
         findable_at = time.monotonic()
-        found = findable(side)
+        found = findable(side, wanted)
         if found >= wanted or findable_at - acknowledged > args.settle_timeout:
             break
         time.sleep(0.2)
