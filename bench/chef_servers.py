@@ -2,7 +2,7 @@
 and Debian's goiardi with pg-search started throw-away side by side, signed requests to either, the data both
 get (ohai's attribute tree, node bodies), and the figures they print.
 
-Not a benchmark itself (no command line): the two scripts import it.
+Not a benchmark itself: the two scripts import it.
 """
 
 from __future__ import annotations
