@@ -26,31 +26,35 @@ import json
 import multiprocessing
 import os
 import random
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import httpx
+from chef_servers import (
+    Hosts,
+    Server,
+    Side,
+    call,
+    cpu_seconds,
+    load_average,
+    load_key,
+    node_body,
+    ohai_tree,
+    percentiles,
+    run_benchmark,
+    running,
+    signed,
+    tree,
+)
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chef_server import config
-from tests.chef_server.conftest import start_frontend, stop_frontend
-from tests.chef_server.opensearch import OpenSearch
-from tests.chef_server.pg import Postgres
-from tests.chef_server.signer import sign
-from tests.support.goiardi import Goiardi, load_schema
 
-PG_HOST, SEARCH_HOST, API_HOST, GOIARDI_HOST = "127.0.0.37", "127.0.0.38", "127.0.0.39", "127.0.0.40"
-API_PORT = 8000
+HOSTS = Hosts(postgresql="127.0.0.37", opensearch="127.0.0.38", api="127.0.0.39", goiardi="127.0.0.40")
 ORG = "loadbench"
 RUN_LIST = ["role[web]"]
 ROLE = {"name": "web", "json_class": "Chef::Role", "chef_type": "role", "description": "web servers",
@@ -58,50 +62,10 @@ ROLE = {"name": "web", "json_class": "Chef::Role", "chef_type": "role", "descrip
         "override_attributes": {}, "env_run_lists": {}}
 SEARCH_QUERY = "role:web AND chef_environment:_default"
 SEARCH_FILTER = {"name": ["name"], "ip": ["ipaddress"], "platform": ["platform"]}
-OHAI = "/usr/bin/ohai"
-
-
-@dataclass(frozen=True)
-class Server:
-    """Where one server's objects live and how it wants to be signed: the one place the two differ."""
-
-    name: str
-    root: str  # scheme://host:port
-    prefix: str  # "/organizations/ORG" for ours, "" for goiardi (Chef 11: no organizations)
-    api_version: str  # X-Ops-Server-API-Version: ours speaks 1, goiardi 0
-
-    def url(self, path: str) -> str:
-        return f"{self.root}{self.prefix}{path}"
-
-
-def signed(server: Server, user: str, key: Any, method: str, url: str, body: bytes = b"") -> dict[str, str]:
-    """Chef headers for `url`, unless it is a pre-signed bookshelf URL (S3 signature in its query)."""
-    if "X-Amz-Signature" in url:
-        return {}
-    path = httpx.URL(url).path
-    headers = sign(key, user, method, path, body, version="1.3", api_version=server.api_version)
-    if body:
-        headers["Content-Type"] = "application/json"
-    return headers
 
 
 def progress(message: str) -> None:
     print(f"chef_load: {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
-
-
-def load_key(pem: str) -> Any:
-    return serialization.load_pem_private_key(pem.encode(), password=None)
-
-
-def call(server: Server, user: str, key: Any, method: str, url: str, doc: Any = None,
-         ok: tuple[int, ...] = (200, 201)) -> Any:
-    """One signed request during setup; anything but `ok` stops the benchmark with the server's answer."""
-    body = json.dumps(doc).encode() if doc is not None else b""
-    resp = httpx.request(method, url, content=body or None, headers=signed(server, user, key, method, url, body),
-                         timeout=120)
-    if resp.status_code not in ok:
-        raise RuntimeError(f"{server.name}: {method} {url} -> {resp.status_code} {resp.text[:300]}")
-    return resp.json() if resp.content else None
 
 
 # ---- the data both servers get -------------------------------------------------------------------------------
@@ -138,27 +102,6 @@ def cookbooks(count: int, files_per_cookbook: int) -> list[tuple[dict[str, Any],
     return result
 
 
-def ohai_tree(target_kb: int) -> dict[str, Any]:
-    """ohai's real output on this machine (Debian's ohai), padded with packages to about `target_kb`."""
-    if Path(OHAI).exists():
-        tree = json.loads(subprocess.run([OHAI], capture_output=True, text=True, timeout=300, check=True).stdout)
-    else:
-        from tests.chef_server.test_search_api import ohai_like  # the search tests' ohai-shaped tree
-        tree = ohai_like(1)
-    packages = tree.setdefault("packages", {})
-    i = 0
-    while len(json.dumps(tree)) < target_kb * 1024:
-        packages[f"lib-bench-{i}"] = {"version": f"2.{i}.0-1", "arch": "amd64", "publisher": "Debian"}
-        i += 1
-    return tree
-
-
-def node_body(name: str, automatic: dict[str, Any] | None) -> dict[str, Any]:
-    return {"name": name, "chef_environment": "_default", "json_class": "Chef::Node", "chef_type": "node",
-            "run_list": RUN_LIST, "normal": {"tags": []}, "default": {}, "override": {},
-            "automatic": automatic or {}}
-
-
 # ---- setup of one server ---------------------------------------------------------------------------------------
 
 def upload(server: Server, user: str, key: Any, books: list[tuple[dict[str, Any], dict[str, bytes]]]) -> None:
@@ -192,7 +135,7 @@ def register(server: Server, validator: str, validator_key: Any, name: str) -> t
     if not isinstance(pem, str):
         pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption()).decode()
-    call(server, name, load_key(pem), "POST", server.url("/nodes"), node_body(name, None))
+    call(server, name, load_key(pem), "POST", server.url("/nodes"), node_body(name, None, RUN_LIST))
     return name, pem
 
 
@@ -304,39 +247,6 @@ def drive_in_process(plan: Plan) -> dict[str, Any]:
 
 # ---- measuring processes ---------------------------------------------------------------------------------------
 
-def _stat(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def tree(root: int) -> list[int]:
-    """`root` and its live descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (fields := _stat(int(entry))):
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo += children.get(pid, [])
-    return found
-
-
-def cpu_seconds(roots: list[int]) -> float:
-    """CPU time of the process trees (the roots' reaped children included)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for root in roots:
-        for pid in tree(root):
-            fields = _stat(pid)
-            if fields:
-                total += sum(int(x) for x in fields[11:13]) + (sum(int(x) for x in fields[13:15]) if pid == root else 0)
-    return total / ticks
-
-
 def memory_kb(pid: int) -> dict[str, int]:
     """RSS and PSS (shared pages split among the processes sharing them) of one process, in kB."""
     values = {}
@@ -356,19 +266,6 @@ def api_memory(root: int) -> dict[str, Any]:
             "worker_rss_mb": [round(per[p]["rss_kb"] / 1024, 1) for p in workers],
             "total_rss_mb": round(sum(v["rss_kb"] for v in per.values()) / 1024, 1),
             "total_pss_mb": round(sum(v["pss_kb"] for v in per.values()) / 1024, 1)}
-
-
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages, as uptime prints them: the machine is shared."""
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if len(values) < 2:
-        return {"count": len(values)}
-    q = statistics.quantiles(values, n=100)
-    return {"count": len(values), "p50_ms": round(q[49] * 1000, 1), "p95_ms": round(q[94] * 1000, 1),
-            "p99_ms": round(q[98] * 1000, 1)}
 
 
 # ---- the benchmark ---------------------------------------------------------------------------------------------
@@ -412,13 +309,14 @@ def measure(server: Server, nodes: list[tuple[str, str]], roots: dict[str, int],
             "errors": errors, "loadavg_before": load_before, "loadavg_after": load_average()}
 
 
-def prepare(server: Server, admin: str, admin_key: Any, validator: str, validator_key: Any,
-            books: list[tuple[dict[str, Any], dict[str, bytes]]], count: int) -> tuple[list[tuple[str, str]], float]:
+def prepare(side: Side, books: list[tuple[dict[str, Any], dict[str, bytes]]],
+            count: int) -> tuple[list[tuple[str, str]], float]:
+    server = side.server
     progress(f"{server.name}: uploading cookbooks, registering {count} nodes")
-    upload(server, admin, admin_key, books)
-    call(server, admin, admin_key, "POST", server.url("/roles"), ROLE)
+    upload(server, side.admin, side.admin_key, books)
+    call(server, side.admin, side.admin_key, "POST", server.url("/roles"), ROLE)
     began = time.monotonic()
-    nodes = [register(server, validator, validator_key, f"node{i:04d}") for i in range(count)]
+    nodes = [register(server, side.validator, side.validator_key, f"node{i:04d}") for i in range(count)]
     return nodes, time.monotonic() - began
 
 
@@ -431,52 +329,16 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                      "file_share": args.file_share, "automatic_kb": round(len(json.dumps(automatic)) / 1024, 1),
                      "search": f"POST /search/node q={SEARCH_QUERY} (partial)", "load_processes": args.procs,
                      "cpus": os.cpu_count()}}
-    started: list[Any] = []
-    progress("starting PostgreSQL, OpenSearch, our API and goiardi")
-    pg = Postgres(host=PG_HOST)
-    pg.start()
-    started.append(pg.stop)
-    try:
-        search = OpenSearch(SEARCH_HOST, work / "opensearch")
-        search.start()
-        started.append(search.stop)
-        defaults = config.Settings()
-        fe = start_frontend(pg, str(work), port=API_PORT, workers=defaults.workers, search_url=search.url,
-                            host=API_HOST, db_pool_size=str(defaults.db_pool_size))
-        started.append(lambda: stop_frontend(fe))
-        load_schema(PG_HOST, "postgres", "")
-        goiardi = Goiardi("bench", GOIARDI_HOST, work / "goiardi", work / "goiardi-shared", "postgres", "",
-                          db_host=PG_HOST)
-        goiardi.start()
-        started.append(goiardi.stop)
+    with running(HOSTS, work, ORG, progress) as (ours, theirs):
         time.sleep(5)
-        result["ours_idle_memory"] = {**api_memory(fe.proc.pid), "default_workers": defaults.workers}
-
-        ours = Server("ours", fe.url, f"/organizations/{ORG}", "1")
-        pivotal = load_key(fe.pivotal_key)
-        org = call(Server("ours", fe.url, "", "1"), "pivotal", pivotal, "POST", fe.url + "/organizations",
-                   {"name": ORG, "full_name": "Load benchmark"})
-        ours_nodes, ours_reg = prepare(ours, "pivotal", pivotal, f"{ORG}-validator", load_key(org["private_key"]),
-                                       books, args.nodes)
-        theirs = Server("goiardi", goiardi.url, "", "0")
-        shared = work / "goiardi-shared"
-        their_nodes, their_reg = prepare(theirs, "admin", load_key((shared / "admin.pem").read_text()),
-                                         "chef-validator", load_key((shared / "chef-validator.pem").read_text()),
-                                         books, args.nodes)
+        result["ours_idle_memory"] = {**api_memory(ours.pids["api"]), "default_workers": config.Settings().workers}
+        ours_nodes, ours_reg = prepare(ours, books, args.nodes)
+        their_nodes, their_reg = prepare(theirs, books, args.nodes)
         result["registration_seconds"] = {"ours": round(ours_reg, 1), "goiardi": round(their_reg, 1)}
-        pg_pid = pg.proc.pid
-        result["ours"] = measure(ours, ours_nodes, {"api": fe.proc.pid, "postgresql": pg_pid,
-                                                                "opensearch": search.proc.pid}, args, automatic)
-        result["ours_memory_after"] = api_memory(fe.proc.pid)
-        result["goiardi"] = measure(theirs, their_nodes, {"goiardi": goiardi.proc.pid, "postgresql": pg_pid}, args,
-                                    automatic)
-        result["goiardi_rss_mb_after"] = round(memory_kb(goiardi.proc.pid)["rss_kb"] / 1024, 1)
-    finally:
-        for stop in reversed(started):
-            try:
-                stop()
-            except Exception as exc:  # keep stopping the others
-                print(f"chef_load: stopping failed: {exc}", file=sys.stderr)
+        result["ours"] = measure(ours.server, ours_nodes, ours.pids, args, automatic)
+        result["ours_memory_after"] = api_memory(ours.pids["api"])
+        result["goiardi"] = measure(theirs.server, their_nodes, theirs.pids, args, automatic)
+        result["goiardi_rss_mb_after"] = round(memory_kb(theirs.pids["goiardi"])["rss_kb"] / 1024, 1)
     return result
 
 
@@ -492,19 +354,7 @@ def main() -> int:
     parser.add_argument("--attributes-kb", type=int, default=120, help="size of the automatic attribute tree")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (the servers' logs)")
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        parser.error("run as root: PostgreSQL is started as the postgres user")
-    work = Path(tempfile.mkdtemp(prefix="chef-load-"))
-    try:
-        print(json.dumps(run(args, work), indent=1))
-    finally:
-        if args.keep:
-            progress(f"logs kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return run_benchmark(parser, run, "chef-load-", progress)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = sorted(p for p in (ROOT / "bench").glob("*.py") if "argparse" in p.read_text())
+BENCHMARKS = sorted(p for p in (ROOT / "bench").glob("*.py") if "ArgumentParser(" in p.read_text())
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.name)
