@@ -141,6 +141,27 @@ def test_promote_and_demote_under_load(env) -> None:
     assert prober.overlaps == []
 
 
+def test_promote_of_a_member_killed_a_moment_ago_is_refused(env) -> None:
+    """Issue 14, path 10 (simulation seed 1585): the killed member's status and lease outlive it, so the
+    command's own checks pass; the leader hands over only to a standby streaming from it now. Before,
+    it handed the key to the dead member: no leader until that lease ran out, and the old leader then
+    re-synced from the dead member's shorter WAL."""
+    cluster, writer, prober = env
+    cluster.wait_healthy()
+    leader = cluster.wait_leader()
+    victim = next(n for n in cluster.nodes if n is not leader)
+    writer.wait_acks(20)
+    victim.crash()
+    r = leader.ctl("promote", victim.name, check=False)
+    assert r.returncode != 0 and "did not become leader" in r.stderr
+    writer.wait_acks(20, timeout=30)
+    assert cluster.wait_leader() is leader and leader.leader_code() == 200
+    victim.ctl("start")
+    cluster.wait_healthy(120)
+    assert_nothing_lost(cluster, writer)
+    assert prober.overlaps == []
+
+
 def test_leadership_controls_and_their_refusals(env) -> None:
     cluster, _, _ = env
     cluster.wait_healthy()
