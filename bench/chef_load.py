@@ -333,12 +333,15 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         time.sleep(5)
         result["ours_idle_memory"] = {**api_memory(ours.pids["api"]), "default_workers": config.Settings().workers}
         ours_nodes, ours_reg = prepare(ours, books, args.nodes)
-        their_nodes, their_reg = prepare(theirs, books, args.nodes)
-        result["registration_seconds"] = {"ours": round(ours_reg, 1), "goiardi": round(their_reg, 1)}
+        result["registration_seconds"] = {"ours": round(ours_reg, 1)}
+        if not args.only_ours:
+            their_nodes, their_reg = prepare(theirs, books, args.nodes)
+            result["registration_seconds"]["goiardi"] = round(their_reg, 1)
         result["ours"] = measure(ours.server, ours_nodes, ours.pids, args, automatic)
         result["ours_memory_after"] = api_memory(ours.pids["api"])
-        result["goiardi"] = measure(theirs.server, their_nodes, theirs.pids, args, automatic)
-        result["goiardi_rss_mb_after"] = round(memory_kb(theirs.pids["goiardi"])["rss_kb"] / 1024, 1)
+        if not args.only_ours:
+            result["goiardi"] = measure(theirs.server, their_nodes, theirs.pids, args, automatic)
+            result["goiardi_rss_mb_after"] = round(memory_kb(theirs.pids["goiardi"])["rss_kb"] / 1024, 1)
     return result
 
 
@@ -354,6 +357,8 @@ def main() -> int:
     parser.add_argument("--attributes-kb", type=int, default=120, help="size of the automatic attribute tree")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only-ours", action="store_true",
+                        help="drive our server only (profiling; the comparison needs both)")
     return run_benchmark(parser, run, "chef-load-", progress)
 
 

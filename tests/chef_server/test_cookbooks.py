@@ -19,6 +19,8 @@ import psycopg
 import pytest
 import requests
 
+from chef_server.storage.files import CHUNK
+
 from .conftest import API_HOST, API_PORT, start_frontend, stop_frontend
 from .signer import sign
 from .test_api import name, private_key, session
@@ -166,17 +168,22 @@ def test_sandbox_rules(frontend, org):
     assert again["checksums"][md5(good)] == {"needs_upload": False}
 
 
-def test_large_file_streams_in_chunks(frontend, postgres, org):
-    data = os.urandom(3 * 1024 * 1024 + 17)  # bigger than any JSON body, several chunks
+@pytest.mark.parametrize("size", [0, 1, CHUNK, CHUNK + 1, 3 * 1024 * 1024 + 17])
+def test_files_of_every_size_come_back_whole(frontend, postgres, org, size):
+    """Empty, one byte, exactly one chunk, one byte over, several chunks: the same bytes, length and ETag."""
+    data = os.urandom(size)
     upload_files(frontend, org, [data])
     with psycopg.connect(postgres.dsn()) as conn:
         chunks = conn.execute("SELECT count(*) FROM file_chunks WHERE checksum = %s", (md5(data),)).fetchone()[0]
-    assert chunks > 1
+    assert chunks == max(1, -(-size // CHUNK))
     chef = session(frontend.pivotal_key)
-    assert chef.put(f"{frontend.url}/organizations/{org}/cookbooks/big/1.0.0",
-                    json=cookbook("big", "1.0.0", {"files/big.bin": data})).status_code == 201
-    url = chef.get(f"{frontend.url}/organizations/{org}/cookbooks/big/1.0.0").json()["files"][0]["url"]
-    assert requests.get(url, timeout=60).content == data
+    name = f"sized{size}"
+    assert chef.put(f"{frontend.url}/organizations/{org}/cookbooks/{name}/1.0.0",
+                    json=cookbook(name, "1.0.0", {"files/f.bin": data})).status_code == 201
+    url = chef.get(f"{frontend.url}/organizations/{org}/cookbooks/{name}/1.0.0").json()["files"][0]["url"]
+    got = requests.get(url, timeout=60)
+    assert got.status_code == 200 and got.content == data
+    assert got.headers["content-length"] == str(size) and got.headers["etag"] == f'"{md5(data)}"'
 
 
 def test_manifest_must_name_committed_files(frontend, org):

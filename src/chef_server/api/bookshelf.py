@@ -33,6 +33,14 @@ async def signing_key(conn) -> str:
     return _secret
 
 
+async def _signing_key(db) -> str:
+    """signing_key without taking a connection once it is known (every download asks)."""
+    if _secret is not None:
+        return _secret
+    async with db.connection() as conn:
+        return await signing_key(conn)
+
+
 def file_path(org_id: str, checksum: str) -> str:
     return f"/bookshelf/organization-{org_id}/checksum-{checksum}"
 
@@ -46,10 +54,8 @@ async def _authorised(request: Request, method: str) -> tuple[str, str] | Respon
     match = _PATH.match(request.url.path)
     if match is None:
         return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
-    db = request.app.state.db
     try:
-        async with db.connection() as conn:
-            key = await signing_key(conn)
+        key = await _signing_key(request.app.state.db)
     except ChefError as exc:
         return _s3_error(exc.status, "ServiceUnavailable", "Please reduce your request rate.")
     host = without_default_port(request.headers.get("host", ""))  # as the URL was signed
@@ -89,18 +95,22 @@ async def _get(request: Request) -> Response:
     db = request.app.state.db
     try:
         async with db.connection() as conn:
-            size = await files.size_of(conn, org_id, checksum)
+            found = await files.opening(conn, org_id, checksum)
     except ChefError as exc:
         return _s3_error(exc.status, "ServiceUnavailable", "Please reduce your request rate.")
-    if size is None:
+    if found is None:
         return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+    size, first = found
     headers = {"ETag": f'"{checksum}"', "Content-Length": str(size)}
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers, media_type="application/octet-stream")
+    if len(first) >= size:
+        return Response(first, headers=headers, media_type="application/octet-stream")
 
     async def body():
+        yield first
         async with db.connection() as conn:
-            async for chunk in files.chunks(conn, org_id, checksum):
+            async for chunk in files.chunks(conn, org_id, checksum, start=1):
                 yield chunk
 
     return StreamingResponse(body(), headers=headers, media_type="application/octet-stream")

@@ -57,15 +57,19 @@ async def _chunk(conn: psycopg.AsyncConnection, org_id: str, checksum: str, seq:
                        (org_id, checksum, seq, data))
 
 
-async def size_of(conn: psycopg.AsyncConnection, org_id: str, checksum: str) -> int | None:
-    cur = await conn.execute("SELECT size FROM files WHERE org_id = %s AND checksum = %s", (org_id, checksum))
+async def opening(conn: psycopg.AsyncConnection, org_id: str, checksum: str) -> tuple[int, bytes] | None:
+    """The file's size and first chunk in one query (most cookbook files are one chunk), or None."""
+    cur = await conn.execute(
+        "SELECT f.size, c.data FROM files f LEFT JOIN file_chunks c "
+        "ON c.org_id = f.org_id AND c.checksum = f.checksum AND c.seq = 0 "
+        "WHERE f.org_id = %s AND f.checksum = %s", (org_id, checksum))
     row = await cur.fetchone()
-    return None if row is None else row["size"]
+    return None if row is None else (row["size"], bytes(row["data"] or b""))
 
 
-async def chunks(conn: psycopg.AsyncConnection, org_id: str, checksum: str) -> AsyncIterator[bytes]:
-    """The file's bytes, one chunk at a time (one query per chunk: memory stays bounded)."""
-    seq = 0
+async def chunks(conn: psycopg.AsyncConnection, org_id: str, checksum: str, start: int = 0) -> AsyncIterator[bytes]:
+    """The file's bytes from chunk `start` on, one chunk at a time (one query per chunk: memory stays bounded)."""
+    seq = start
     while True:
         cur = await conn.execute("SELECT data FROM file_chunks WHERE org_id = %s AND checksum = %s AND seq = %s",
                                  (org_id, checksum, seq))
