@@ -160,6 +160,9 @@ def test_two_frontends_starting_together_migrate_once(postgres, tmp_path):
     with psycopg.connect(postgres.dsn(db)) as conn:
         assert conn.execute("SELECT count(*) FROM users WHERE superuser").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] >= 1
+        # nodes are stored lz4-compressed (Debian's PostgreSQL has lz4)
+        assert conn.execute("SELECT attcompression FROM pg_attribute WHERE attrelid = 'nodes'::regclass "
+                            "AND attname = 'serialized_object'").fetchone()[0] == "l"
 
 
 def test_key_cache_listener_follows_notifications_and_beats(postgres):
