@@ -4,35 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import re
 from collections.abc import AsyncIterator
 
-import orjson
 import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
-from psycopg.types.json import set_json_loads
 
 from ..errors import bad_request, conflict, unavailable
-
-# 19 digits in a row may be an integer beyond 64 bits, which orjson turns into a float: json keeps it exact.
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
-
-
-def json_loads(data: bytes) -> object:
-    """JSON from PostgreSQL with orjson (several times faster than json on ~100 KB node objects), and with
-    json where orjson would change a value PostgreSQL holds (long integers, numbers beyond a double)."""
-    if _LONG_NUMBER.search(data):
-        return json.loads(data)
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
-
-
-async def _configure(conn: psycopg.AsyncConnection) -> None:
-    set_json_loads(json_loads, conn)
 
 
 class Database:
@@ -41,7 +19,7 @@ class Database:
     def __init__(self, conninfo: str, max_size: int = 8, timeout: float = 5.0):
         self.conninfo = conninfo
         self.pool = psycopg_pool.AsyncConnectionPool(
-            conninfo, min_size=1, max_size=max_size, timeout=timeout, open=False, configure=_configure,
+            conninfo, min_size=1, max_size=max_size, timeout=timeout, open=False,
             kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 2})
         self._checking: asyncio.Task | None = None
 
