@@ -11,9 +11,7 @@ import argparse
 import psycopg
 
 from .. import config
-
-# The group's id, as migration 301 creates it.
-_GROUP = "md5('::server-admins')"
+from ..storage.schema_authz import SERVER_ADMINS
 
 
 class ServerAdminError(Exception):
@@ -31,8 +29,8 @@ def grant(conninfo: str, name: str) -> None:
     """Put user `name` into ::server-admins (again is fine)."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         user_id, _ = _user_id(conn, name)
-        conn.execute(f"INSERT INTO group_members (group_id, member_type, member_id) VALUES ({_GROUP}, 'user', %s) "
-                     "ON CONFLICT DO NOTHING", (user_id,))
+        conn.execute("INSERT INTO group_members (group_id, member_type, member_id) "
+                     f"VALUES ({SERVER_ADMINS}, 'user', %s) ON CONFLICT DO NOTHING", (user_id,))
 
 
 def remove(conninfo: str, name: str) -> None:
@@ -41,7 +39,7 @@ def remove(conninfo: str, name: str) -> None:
         user_id, superuser = _user_id(conn, name)
         if superuser:
             raise ServerAdminError(f"{name} is a superuser and cannot be removed from server-admins.")
-        removed = conn.execute(f"DELETE FROM group_members WHERE group_id = {_GROUP} AND member_type = 'user' "
+        removed = conn.execute(f"DELETE FROM group_members WHERE group_id = {SERVER_ADMINS} AND member_type = 'user' "
                                "AND member_id = %s", (user_id,)).rowcount
         if not removed:
             raise ServerAdminError(f"User {name} is not a member of server-admins.")
@@ -50,8 +48,9 @@ def remove(conninfo: str, name: str) -> None:
 def members(conninfo: str) -> list[str]:
     """The names of ::server-admins' users, sorted."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        rows = conn.execute(f"SELECT u.username FROM group_members m JOIN users u ON u.id = m.member_id "
-                            f"WHERE m.group_id = {_GROUP} AND m.member_type = 'user' ORDER BY u.username").fetchall()
+        rows = conn.execute("SELECT u.username FROM group_members m JOIN users u ON u.id = m.member_id "
+                            f"WHERE m.group_id = {SERVER_ADMINS} AND m.member_type = 'user' "
+                            "ORDER BY u.username").fetchall()
     return [name for (name,) in rows]
 
 

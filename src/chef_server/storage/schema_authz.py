@@ -9,6 +9,9 @@ group_members, indexed by member) joined to the object's ACE rows (indexed by ob
 from __future__ import annotations
 
 _NEW_ID = "replace(gen_random_uuid()::text, '-', '')"
+# The server-wide ::server-admins group's id, as SQL (migration 301 creates the group; the API and
+# chef-server-ctl's server-admin commands look it up).
+SERVER_ADMINS = "md5('::server-admins')"
 
 # Object tables whose new rows copy their container's ACL (and get their creator), and their container.
 INHERITING = (("nodes", "nodes"), ("roles", "roles"), ("environments", "environments"), ("data_bags", "data"),
@@ -115,8 +118,8 @@ ON CONFLICT DO NOTHING;
     # Server-wide groups as erchef has them: ::server-admins (the superusers; every user's ACL names it) and,
     # per org, ::ORG_read_access_group (holding the org's users group; the org's members' ACLs grant it read).
     (301, f"""
-INSERT INTO groups (id, org_id, authz_id, name) VALUES (md5('::server-admins'), NULL, {_NEW_ID}, 'server-admins');
-INSERT INTO group_members (group_id, member_type, member_id) SELECT md5('::server-admins'), 'user', id FROM users
+INSERT INTO groups (id, org_id, authz_id, name) VALUES ({SERVER_ADMINS}, NULL, {_NEW_ID}, 'server-admins');
+INSERT INTO group_members (group_id, member_type, member_id) SELECT {SERVER_ADMINS}, 'user', id FROM users
  WHERE superuser;
 CREATE FUNCTION chef_user_acl() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -125,10 +128,10 @@ BEGIN
      WHERE m.id = NEW.id OR m.superuser
     UNION ALL
     SELECT NEW.authz_id, p, g.authz_id FROM groups g, unnest(ARRAY['create', 'read', 'update', 'delete']) p
-     WHERE g.id = md5('::server-admins')
+     WHERE g.id = {SERVER_ADMINS}
     ON CONFLICT DO NOTHING;
     IF NEW.superuser THEN
-        INSERT INTO group_members (group_id, member_type, member_id) VALUES (md5('::server-admins'), 'user', NEW.id)
+        INSERT INTO group_members (group_id, member_type, member_id) VALUES ({SERVER_ADMINS}, 'user', NEW.id)
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
@@ -136,7 +139,7 @@ END $$;
 CREATE TRIGGER users_acl AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION chef_user_acl();
 INSERT INTO aces (authz_id, perm, member)
 SELECT u.authz_id, p, g.authz_id FROM users u, groups g, unnest(ARRAY['create', 'read', 'update', 'delete']) p
- WHERE g.id = md5('::server-admins')
+ WHERE g.id = {SERVER_ADMINS}
 ON CONFLICT DO NOTHING;
 INSERT INTO groups (id, org_id, authz_id, name)
 SELECT md5(o.id || '::read_access'), NULL, {_NEW_ID}, o.name || '_read_access_group' FROM orgs o;

@@ -5,6 +5,8 @@ from __future__ import annotations
 import psycopg
 from psycopg.types.json import Jsonb
 
+from .schema_authz import SERVER_ADMINS
+
 _COLUMNS = ("id, authz_id, username, email, external_authentication_uid, recovery_authentication_enabled, "
             "superuser, serialized_object, hashed_password")
 
@@ -98,6 +100,6 @@ async def common_orgs(conn: psycopg.AsyncConnection, user_id: str, other_id: str
 
 async def is_server_admin(conn: psycopg.AsyncConnection, user_id: str) -> bool:
     """Is the user in the server-wide ::server-admins group (chef-server-ctl grant-server-admin-permissions)?"""
-    cur = await conn.execute("SELECT 1 FROM group_members WHERE group_id = md5('::server-admins') "
+    cur = await conn.execute(f"SELECT 1 FROM group_members WHERE group_id = {SERVER_ADMINS} "
                              "AND member_type = 'user' AND member_id = %s", (user_id,))
     return await cur.fetchone() is not None
