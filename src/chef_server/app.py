@@ -185,6 +185,11 @@ ROUTES: list[tuple[str, dict[str, Handler], bool | Callable[[dict[str, str]], st
 ]
 
 
+# POSTs that only read. They must not wait to drain the search outbox: that waits for the cluster-wide
+# drain lock, i.e. behind every other request's indexing (a partial search and a run list's solve would).
+_READ_ONLY_POSTS = frozenset({search.partial_search, depsolver.solve_run_list, users.authenticate_user,
+                              status.validate})
+
 # Paths no route matches still authenticate first: a bad signature is a 401 whatever the path.
 _ANY_METHOD = dict.fromkeys(_ALL_METHODS, _no_such_route)
 ROUTES += [("/organizations/{org}/{rest:path}", _ANY_METHOD, True), ("/{rest:path}", _ANY_METHOD, True)]
@@ -263,7 +268,7 @@ def _endpoint(methods: dict[str, Handler], signed: bool | Callable[[dict[str, st
             if not _accepts_json(headers.get("accept")):
                 raise ChefError(406, error_body("Not Acceptable"))
             status, reply, *extra = await handler(ctx)  # a handler may add response headers
-            if request.method in ("POST", "PUT", "DELETE") and status < 300:
+            if request.method in ("POST", "PUT", "DELETE") and status < 300 and handler not in _READ_ONLY_POSTS:
                 # writes queue their searchable objects in the outbox (triggers): index them before answering
                 await state.indexer.index_now()
             if isinstance(reply, Response):  # not JSON (required_recipe's text)

@@ -13,7 +13,10 @@ import sys
 import tempfile
 import urllib.request
 
+import psycopg
 import pytest
+
+from chef_server.search_index import DRAIN_LOCK
 
 from . import opensearch
 from .conftest import API_PORT, start_frontend, stop_frontend
@@ -143,6 +146,25 @@ def test_partial_search_reads_merged_attributes(fe, pivotal):
         "port": 82, "user": "www", "list": [2, 3], "app": {"port": 82, "user": "www", "list": [2, 3]},
         "name": "n1", "role": ["web"], "env": "_default", "none": None,
         "through_string": "ERROR - Attribute does not exist", "empty": None, "kernel": "x86_64"}
+
+
+def test_reads_sent_as_post_do_not_wait_for_indexing(postgres, engine, pivotal):
+    """A partial search and a run list's solve are POSTs that write nothing: they answer while another
+    frontend holds the search outbox's drain lock (a write waits for it, up to the sync timeout)."""
+    patient = start_frontend(postgres, tempfile.mkdtemp(prefix="chef-fe-search-api-"), port=API_PORT + 12,
+                             search_url=engine.url, search_sync_timeout="600")
+    try:
+        org = new_org(patient, pivotal)
+        assert pivotal.post(org + "/nodes", json={"name": "n1", "automatic": ohai_like(1)}).status_code == 201
+        with psycopg.connect(postgres.dsn(), autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s)", (DRAIN_LOCK,))  # a drain under way elsewhere
+            r = pivotal.post(org + "/search/node", params={"q": "*:*"}, json={"name": ["name"]}, timeout=60)
+            assert r.status_code == 200, r.text
+            r = pivotal.post(org + "/environments/_default/cookbook_versions", json={"run_list": []}, timeout=60)
+            assert r.status_code == 200 and r.json() == {}
+    finally:
+        stop_frontend(patient)
+        shutil.rmtree(os.path.dirname(patient.pivotal_key_path), ignore_errors=True)
 
 
 def engine_count(engine, query: str) -> int:
