@@ -58,7 +58,8 @@ def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
     memory, final = _finality(memory, sensed.pg, now)
     obs, memory = _observe(memory, sensed, now)
     memory, stuck = _stream_stuck(memory, obs, sensed.leader_answers is True, now)
-    obs = replace(obs, final=final, lease=memory.lease, stream_stuck=stuck)
+    memory, streamed = _streamed_from_leader(memory, obs)
+    obs = replace(obs, final=final, lease=memory.lease, stream_stuck=stuck, streamed_from_leader=streamed)
     decision = decide(obs, sensed.knobs.required_active_followers)
     actions, memory = _expand(memory, decision, obs, now)
     if memory.following is None and sensed.pg.running and sensed.pg.in_recovery and sensed.pg.receiving \
@@ -280,10 +281,11 @@ def _expand(memory: Memory, decision: Decision, obs: Observation, now: float) ->
             out.extend(_sync_change(memory, obs, action.sync or SyncSet()))
         elif action.kind is Kind.PROMOTE:
             out.append(replace(action, position=obs.pg.position))
-        elif action.kind is Kind.REJOIN:
+        elif action.kind in (Kind.REJOIN, Kind.REBUILD):
             if now - memory.last_rejoin < REJOIN_BACKOFF_SECONDS:
                 break
-            out.append(Action(Kind.REBUILD if memory.rewind_failed else Kind.REWIND, action.target))
+            rebuild = action.kind is Kind.REBUILD or memory.rewind_failed
+            out.append(Action(Kind.REBUILD if rebuild else Kind.REWIND, action.target))
         else:
             out.append(action)
     return tuple(out), memory
@@ -319,6 +321,18 @@ def _stream_stuck(memory: Memory, obs: Observation, leader_answers: bool, now: f
         return replace(memory, stuck_since=None), False
     since = memory.stuck_since if memory.stuck_since is not None else now
     return replace(memory, stuck_since=since), now - since >= STREAM_STUCK_SECONDS
+
+
+def _streamed_from_leader(memory: Memory, obs: Observation) -> tuple[Memory, bool]:
+    """Whether we streamed from the current leader key's holder (the same key: its GUID and fork)
+    since this manager started: then our timeline is the leader's, whatever its number."""
+    leader, pg = obs.leader, obs.pg
+    if leader is None:
+        return memory, False
+    key = (leader.guid, leader.fork)
+    if pg.running and pg.in_recovery and pg.streaming and pg.upstream == leader.address:
+        memory = replace(memory, streamed_from=key)
+    return memory, memory.streamed_from == key
 
 
 def _finality(memory: Memory, pg: PgState, now: float) -> tuple[Memory, bool]:
