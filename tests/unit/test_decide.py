@@ -598,6 +598,17 @@ def test_path8_a_follower_on_another_timeline_of_the_same_number_and_switch_poin
     assert kinds(decide(obs(leader=leader, pg=other, following=ADDR[C], stream_stuck=False))) == []
 
 
+def test_path8_a_former_leader_past_the_new_leaders_fork_rebuilds() -> None:
+    # Its own timeline (3, begun at 2/277) may carry the number the new leader's got from the same
+    # fork: pg_rewind would find "the same timeline" and leave the diverged WAL in place.
+    fork = LeaderKey(C, ADDR[C], fork=Position(2, 277))
+    d = decide(obs(leader=fork, pg=primary(lsn=305, tl=3)))
+    assert d.actions == (Action(Kind.REBUILD, ADDR[C]),)
+    # The new leader forked from our timeline: its own is a later number, pg_rewind finds the fork.
+    later = LeaderKey(C, ADDR[C], fork=Position(3, 290))
+    assert kinds(decide(obs(leader=later, pg=primary(lsn=305, tl=3)))) == [Kind.REJOIN]
+
+
 # --- why leadership moves: the typed cause /metrics counts ----------------------------------------------
 
 def _cause_cases() -> list[tuple[str, Observation, Cause]]:

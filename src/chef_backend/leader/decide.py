@@ -210,10 +210,13 @@ def _as_follower(obs: Observation) -> Decision:
             # meanwhile. Until it does, our WAL is the complete copy of every commit — re-syncing from the
             # heir could replace it with a shorter one.
             return Decision(Role.FOLLOWER, False, (), f"waiting for {leader.guid} to promote (switchover)")
-        # A former leader may hold WAL the new leader never had: rewind before serving anything.
-        return Decision(
-            Role.FOLLOWER, False, (Action(Kind.REJOIN, leader.address),), f"re-syncing from new leader {leader.guid}"
-        )
+        # A former leader may hold WAL the new leader never had: rewind before serving anything. If
+        # our timeline is past the leader's fork, the leader's new one may carry its number, and
+        # pg_rewind would find nothing to do (see _repair): a base backup.
+        fork = leader.fork
+        past = fork is not None and obs.pg.running and obs.pg.position.timeline > fork.timeline
+        return Decision(Role.FOLLOWER, False, (Action(Kind.REBUILD if past else Kind.REJOIN, leader.address),),
+                        f"re-syncing from new leader {leader.guid}")
     if not obs.pg.running:
         return Decision(
             Role.FOLLOWER,
