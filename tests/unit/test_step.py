@@ -294,6 +294,22 @@ def test_path6_a_stricter_set_is_published_only_once_its_members_caught_up() -> 
     assert [a.sync for a in plan.actions if a.kind is Kind.PUBLISH_SYNC] == [target]
 
 
+def test_path6_a_restarted_leader_manager_publishes_the_stricter_set_only_once_its_members_caught_up() -> None:
+    # Found by the simulation (seed 2989): the leader's manager restarted after applying (C) ANY 1
+    # while the union (B, C) ANY 1 was still published; its new memory had PostgreSQL's set but not
+    # when it was applied, and it published (C) at once, letting C elect itself without commits
+    # only B had acknowledged. Now the switch counts from the WAL end at the restarted manager's look.
+    target = SyncSet((C,), 1)
+    m = Memory(lease=1, applied_sync=target)  # as daemon.py starts: the set read back from PostgreSQL's configuration
+    etcd = replace(view(leader=A, sync=SyncSet((B, C), 1), last=A), members=(A, C))
+    behind = replace(primary(lsn=500, standbys=(C,)), flushed=((C, 400),))
+    m, plan = step(m, sensed(1.0, pg=behind, etcd=etcd), 1.0)
+    assert not [a for a in plan.actions if a.kind is Kind.PUBLISH_SYNC] and m.sync_switch == (target, 500)
+    later = replace(primary(lsn=600, standbys=(C,)), flushed=((C, 500),))
+    _, plan = step(m, sensed(2.0, pg=later, etcd=etcd), 2.0)
+    assert [a.sync for a in plan.actions if a.kind is Kind.PUBLISH_SYNC] == [target]
+
+
 def test_path9_a_fencing_tick_publishes_503_before_it_acts() -> None:
     m = Memory(lease=1, ready_until=50.0, deadline=5.0)
     _, plan = step(m, sensed(10.0, pg=primary(standbys=(B,)), etcd=None, lease=None), 10.0)

@@ -278,7 +278,8 @@ def _expand(memory: Memory, decision: Decision, obs: Observation, now: float) ->
     out: list[Action] = []
     for action in decision.actions:
         if action.kind is Kind.SET_SYNC:
-            out.extend(_sync_change(memory, obs, action.sync or SyncSet()))
+            changes, memory = _sync_change(memory, obs, action.sync or SyncSet())
+            out.extend(changes)
         elif action.kind is Kind.PROMOTE:
             out.append(replace(action, position=obs.pg.position))
         elif action.kind in (Kind.REJOIN, Kind.REBUILD):
@@ -291,7 +292,7 @@ def _expand(memory: Memory, decision: Decision, obs: Observation, now: float) ->
     return tuple(out), memory
 
 
-def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> list[Action]:
+def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> tuple[list[Action], Memory]:
     """Move to the wanted synchronous set without a moment where a promotable group could miss an
     acknowledged commit: publish the union first (with the smaller quorum), apply, and publish the
     exact set only on a later tick (after PostgreSQL picked it up)."""
@@ -300,15 +301,22 @@ def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> list[Acti
         union = tuple(sorted(set(current.members) | set(wanted.members)))
         quorum = min(current.quorum, wanted.quorum) if current.members else 0
         return [Action(Kind.PUBLISH_SYNC, sync=SyncSet(union, quorum)),
-                Action(Kind.APPLY_SYNC, sync=wanted, position=obs.pg.position)]
+                Action(Kind.APPLY_SYNC, sync=wanted, position=obs.pg.position)], memory
+    if not wanted.members:
+        return [Action(Kind.PUBLISH_SYNC, sync=wanted)], memory
     switch = memory.sync_switch
-    if switch is not None and switch[0] == wanted and wanted.members:
-        # Commits acknowledged before the switch are on `quorum` members of the *old* set: the new
-        # set may stand alone only once `quorum` of its own members hold everything up to it.
-        caught_up = sum(1 for g, lsn in obs.pg.flushed if g in wanted.members and lsn >= switch[1])
-        if caught_up < max(1, wanted.quorum):
-            return []
-    return [Action(Kind.PUBLISH_SYNC, sync=wanted)]
+    if switch is None or switch[0] != wanted:
+        # PostgreSQL has this set, but when it took it is unknown (a restarted manager read it back
+        # from the configuration file; the switch may have been moments ago): count from our WAL
+        # end now, which is past the switch.
+        switch = (wanted, obs.pg.position.lsn)
+        memory = replace(memory, sync_switch=switch)
+    # Commits acknowledged before the switch are on `quorum` members of the *old* set: the new set
+    # may stand alone only once `quorum` of its own members hold everything up to it.
+    caught_up = sum(1 for g, lsn in obs.pg.flushed if g in wanted.members and lsn >= switch[1])
+    if caught_up < max(1, wanted.quorum):
+        return [], memory
+    return [Action(Kind.PUBLISH_SYNC, sync=wanted)], memory
 
 
 def _stream_stuck(memory: Memory, obs: Observation, leader_answers: bool, now: float) -> tuple[Memory, bool]:
