@@ -289,7 +289,12 @@ class Manager:
             node.unsynced = "in progress"
             self.stop_pg("re-sync")
             yield 1.0
-            ok = w.resync(node, w.by_address(action.target), rebuild=k is Kind.REBUILD)
+            source = w.by_address(action.target)
+            if k is Kind.REWIND and node.was_leader and node.pg.timeline == source.pg.timeline:
+                # actions.Executor._rewind: after leading, "the same timeline" means another history.
+                yield 0.5
+                return False
+            ok = w.resync(node, source, rebuild=k is Kind.REBUILD)
             if not ok:
                 return False
             node.was_leader = False

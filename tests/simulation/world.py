@@ -189,6 +189,11 @@ class World:
         if not (source.host_up and source.pg.running and not source.pg.frozen
                 and self.network.ok(node.index, source.index, "pg")):
             return False
+        if not rebuild and node.pg.timeline == source.pg.timeline:
+            # pg_rewind compares timelines by number: "source and target cluster are on the same
+            # timeline", nothing to do, even when the two histories differ (two nodes that promoted
+            # from the same timeline without hearing of each other both call theirs N + 1).
+            return True
         # pg_rewind truncates to the common prefix and streams the rest: the source's WAL, as a copy.
         node.pg.wal = list(source.pg.wal)
         node.pg.replayed = len(node.pg.wal)

@@ -567,14 +567,46 @@ def test_path8_a_follower_stuck_on_an_older_timeline_than_the_leaders_rejoins() 
 def test_path8_a_follower_on_another_timeline_of_the_same_number_rejoins() -> None:
     # Found by the simulation (seed 782): two nodes promoted from timeline 3 at different points
     # without hearing of each other, and both called theirs 4. A follower of the first, stuck
-    # behind the second, compares where its timeline began with the leader's fork.
+    # behind the second, compares where its timeline began with the leader's fork. pg_rewind would
+    # see two clusters "on the same timeline" and do nothing: a base backup.
     leader = LeaderKey(C, ADDR[C], fork=Position(3, 474))
     other = replace(standby(lsn=480, tl=4), timeline_start=475)
-    assert kinds(decide(obs(leader=leader, pg=other, following=ADDR[C], stream_stuck=True))) == [Kind.REJOIN]
+    assert kinds(decide(obs(leader=leader, pg=other, following=ADDR[C], stream_stuck=True))) == [Kind.REBUILD]
     same = replace(standby(lsn=480, tl=4), timeline_start=474)
-    assert kinds(decide(obs(leader=leader, pg=same, following=ADDR[C], stream_stuck=True))) == []
+    assert kinds(decide(obs(leader=leader, pg=same, following=ADDR[C], stream_stuck=True,
+                            streamed_from_leader=True))) == []
     unknown = replace(standby(lsn=480, tl=4), timeline_start=None)
-    assert kinds(decide(obs(leader=leader, pg=unknown, following=ADDR[C], stream_stuck=True))) == []
+    assert kinds(decide(obs(leader=leader, pg=unknown, following=ADDR[C], stream_stuck=True,
+                            streamed_from_leader=True))) == []
+
+
+def test_path8_a_follower_on_another_timeline_of_the_same_number_and_switch_point_rebuilds() -> None:
+    # Found by the simulation (seed 2813): n1 and, later, n3 both promoted from 2/277 and both
+    # called their timeline 3; n4 had received n1's timeline 3 before n1 lost power. Its timeline
+    # number and switch point are the leader's: only that it never streamed from this leader tells.
+    leader = LeaderKey(C, ADDR[C], fork=Position(2, 277))
+    other = replace(standby(lsn=305, tl=3), timeline_start=277)
+    d = decide(obs(leader=leader, pg=other, following=ADDR[C], stream_stuck=True))
+    assert d.actions == (Action(Kind.REBUILD, ADDR[C]),) and not d.ready
+    # The leader's own timeline, streamed from it before: a stream that stopped is no divergence.
+    assert kinds(decide(obs(leader=leader, pg=other, following=ADDR[C], stream_stuck=True,
+                            streamed_from_leader=True))) == []
+    # Still on the fork's timeline, not past the fork: merely behind.
+    behind = replace(standby(lsn=270, tl=2), timeline_start=100)
+    assert kinds(decide(obs(leader=leader, pg=behind, following=ADDR[C], stream_stuck=True))) == []
+    # Not stuck (yet): nothing.
+    assert kinds(decide(obs(leader=leader, pg=other, following=ADDR[C], stream_stuck=False))) == []
+
+
+def test_path8_a_former_leader_past_the_new_leaders_fork_rebuilds() -> None:
+    # Its own timeline (3, begun at 2/277) may carry the number the new leader's got from the same
+    # fork: pg_rewind would find "the same timeline" and leave the diverged WAL in place.
+    fork = LeaderKey(C, ADDR[C], fork=Position(2, 277))
+    d = decide(obs(leader=fork, pg=primary(lsn=305, tl=3)))
+    assert d.actions == (Action(Kind.REBUILD, ADDR[C]),)
+    # The new leader forked from our timeline: its own is a later number, pg_rewind finds the fork.
+    later = LeaderKey(C, ADDR[C], fork=Position(3, 290))
+    assert kinds(decide(obs(leader=later, pg=primary(lsn=305, tl=3)))) == [Kind.REJOIN]
 
 
 # --- why leadership moves: the typed cause /metrics counts ----------------------------------------------

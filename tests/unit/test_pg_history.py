@@ -1,9 +1,11 @@
-"""Where a timeline began, read from its history file (leader/pg.py)."""
+"""Timelines as PostgreSQL reports them: where one began, read from its history file (leader/pg.py),
+and pg_rewind's "same timeline" (leader/actions.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from chef_backend.leader.actions import rewind_saw_one_timeline
 from chef_backend.leader.pg import timeline_start
 
 
@@ -17,3 +19,13 @@ from chef_backend.leader.pg import timeline_start
 ])
 def test_the_last_switch_point_is_where_the_timeline_began(text: str, start: int | None) -> None:
     assert timeline_start(text) == start
+
+
+def test_pg_rewind_doing_nothing_on_one_timeline_number_is_recognised() -> None:
+    # PostgreSQL 15's pg_rewind when both control files name the same timeline ID.
+    same = "pg_rewind: source and target cluster are on the same timeline\npg_rewind: no rewind required\n"
+    assert rewind_saw_one_timeline(same)
+    # Nothing to do because the target stopped before the fork: a real answer, not a blind spot.
+    ancestor = ("pg_rewind: servers diverged at WAL location 0/3000158 on timeline 2\n"
+                "pg_rewind: no rewind required\n")
+    assert not rewind_saw_one_timeline(ancestor)

@@ -171,6 +171,38 @@ def test_rejoin_rewinds_then_rebuilds_after_a_failed_rewind_then_backs_off() -> 
     assert kinds(plan) == [Kind.REWIND]
 
 
+def test_path8_a_follower_that_never_streamed_from_the_leader_rebuilds_when_stuck_past_its_fork() -> None:
+    # Seed 2813: our timeline 3 began at the fork of the leader's timeline 3, but it is another
+    # history (a leader that died promoted from the same point). Having streamed from this very key
+    # is the only evidence that it is the leader's own.
+    key = LeaderKey(C, ADDR[C], mod_revision=7, lease=3, fork=Position(2, 277))
+    etcd = replace(view(leader=C), leader=key)
+    ours = replace(standby(lsn=305), position=Position(3, 305), timeline_start=277, receiving=True,
+                   wal_exhausted=False)
+    m = Memory(lease=1, following=ADDR[C])
+    m, plan = step(m, sensed(0.0, pg=ours, etcd=etcd, leader_answers=True), 0.0)
+    assert kinds(plan) == [] and not plan.decision.reason.startswith("cannot stream")
+    m, plan = step(m, sensed(6.0, pg=ours, etcd=etcd, leader_answers=True), 6.0)
+    assert kinds(plan) == [Kind.REBUILD] and plan.actions[0].target == ADDR[C]
+    m = feed(m, plan.actions[0], True, 6.0)
+    m, plan = step(m, sensed(12.0, pg=ours, etcd=etcd, leader_answers=True), 12.0)
+    assert kinds(plan) == []  # backing off
+    # Streaming from this key once is enough: a later stall is not a divergence.
+    streaming = replace(ours, upstream=ADDR[C], streaming=True)
+    m = Memory(lease=1, following=ADDR[C])
+    m, _ = step(m, sensed(0.0, pg=streaming, etcd=etcd, leader_answers=True), 0.0)
+    assert m.streamed_from == (C, Position(2, 277))
+    m, _ = step(m, sensed(1.0, pg=ours, etcd=etcd, leader_answers=True), 1.0)
+    m, plan = step(m, sensed(7.0, pg=ours, etcd=etcd, leader_answers=True), 7.0)
+    assert kinds(plan) == []
+    assert m.last_obs is not None and m.last_obs.streamed_from_leader
+    # Another key (another holder, or the same node leading again from elsewhere) is another
+    # leader: what we streamed before proves nothing about its timeline.
+    for other in (replace(key, guid=B), replace(key, fork=Position(3, 400))):
+        m2, _ = step(m, sensed(8.0, pg=ours, etcd=replace(etcd, leader=other), leader_answers=True), 8.0)
+        assert m2.last_obs is not None and not m2.last_obs.streamed_from_leader
+
+
 def test_a_new_synchronous_set_is_published_as_a_union_then_exactly() -> None:
     m = Memory(lease=1, applied_sync=SyncSet((B,), 1))
     etcd = view(leader=A, sync=SyncSet((B,), 1), last=A)
@@ -259,6 +291,22 @@ def test_path6_a_stricter_set_is_published_only_once_its_members_caught_up() -> 
     assert not publish  # C has flushed 100 of the 500 the switch needs: the union stays published
     caught_up = replace(pg, flushed=((C, 500),))
     _, plan = step(m, sensed(1.0, pg=caught_up, etcd=etcd), 1.0)
+    assert [a.sync for a in plan.actions if a.kind is Kind.PUBLISH_SYNC] == [target]
+
+
+def test_path6_a_restarted_leader_manager_publishes_the_stricter_set_only_once_its_members_caught_up() -> None:
+    # Found by the simulation (seed 2989): the leader's manager restarted after applying (C) ANY 1
+    # while the union (B, C) ANY 1 was still published; its new memory had PostgreSQL's set but not
+    # when it was applied, and it published (C) at once, letting C elect itself without commits
+    # only B had acknowledged. Now the switch counts from the WAL end at the restarted manager's look.
+    target = SyncSet((C,), 1)
+    m = Memory(lease=1, applied_sync=target)  # as daemon.py starts: the set read back from PostgreSQL's configuration
+    etcd = replace(view(leader=A, sync=SyncSet((B, C), 1), last=A), members=(A, C))
+    behind = replace(primary(lsn=500, standbys=(C,)), flushed=((C, 400),))
+    m, plan = step(m, sensed(1.0, pg=behind, etcd=etcd), 1.0)
+    assert not [a for a in plan.actions if a.kind is Kind.PUBLISH_SYNC] and m.sync_switch == (target, 500)
+    later = replace(primary(lsn=600, standbys=(C,)), flushed=((C, 500),))
+    _, plan = step(m, sensed(2.0, pg=later, etcd=etcd), 2.0)
     assert [a.sync for a in plan.actions if a.kind is Kind.PUBLISH_SYNC] == [target]
 
 

@@ -289,6 +289,13 @@ class Executor:
             env={"PGPASSWORD": self.secrets.db_superuser_password},
             timeout=600,
         )
+        one_timeline = rewind_saw_one_timeline(out.stdout + out.stderr)
+        if out.returncode == 0 and one_timeline and self.markers.was_leader.exists():
+            # We promoted, and so did the leader, to a timeline of the same number: two histories that
+            # pg_rewind, comparing timeline IDs, takes for one. It changed nothing; our WAL still diverges.
+            log.warning("pg_rewind found us on the new leader's timeline number after we led: another history, "
+                        "re-copying")
+            return False
         if out.returncode == 0:
             log.info("pg_rewind: %s", out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "done")
             (self.layout.data / "postgresql.auto.conf").unlink(missing_ok=True)
@@ -318,6 +325,12 @@ class Executor:
         postgresql.write_managed_conf(self.layout, sync_standby_names(sync))
         self.pg.reload()
         log.info("synchronous standbys now %s", sync_standby_names(sync) or "(none)")
+
+
+def rewind_saw_one_timeline(output: str) -> bool:
+    """Whether pg_rewind's output says it did nothing because both control files name the same
+    timeline ID (whatever the histories behind that number)."""
+    return "source and target cluster are on the same timeline" in output
 
 
 def sync_standby_names(sync: SyncSet) -> str:

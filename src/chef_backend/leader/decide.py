@@ -210,10 +210,13 @@ def _as_follower(obs: Observation) -> Decision:
             # meanwhile. Until it does, our WAL is the complete copy of every commit — re-syncing from the
             # heir could replace it with a shorter one.
             return Decision(Role.FOLLOWER, False, (), f"waiting for {leader.guid} to promote (switchover)")
-        # A former leader may hold WAL the new leader never had: rewind before serving anything.
-        return Decision(
-            Role.FOLLOWER, False, (Action(Kind.REJOIN, leader.address),), f"re-syncing from new leader {leader.guid}"
-        )
+        # A former leader may hold WAL the new leader never had: rewind before serving anything. If
+        # our timeline is past the leader's fork, the leader's new one may carry its number, and
+        # pg_rewind would find nothing to do (see _repair): a base backup.
+        fork = leader.fork
+        past = fork is not None and obs.pg.running and obs.pg.position.timeline > fork.timeline
+        return Decision(Role.FOLLOWER, False, (Action(Kind.REBUILD if past else Kind.REJOIN, leader.address),),
+                        f"re-syncing from new leader {leader.guid}")
     if not obs.pg.running:
         return Decision(
             Role.FOLLOWER,
@@ -221,29 +224,41 @@ def _as_follower(obs: Observation) -> Decision:
             (Action(Kind.FOLLOW, leader.address), Action(Kind.START_PG)),
             "starting PostgreSQL as a follower",
         )
-    if obs.stream_stuck and _diverged(obs, leader):
+    repair = _repair(obs, leader) if obs.stream_stuck else None
+    if repair is not None:
         # Our WAL holds what the leader never had (received from an old leader after another took
-        # over): streaming cannot resume. pg_rewind (a no-op if we were wrong) puts it right.
-        return Decision(Role.FOLLOWER, False, (Action(Kind.REJOIN, leader.address),),
+        # over): streaming cannot resume.
+        return Decision(Role.FOLLOWER, False, (Action(repair, leader.address),),
                         f"cannot stream from {leader.guid}, diverged: re-syncing")
     if obs.following != leader.address:
         return Decision(Role.FOLLOWER, False, (Action(Kind.FOLLOW, leader.address),), f"following {leader.guid}")
     return Decision(Role.FOLLOWER, False, (), f"following {leader.guid}")
 
 
-def _diverged(obs: Observation, leader: LeaderKey) -> bool:
-    """Whether our WAL went past the leader's history: past the fork point of its timeline, or on
-    an older timeline while the leader reports itself leading on a later one."""
+def _repair(obs: Observation, leader: LeaderKey) -> Kind | None:
+    """How a follower that cannot stream puts right WAL that went past the leader's history (None:
+    it did not, as far as we can tell). pg_rewind (REJOIN; a no-op if we were wrong) when our
+    timeline is older than the leader's; a base backup (REBUILD) when it may carry the leader's
+    timeline number: pg_rewind tells timelines apart by number ("source and target cluster are on
+    the same timeline": nothing to do), and two nodes that promoted from the same timeline without
+    hearing of each other both call theirs N + 1."""
     pos, fork = obs.pg.position, leader.fork
     if fork is not None and pos.timeline <= fork.timeline and pos.lsn > fork.lsn:
-        return True
+        return Kind.REJOIN
     start = obs.pg.timeline_start
     if fork is not None and start is not None and pos.timeline > fork.timeline and start > fork.lsn:
         # Our timeline began after the leader's forked (its switch point is at most its recorded
         # fork position): whatever its number, it is another history than the leader's.
-        return True
+        return Kind.REBUILD
+    if fork is not None and pos.timeline > fork.timeline and not obs.streamed_from_leader:
+        # A timeline past the fork that we never streamed from this leader: the leader's own, or
+        # another that began at the same point (its holder promoted from the same position, then
+        # died before anyone else received its timeline). Neither number nor switch point tells.
+        return Kind.REBUILD
     report = obs.peers.get(leader.guid)
-    return report is not None and report.role == Role.LEADER.value and report.position.timeline > pos.timeline
+    if report is not None and report.role == Role.LEADER.value and report.position.timeline > pos.timeline:
+        return Kind.REJOIN
+    return None
 
 
 def _leaderless(obs: Observation, takeover: LeaderKey | None = None) -> Decision:

@@ -144,6 +144,8 @@ class Observation:
     final: bool = False  # our own position is final (see Peer.final)
     lease: int = 0  # our lease: the leader key is ours only if bound to it
     stream_stuck: bool = False  # told to follow the leader for a while, and not streaming from it
+    # We streamed from the current leader key's holder since this manager started: our timeline is its.
+    streamed_from_leader: bool = False
     unhealthy_cause: Cause = Cause.NONE  # the first of `unhealthy`, as a fixed value
 
     @property
@@ -308,6 +310,7 @@ class Memory:
     # once enough of its members have flushed that far (until then the union stays published).
     sync_switch: tuple[SyncSet, int] | None = None
     stuck_since: float | None = None  # since when we follow the leader without streaming from it
+    streamed_from: tuple[str, Position | None] | None = None  # (GUID, fork) of the leader key we last streamed from
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,8 @@ def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
     memory, final = _finality(memory, sensed.pg, now)
     obs, memory = _observe(memory, sensed, now)
     memory, stuck = _stream_stuck(memory, obs, sensed.leader_answers is True, now)
-    obs = replace(obs, final=final, lease=memory.lease, stream_stuck=stuck)
+    memory, streamed = _streamed_from_leader(memory, obs)
+    obs = replace(obs, final=final, lease=memory.lease, stream_stuck=stuck, streamed_from_leader=streamed)
     decision = decide(obs, sensed.knobs.required_active_followers)
     actions, memory = _expand(memory, decision, obs, now)
     if memory.following is None and sensed.pg.running and sensed.pg.in_recovery and sensed.pg.receiving \
@@ -277,19 +278,21 @@ def _expand(memory: Memory, decision: Decision, obs: Observation, now: float) ->
     out: list[Action] = []
     for action in decision.actions:
         if action.kind is Kind.SET_SYNC:
-            out.extend(_sync_change(memory, obs, action.sync or SyncSet()))
+            changes, memory = _sync_change(memory, obs, action.sync or SyncSet())
+            out.extend(changes)
         elif action.kind is Kind.PROMOTE:
             out.append(replace(action, position=obs.pg.position))
-        elif action.kind is Kind.REJOIN:
+        elif action.kind in (Kind.REJOIN, Kind.REBUILD):
             if now - memory.last_rejoin < REJOIN_BACKOFF_SECONDS:
                 break
-            out.append(Action(Kind.REBUILD if memory.rewind_failed else Kind.REWIND, action.target))
+            rebuild = action.kind is Kind.REBUILD or memory.rewind_failed
+            out.append(Action(Kind.REBUILD if rebuild else Kind.REWIND, action.target))
         else:
             out.append(action)
     return tuple(out), memory
 
 
-def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> list[Action]:
+def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> tuple[list[Action], Memory]:
     """Move to the wanted synchronous set without a moment where a promotable group could miss an
     acknowledged commit: publish the union first (with the smaller quorum), apply, and publish the
     exact set only on a later tick (after PostgreSQL picked it up)."""
@@ -298,15 +301,22 @@ def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> list[Acti
         union = tuple(sorted(set(current.members) | set(wanted.members)))
         quorum = min(current.quorum, wanted.quorum) if current.members else 0
         return [Action(Kind.PUBLISH_SYNC, sync=SyncSet(union, quorum)),
-                Action(Kind.APPLY_SYNC, sync=wanted, position=obs.pg.position)]
+                Action(Kind.APPLY_SYNC, sync=wanted, position=obs.pg.position)], memory
+    if not wanted.members:
+        return [Action(Kind.PUBLISH_SYNC, sync=wanted)], memory
     switch = memory.sync_switch
-    if switch is not None and switch[0] == wanted and wanted.members:
-        # Commits acknowledged before the switch are on `quorum` members of the *old* set: the new
-        # set may stand alone only once `quorum` of its own members hold everything up to it.
-        caught_up = sum(1 for g, lsn in obs.pg.flushed if g in wanted.members and lsn >= switch[1])
-        if caught_up < max(1, wanted.quorum):
-            return []
-    return [Action(Kind.PUBLISH_SYNC, sync=wanted)]
+    if switch is None or switch[0] != wanted:
+        # PostgreSQL has this set, but when it took it is unknown (a restarted manager read it back
+        # from the configuration file; the switch may have been moments ago): count from our WAL
+        # end now, which is past the switch.
+        switch = (wanted, obs.pg.position.lsn)
+        memory = replace(memory, sync_switch=switch)
+    # Commits acknowledged before the switch are on `quorum` members of the *old* set: the new set
+    # may stand alone only once `quorum` of its own members hold everything up to it.
+    caught_up = sum(1 for g, lsn in obs.pg.flushed if g in wanted.members and lsn >= switch[1])
+    if caught_up < max(1, wanted.quorum):
+        return [], memory
+    return [Action(Kind.PUBLISH_SYNC, sync=wanted)], memory
 
 
 def _stream_stuck(memory: Memory, obs: Observation, leader_answers: bool, now: float) -> tuple[Memory, bool]:
@@ -319,6 +329,18 @@ def _stream_stuck(memory: Memory, obs: Observation, leader_answers: bool, now: f
         return replace(memory, stuck_since=None), False
     since = memory.stuck_since if memory.stuck_since is not None else now
     return replace(memory, stuck_since=since), now - since >= STREAM_STUCK_SECONDS
+
+
+def _streamed_from_leader(memory: Memory, obs: Observation) -> tuple[Memory, bool]:
+    """Whether we streamed from the current leader key's holder (the same key: its GUID and fork)
+    since this manager started: then our timeline is the leader's, whatever its number."""
+    leader, pg = obs.leader, obs.pg
+    if leader is None:
+        return memory, False
+    key = (leader.guid, leader.fork)
+    if pg.running and pg.in_recovery and pg.streaming and pg.upstream == leader.address:
+        memory = replace(memory, streamed_from=key)
+    return memory, memory.streamed_from == key
 
 
 def _finality(memory: Memory, pg: PgState, now: float) -> tuple[Memory, bool]:
