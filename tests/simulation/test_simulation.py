@@ -29,6 +29,13 @@ REGRESSIONS: dict[str, list[int]] = {
     # Found by the sweep after session 6 (pre-existing):
     "8: a follower on another timeline with the leader's timeline number and switch point, stuck forever": [2813],
     "6: a restarted leader manager publishing the stricter set before its members caught up": [2989],
+    # Found with path 5's fix reverted on this code (sweep of seeds 5000-7827, one job): a
+    # switchover's heir that missed the handover's flush, recorded as the last leader before it
+    # promoted, later leading alone without commits another follower acknowledged:
+    "5: the heir's stream cut before the handover; it refused, then led alone at the restart": [5205],
+    "5: the heir killed just before the handover; restarted, it led alone once the key expired": [5845],
+    "5: the heir killed just before the handover; rebooted, it led alone": [5947],
+    "5: the heir's PostgreSQL paused (SIGSTOP) at the handover; it led alone once the key expired": [7027],
 }
 
 CI_SEEDS = range(60)
@@ -133,6 +140,40 @@ def test_path6_a_joining_member_raises_the_quorum_before_anyone_caught_up(seed: 
     world.at(30.0, stall)
     world.at(33.0, join)
     world.at(38.0, lose)
+    outcome = world.run()
+    assert outcome.violation is None, fail(outcome)
+
+
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_path5_a_refused_heir_is_not_the_last_leader(seed: int) -> None:
+    """Issue 14, path 5: the heir's PostgreSQL link is cut just before a switchover, so the handover's
+    flush misses it and it refuses to promote (short of the handover position); the other follower,
+    the only one with the last commits, dies. With the heir recorded as the last leader at the
+    handover (the fix reverted), it then led alone without them, for each of these seeds; the old
+    leader, which holds every commit, must stay the last leader until the heir claims the key."""
+    world = World(seed, size=3, ttl=30.0, faults=False, duration=90)
+    roles: dict = {}
+
+    def cut() -> None:
+        lead = next(n for n in world.nodes if n.pg.primary())
+        heir, other = [n for n in world.nodes if n is not lead]
+        roles.update(lead=lead, heir=heir, other=other)
+        world.network.cut |= {(lead.index, heir.index, "pg"), (heir.index, lead.index, "pg")}
+        world.note(f"cut n{lead.index}<->n{heir.index} pg")
+
+    def switchover() -> None:
+        world.etcd.put(keys.CONTROL_SWITCHOVER, {"source": roles["lead"].guid, "target": roles["heir"].guid})
+        world.note(f"promote n{roles['heir'].index}")
+
+    def lose_other() -> None:
+        other = roles["other"]
+        world.note(f"kill -9 every process of n{other.index}")
+        world.kill(other, manager=True, pg=True, etcd=True)
+        other.host_up = False
+
+    world.at(30.0, cut)
+    world.at(30.5, switchover)
+    world.at(32.0, lose_other)
     outcome = world.run()
     assert outcome.violation is None, fail(outcome)
 
