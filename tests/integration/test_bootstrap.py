@@ -74,6 +74,23 @@ def test_only_the_leader_answers_200(cluster: Cluster) -> None:
     assert [n.leader_code() for n in cluster.nodes] == [200, 503, 503]
 
 
+def test_an_idle_leader_stays_ready_on_its_standbys_answers_to_its_heartbeats(cluster: Cluster) -> None:
+    # With no client writing, the leader's manager still writes a WAL heartbeat after each look
+    # at PostgreSQL, and each standby's reply to it keeps the leader's 200 going: that is what
+    # lets a leader cut off from its standbys turn 503 within timing.STANDBY_STALE_SECONDS.
+    leader = cluster.nodes[0]
+    with leader.connect(cluster.password()) as conn:
+        start = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        codes = []
+        for _ in range(40):  # five seconds of HAProxy-like checks, one every 0.125 s
+            codes.append([n.leader_code() for n in cluster.nodes])
+            time.sleep(0.125)
+        confirmed = conn.execute("SELECT count(*) FROM pg_stat_replication WHERE flush_lsn > %s",
+                                 (start,)).fetchone()[0]
+    assert all(c == [200, 503, 503] for c in codes), codes
+    assert confirmed == 2, "the standbys confirmed no WAL written while no client wrote"
+
+
 def test_cluster_status_lists_every_node_with_its_guid(cluster: Cluster) -> None:
     out = cluster.nodes[1].ctl("cluster-status").stdout.splitlines()
     assert out[0].split()[:6] == ["Name", "IP", "GUID", "Role", "PG", "ES"]

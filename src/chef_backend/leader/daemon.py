@@ -31,6 +31,7 @@ In asynchronous mode that last guarantee does not hold; see docs/failover.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -387,7 +388,8 @@ class Manager:
     def keep_ready(self) -> None:
         """Look at PostgreSQL every READY_LOOK_SECONDS. On a primary, keep a ready leader's 200 going
         from those looks: the loop may wait seconds on etcd, and a 200 rests on standby replies seen
-        less than STANDBY_STALE ago. On a standby that streams, wake the loop the moment the stream
+        less than STANDBY_STALE ago; after each look, a WAL heartbeat makes every standby reply
+        before the next one (LocalPg.heartbeat). On a standby that streams, wake the loop the moment the stream
         stops, so that suspicion of a dead leader starts then, not up to a tick later."""
         required = self.settings["leaderl.required_active_followers"]
         while not self.stopping.wait(READY_LOOK_SECONDS):
@@ -409,6 +411,9 @@ class Manager:
                 self.memory = refresh_ready(self.memory, pg, observed_at, required)
                 if self.published.ready_until:
                     self.published.ready_until = max(self.published.ready_until, self.memory.ready_until)
+            if not pg.in_recovery:
+                with contextlib.suppress(psycopg.Error):
+                    self.watch_pg.heartbeat()
 
     def fence_on_time(self) -> None:
         """Fence at the lease deadline on a thread of its own: the loop may be blocked for seconds in

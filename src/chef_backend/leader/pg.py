@@ -186,6 +186,15 @@ class LocalPg:
         cur = self._connection().execute(sql, params)
         return cur.fetchall() if cur.description else []
 
+    def heartbeat(self) -> None:
+        """Write a tiny WAL record and flush it locally (no wait for standbys): each standby that
+        receives it replies at once, so an idle primary still sees its standbys' replies change at
+        every look, not only every wal_receiver_status_interval. That is what lets STANDBY_STALE,
+        and with it the takeover hold, be short. Transactional, because a non-transactional message
+        is not flushed until something else flushes WAL."""
+        self._timed_query("SELECT set_config('synchronous_commit', 'local', true), "
+                          "pg_logical_emit_message(true, 'leaderl', '')")
+
     def promote(self) -> None:
         self.execute("SELECT pg_promote(true, 60)")
         log.info("PostgreSQL promoted")

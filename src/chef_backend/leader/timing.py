@@ -16,16 +16,19 @@ TICK_SECONDS = 1.0
 URGENT_TICK_SECONDS = 0.25  # while leadership moves: every fraction of a second is write outage
 # A leader whose WAL stream we lost and whose manager has not answered for this long is suspect.
 SUSPECT_AFTER_SECONDS = 1.25
-# A standby replies at least every wal_receiver_status_interval (1 s). One whose reply was not seen
-# to change for this long (counted from the look *before* the change was noticed) is gone.
-STANDBY_STALE_SECONDS = 2.0
+# How often a primary's readiness watcher looks at PostgreSQL (daemon.Manager.keep_ready); after
+# each look it writes a WAL heartbeat, which every streaming standby answers with a reply at once.
+READY_LOOK_SECONDS = 0.25
+# A standby whose reply was not seen to change for this long (counted from the look *before* the
+# change was noticed) is gone: four heartbeats unanswered. Without heartbeats (a blocked watcher),
+# wal_receiver_status_interval (1 s) alone still keeps a standby fresh.
+STANDBY_STALE_SECONDS = 1.25
 # How long one look's "ready" keeps /leader at 200: a frozen or blocked loop cannot keep answering 200.
 READY_VALIDITY_SECONDS = 1.5
-# How often a primary's readiness watcher looks at PostgreSQL (daemon.Manager.keep_ready).
-READY_LOOK_SECONDS = 0.25
 # A new leader answers 200 without a streaming synchronous standby for this long after promotion,
-# while its followers re-attach (short: see takeover_hold).
-JUST_PROMOTED_SECONDS = 1.5
+# while its followers re-attach (short: see takeover_hold). They point at it as soon as it takes the
+# key over, before it promotes, so they stream within a fraction of a second of the promotion.
+JUST_PROMOTED_SECONDS = 1.0
 # Equally advanced candidates defer to the last leader (or the smaller GUID) this long.
 TIE_GRACE_SECONDS = 3.0
 REJOIN_BACKOFF_SECONDS = 15.0
