@@ -67,6 +67,7 @@ log = logging.getLogger("leaderl")
 RAFT_CHECK_SECONDS = 2.0
 FENCE_CHECK_SECONDS = 0.1
 ZEN_CHECK_SECONDS = 10.0  # how often the leader checks Elasticsearch 6's quorum setting
+SHUTDOWN_ETCD_SECONDS = 4.0  # how long a stopping manager tries to release its key and lease
 # Below this much free space on PostgreSQL's data or WAL filesystem it cannot start a new WAL
 # segment (16 MB) or extend a table: the node counts as full, whatever disk_min_space_mb says.
 PG_STORAGE_RESERVE_MB = 32
@@ -468,11 +469,26 @@ class Manager:
     def shutdown(self) -> None:
         """Graceful stop: stop answering 200, give leadership away, revoke our lease."""
         self.published.ready_until = 0.0
-        if self.published.status.get("role") == Role.LEADER.value:
+        was_leader = self.published.status.get("role") == Role.LEADER.value
+        if was_leader:
             # Stop PostgreSQL first (fast shutdown streams all WAL to the followers), then let go
             # of the key: the next leader starts exactly where this one ended, nothing to rewind.
             self.pg.close()
             self.supervisor.sv("down", "postgresql", wait=60)
+        # Letting go in etcd only saves the others the lease's expiry, so it gets a bounded time:
+        # the last node of a cluster stopped node by node has an etcd without quorum, where each
+        # request would wait for its timeout on every endpoint.
+        letting_go = threading.Thread(target=self._let_go, args=(was_leader,), name="let-go", daemon=True)
+        letting_go.start()
+        letting_go.join(SHUTDOWN_ETCD_SECONDS)
+        if letting_go.is_alive():
+            log.warning("etcd did not answer within %g s; the leader key goes when its lease expires",
+                        SHUTDOWN_ETCD_SECONDS)
+        self.pg.close()
+        log.info("leaderl stopped")
+
+    def _let_go(self, was_leader: bool) -> None:
+        if was_leader:
             self.executor.lease = self.memory.lease
             try:
                 self.executor.run(Action(Kind.RELEASE), "leader manager stopping")
@@ -483,8 +499,6 @@ class Manager:
                 self.store.revoke(self.memory.lease)
             except (StoreError, OSError):
                 pass
-        self.pg.close()
-        log.info("leaderl stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
