@@ -158,7 +158,7 @@ def test_promote_of_a_member_killed_a_moment_ago_is_refused(env) -> None:
             return None if "from etcd" in r.stderr else r
 
         r = cluster.wait_for(promote, 30, "promote to get past etcd's election")
-        assert r.returncode != 0 and "did not become leader" in r.stderr
+        assert r.returncode != 0 and f"did not become leader: switchover to {victim.name} refused" in r.stderr
         writer.wait_acks(20, timeout=30)
         assert cluster.wait_leader() is leader and leader.leader_code() == 200
     finally:

@@ -8,6 +8,7 @@ import pytest
 
 from chef_backend.leader.decide import TIE_GRACE_SECONDS, decide, desired_sync_set
 from chef_backend.leader.state import (
+    REFUSED,
     Action,
     Cause,
     Kind,
@@ -429,7 +430,7 @@ def test_switchover_to_an_ineligible_node_is_refused() -> None:
 
     d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B,)), sync=SyncSet((B, C), 1),
                    switchover=Switchover(A, B), peers={B: replace(peer(B, eligible=False), lease=9)}))
-    assert kinds(d) == [Kind.END_SWITCHOVER]
+    assert kinds(d) == [Kind.END_SWITCHOVER] and d.actions[0].target == REFUSED  # the command tells why
 
 
 def test_switchover_to_a_follower_not_streaming_now_is_refused() -> None:
@@ -438,7 +439,7 @@ def test_switchover_to_a_follower_not_streaming_now_is_refused() -> None:
 
     d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(C,)), sync=SyncSet((B, C), 1),
                    switchover=Switchover(A, B), peers={B: replace(peer(B), lease=99)}))
-    assert kinds(d) == [Kind.END_SWITCHOVER] and "not streaming" in d.reason
+    assert kinds(d) == [Kind.END_SWITCHOVER] and d.actions[0].target == REFUSED and "not streaming" in d.reason
 
 
 @pytest.mark.parametrize("pg", [PgState(running=False), standby()])
@@ -460,7 +461,7 @@ def test_heir_promotes_only_from_the_handover_position() -> None:
                        last_leader=A))
     assert kinds(again) == [Kind.CLAIM, Kind.PROMOTE] and again.actions[0].target is None
     short = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=standby(lsn=400), handover_position=Position(1, 500)))
-    assert kinds(short) == [Kind.RELEASE, Kind.END_SWITCHOVER]
+    assert kinds(short) == [Kind.RELEASE, Kind.END_SWITCHOVER] and short.actions[1].target == REFUSED
 
 
 def test_heir_closes_the_switchover_once_ready() -> None:
@@ -468,7 +469,7 @@ def test_heir_closes_the_switchover_once_ready() -> None:
 
     d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B,)), sync=SyncSet((B, C), 1),
                    applied_sync=SyncSet((B, C), 1), switchover=Switchover(C, A)))
-    assert d.ready and kinds(d) == [Kind.END_SWITCHOVER]
+    assert d.ready and kinds(d) == [Kind.END_SWITCHOVER] and d.actions[0].target is None  # done, not refused
 
 
 def test_others_do_not_race_during_a_switchover() -> None:

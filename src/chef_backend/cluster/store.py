@@ -42,6 +42,8 @@ SYNC = PREFIX + "sync"
 CONTROL_FAILOVER = PREFIX + "control/failover"
 CONTROL_BLOCKED = PREFIX + "control/blocked_leaders"
 CONTROL_SWITCHOVER = PREFIX + "control/switchover"
+# Why the last switchover request was refused, for the promote/demote command waiting on it.
+CONTROL_SWITCHOVER_REFUSED = PREFIX + "control/switchover-refused"
 CONTROL_FORCE = PREFIX + "control/force_leader"
 HISTORY = PREFIX + "history"
 

@@ -53,6 +53,7 @@ def _switch(ctx: Context, store: Store, view: ClusterView, target: NodeView) -> 
         reasons = "; ".join(target.reasons) or f"PostgreSQL is {target.pg_state}"
         raise CtlError(f"{target.name} cannot become leader now: {reasons}")
     request = {"source": leader["guid"], "target": target.guid, "at": time.time()}
+    last_refusal = store.get(keys.CONTROL_SWITCHOVER_REFUSED)
     if not store.create(keys.CONTROL_SWITCHOVER, request):
         raise CtlError("another promote/demote is already in progress; wait for it or check cluster-status")
     deadline = time.monotonic() + _timeout(ctx)
@@ -66,7 +67,12 @@ def _switch(ctx: Context, store: Store, view: ClusterView, target: NodeView) -> 
                       f"(took {time.monotonic() - started:.1f}s)")
                 return
             if snap.get(keys.CONTROL_SWITCHOVER) is None and now_leader.get("guid") != target.guid:
-                break  # the leader refused it
+                refusal = snap.get(keys.CONTROL_SWITCHOVER_REFUSED)
+                if refusal is not None and (last_refusal is None or refusal.mod_revision > last_refusal.mod_revision):
+                    said = refusal.value.get("reason") if isinstance(refusal.value, dict) else None  # leader/records.py
+                    reason = str(said or "refused by the leader").replace(target.guid, target.name)
+                    raise CtlError(f"{target.name} did not become leader: {reason}")
+                break
             time.sleep(0.1)
     finally:
         store.delete(keys.CONTROL_SWITCHOVER)

@@ -18,7 +18,7 @@ from chef_backend.config.settings import Settings
 from chef_backend.host.paths import NodePaths
 from chef_backend.leader import records
 from chef_backend.leader.pg import LocalPg
-from chef_backend.leader.state import Action, Kind, Position, SyncSet
+from chef_backend.leader.state import REFUSED, Action, Kind, Position, SyncSet
 from chef_backend.leader.timing import clock
 from chef_backend.secrets import Secrets
 from chef_backend.services import postgresql
@@ -138,7 +138,12 @@ class Executor:
         return Position(int(fields["Latest checkpoint's TimeLineID"]), (int(hi, 16) << 32) + int(lo, 16))
 
     def _do_end_switchover(self, action: Action, reason: str) -> None:
-        self.store.delete(keys.CONTROL_SWITCHOVER)
+        if action.target == REFUSED:
+            # The promote/demote command waiting on the request tells the operator why.
+            self.store.txn([], [Store.op_put(keys.CONTROL_SWITCHOVER_REFUSED, records.encode_refusal(reason)),
+                                Store.op_delete(keys.CONTROL_SWITCHOVER)])
+        else:
+            self.store.delete(keys.CONTROL_SWITCHOVER)
         log.info("switchover request closed: %s", reason)
 
     def _do_claim(self, action: Action, reason: str) -> bool:

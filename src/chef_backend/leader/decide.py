@@ -37,6 +37,7 @@ such fence, so the followers wait for the lease to expire.
 from __future__ import annotations
 
 from chef_backend.leader.state import (
+    REFUSED,
     Action,
     Cause,
     Decision,
@@ -142,12 +143,12 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
     if switchover is not None and switchover.source == obs.me:
         target = obs.peers.get(switchover.target)
         if target is None or not target.eligible or not target.lease:
-            return Decision(Role.LEADER, False, (Action(Kind.END_SWITCHOVER),),
+            return Decision(Role.LEADER, False, (Action(Kind.END_SWITCHOVER, target=REFUSED),),
                             f"switchover to {switchover.target} refused: it is not an eligible follower")
         if target.guid not in obs.pg.standbys:
             # Its last status may be a dead node's (its lease outlives it by up to the TTL): only a standby
             # streaming from us now receives every commit in the handover's flush.
-            return Decision(Role.LEADER, False, (Action(Kind.END_SWITCHOVER),),
+            return Decision(Role.LEADER, False, (Action(Kind.END_SWITCHOVER, target=REFUSED),),
                             f"switchover to {switchover.target} refused: it is not streaming from this leader")
         heir = LeaderKey(target.guid, target.address, lease=target.lease)
         return Decision(Role.LEADER, False, (Action(Kind.HANDOVER, leader=heir),),
@@ -156,7 +157,7 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
         return Decision(Role.PROMOTING, False, (Action(Kind.START_PG),), "starting PostgreSQL to lead")
     if obs.pg.in_recovery:
         if obs.handover_position is not None and obs.pg.position < obs.handover_position:
-            return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.END_SWITCHOVER)),
+            return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.END_SWITCHOVER, target=REFUSED)),
                             f"switchover refused: {obs.pg.position} is short of the old leader's "
                             f"{obs.handover_position}")
         actions = () if obs.detached else (Action(Kind.FOLLOW, None),)

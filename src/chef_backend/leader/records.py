@@ -159,3 +159,8 @@ def appended_history(value: Any, entry: dict[str, Any]) -> list[Any]:
     history = list(value) if isinstance(value, list) else []
     history.append(entry)
     return history[-HISTORY_LENGTH:]
+
+
+def encode_refusal(reason: str) -> dict[str, str]:
+    """Why a switchover request was refused (read by the promote/demote command waiting on it)."""
+    return {"reason": reason}

@@ -164,7 +164,7 @@ class Kind(StrEnum):
     FOLLOW = "follow"  # stream from `target` (or from no one, detached, when target is None)
     REJOIN = "rejoin"  # pg_rewind (or a base backup) from `target`, then follow it
     HANDOVER = "handover"  # switchover: stop PostgreSQL cleanly, give the key to `target`
-    END_SWITCHOVER = "end_switchover"  # delete the switchover request
+    END_SWITCHOVER = "end_switchover"  # delete the switchover request (target REFUSED: record why)
     # Rewrite our key under our lease (a new revision: a takeover prepared against the old one fails)
     # before promoting; with target "history", also record this node as the last leader.
     CLAIM = "claim"
@@ -175,6 +175,9 @@ class Kind(StrEnum):
     REWIND = "rewind"  # stop PostgreSQL, pg_rewind from `target`, follow it, start (step.py's REJOIN)
     REBUILD = "rebuild"  # stop PostgreSQL, a new base backup from `target`, follow it, start
     POST_STATUS = "post_status"  # publish this node's status (the plan's report) under our lease
+
+
+REFUSED = "refused"  # END_SWITCHOVER's target when the request was refused, not done
 
 
 @dataclass(frozen=True)
