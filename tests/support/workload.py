@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from chef_backend.frontend.haproxy import OBSERVE_PG
 from chef_backend.host.httpcheck import http_status
 from chef_backend.host.netloc import host_port, url_host
 from tests.support.harness import Cluster, Node
@@ -66,8 +67,9 @@ frontend postgresql
 backend chef_backend_postgresql
     mode tcp
     option httpchk
+    option redispatch 1
     http-check send meth GET uri /leader ver HTTP/1.1 hdr Host localhost:7331
-    default-server inter 1s downinter 250ms rise 1 fall 1 on-marked-down shutdown-sessions
+    default-server inter 1s downinter 250ms rise 1 fall 1 on-marked-down shutdown-sessions {observe}
 {servers}
 """
 
@@ -82,7 +84,8 @@ class HAProxy:
         self.dir.mkdir(parents=True, exist_ok=True)
         servers = "\n".join(f"    server be{i} {host_port(addr, 5432)} check port 7331"
                             for i, addr in enumerate(backends, 1))
-        (self.dir / "haproxy.cfg").write_text(HAPROXY_CFG.format(dir=self.dir, bind=url_host(bind), servers=servers))
+        (self.dir / "haproxy.cfg").write_text(HAPROXY_CFG.format(dir=self.dir, bind=url_host(bind), servers=servers,
+                                                                      observe=OBSERVE_PG))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -38,8 +38,9 @@ frontend elasticsearch
 backend chef_backend_postgresql
     mode tcp
     option httpchk
+    option redispatch 1
     http-check send meth GET uri /leader ver HTTP/1.1 hdr Host localhost:{leaderl}
-    default-server inter 2s downinter 250ms rise 1 fall 1 on-marked-down shutdown-sessions
+    default-server inter 2s downinter 250ms rise 1 fall 1 on-marked-down shutdown-sessions {observe}
 {pg_servers}
 backend chef_backend_elasticsearch
     mode tcp
@@ -50,6 +51,12 @@ backend chef_backend_elasticsearch
 """
 
 
+# Beyond Chef's template: a PostgreSQL member that refuses a connection (its server stopped, as at
+# a switchover, or its host died) is taken out at once rather than at its next check, and the
+# connection is retried on the member that answers /leader with 200 (never on one that does not).
+OBSERVE_PG = "observe layer4 error-limit 1 on-error mark-down"
+
+
 def render(s: FrontendSettings, backends: list[Backend]) -> str:
     """haproxy.cfg: data to each member's PostgreSQL and search ports, health from its /leader."""
     def servers(port: int) -> str:
@@ -58,7 +65,7 @@ def render(s: FrontendSettings, backends: list[Backend]) -> str:
 
     return TEMPLATE.format(
         socket=s.stats_socket, listen=url_host(s.listen), local_pg=s.local_postgresql_port,
-        local_es=s.local_elasticsearch_port, leaderl=s.leaderl_healthcheck_port,
+        local_es=s.local_elasticsearch_port, leaderl=s.leaderl_healthcheck_port, observe=OBSERVE_PG,
         pg_servers=servers(s.remote_postgresql_port), es_servers=servers(s.remote_elasticsearch_port),
     )
 
