@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from chef_backend.frontend.haproxy import OBSERVE_PG
+from chef_backend.frontend.haproxy import OBSERVE
 from chef_backend.host.httpcheck import http_status
 from tests.support.harness import kill_node
 from tests.support.workload import Writer, outage_after
@@ -153,7 +153,7 @@ def kill9_trials(trials: int, emit: Callable[[dict], None]) -> list[dict]:
     for i in (1, 2, 3):
         start_patroni(i)
     servers = "\n".join(f"    server p{i} {a}:5432 check port 8008" for i, a in enumerate(ADDRS, 1))
-    (BASE / "haproxy.cfg").write_text(HAPROXY.format(base=BASE, client=CLIENT, servers=servers, observe=OBSERVE_PG))
+    (BASE / "haproxy.cfg").write_text(HAPROXY.format(base=BASE, client=CLIENT, servers=servers, observe=OBSERVE))
     haproxy = subprocess.Popen(["haproxy", "-db", "-f", str(BASE / "haproxy.cfg")], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     results = []

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from chef_backend.frontend.haproxy import OBSERVE_PG
+from chef_backend.frontend.haproxy import OBSERVE
 from chef_backend.host.httpcheck import http_status
 from chef_backend.host.netloc import host_port, url_host
 from tests.support.harness import Cluster, Node
@@ -85,7 +85,7 @@ class HAProxy:
         servers = "\n".join(f"    server be{i} {host_port(addr, 5432)} check port 7331"
                             for i, addr in enumerate(backends, 1))
         (self.dir / "haproxy.cfg").write_text(HAPROXY_CFG.format(dir=self.dir, bind=url_host(bind), servers=servers,
-                                                                      observe=OBSERVE_PG))
+                                                                      observe=OBSERVE))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

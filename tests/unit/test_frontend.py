@@ -71,10 +71,10 @@ def test_haproxy_config_is_chef_servers() -> None:
     assert "    server g2 [fd00::2]:9200 check port 7331\n" in cfg
     assert cfg.count("http-check send meth GET uri /leader ver HTTP/1.1 hdr Host localhost:7331") == 2
     assert cfg.count("on-marked-down shutdown-sessions") == 1  # PostgreSQL only, as in Chef's template
-    # Ours: a PostgreSQL member refusing a connection is marked down at once, the connection retried
-    # on another member that is UP (answering /leader with 200).
-    assert cfg.count("observe layer4 error-limit 1 on-error mark-down") == 1
-    assert cfg.count("option redispatch 1") == 1
+    # Ours: a member refusing a connection is marked down at once, the connection retried on another
+    # member that is UP (answering /leader with 200).
+    assert cfg.count("observe layer4 error-limit 1 on-error mark-down") == 2
+    assert cfg.count("option redispatch 1") == 2
 
 
 def test_up_servers_reads_show_stat_rows() -> None:

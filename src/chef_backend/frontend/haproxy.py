@@ -45,16 +45,18 @@ backend chef_backend_postgresql
 backend chef_backend_elasticsearch
     mode tcp
     option httpchk
+    option redispatch 1
     http-check send meth GET uri /leader ver HTTP/1.1 hdr Host localhost:{leaderl}
-    default-server inter 2s downinter 250ms rise 1 fall 1
+    default-server inter 2s downinter 250ms rise 1 fall 1 {observe}
 {es_servers}
 """
 
 
-# Beyond Chef's template: a PostgreSQL member that refuses a connection (its server stopped, as at
-# a switchover, or its host died) is taken out at once rather than at its next check, and the
-# connection is retried on the member that answers /leader with 200 (never on one that does not).
-OBSERVE_PG = "observe layer4 error-limit 1 on-error mark-down"
+# Beyond Chef's template: a member whose PostgreSQL or search refuses a connection (stopped, as at a
+# switchover, or dead) is taken out at once rather than at its next check, and the connection is
+# retried on a member that is UP (answering /leader with 200) or fails at once if none is, instead
+# of HAProxy's three retries a second apart.
+OBSERVE = "observe layer4 error-limit 1 on-error mark-down"
 
 
 def render(s: FrontendSettings, backends: list[Backend]) -> str:
@@ -65,7 +67,7 @@ def render(s: FrontendSettings, backends: list[Backend]) -> str:
 
     return TEMPLATE.format(
         socket=s.stats_socket, listen=url_host(s.listen), local_pg=s.local_postgresql_port,
-        local_es=s.local_elasticsearch_port, leaderl=s.leaderl_healthcheck_port, observe=OBSERVE_PG,
+        local_es=s.local_elasticsearch_port, leaderl=s.leaderl_healthcheck_port, observe=OBSERVE,
         pg_servers=servers(s.remote_postgresql_port), es_servers=servers(s.remote_elasticsearch_port),
     )
 
