@@ -327,14 +327,14 @@ def _walreceivers(node: NsNode) -> list[int]:
 
 
 def test_path6_a_member_joins_and_one_leaves_without_the_quorum_outrunning_the_members_caught_up(env) -> None:
-    """Issue 14, path 6, on a fourth host. A node joins under continuous writes: the leader's
+    """Issue 14, path 6, with a fourth host. A node joins under continuous writes: the leader's
     applied synchronous set never waits for more members than stream from it, and writes keep
     being acknowledged. Then the two original followers' WAL receivers freeze, so that commits are
-    acknowledged by the newcomer alone; it is killed and removed (remove-node). The set shrinks to
-    the two followers, which lack those commits: until one of them has flushed past them, the
-    published set (what an election counts) must keep the removed node, so that the two cannot
-    elect each other without them. Thawed, they catch up, the smaller set is published, and nothing
-    is lost."""
+    acknowledged by the newcomer alone; it is killed and removed (remove-node), and the set shrinks
+    to the two followers, which lack those commits. The leader's host is killed and the followers
+    thawed: they must not elect one of themselves (only the old leader holds those commits now),
+    so the published set (what an election counts) must keep the removed member until one of them
+    has flushed past its commits. The old leader, started again, leads; nothing is lost."""
     only_at_ttl10(env)
     cluster, writer, prober = env.cluster, env.writer, env.prober
     leader, followers = healthy_under_load(cluster, writer)
@@ -373,15 +373,28 @@ def test_path6_a_member_joins_and_one_leaves_without_the_quorum_outrunning_the_m
                 cluster.wait_for(lambda: added not in look_at_sync(store, leader, password).applied.members, 30,
                                  "the leader to apply the smaller set")
                 time.sleep(3)  # a few of its ticks: time to publish it too, were that unsafe
+            leader.crash()
         finally:
             for pid in frozen:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGCONT)
         caught_up = [g for g in originals if any(s.standbys.get(g, ("", 0))[1] >= alone for s in shrinking.seen)]
         assert caught_up == [], "a frozen follower flushed past the newcomer's commits: the schedule missed path 6"
+        cluster.wait_for(lambda: all(posted_status(store, g).get("final") for g in originals), 30,
+                         "both followers to report final positions")
+        watch_until = time.monotonic() + 5  # past the tie grace: a follower that may lead does by then
+        while time.monotonic() < watch_until:
+            for node in followers:
+                if node.leader_code() == 200:
+                    with node.connect(password) as conn:
+                        lost = writer.missing_on(conn)
+                    raise AssertionError(f"{node.name} led without commits only the removed member and the old "
+                                         f"leader held: {len(lost)} acknowledged rows missing there")
+            time.sleep(0.2)
         dropped = [s.published for s in shrinking.seen if added not in s.published.members]
         assert dropped == [], f"published without the removed member before its commits were elsewhere: {dropped[:3]}"
-        cluster.wait_for(lambda: added not in look_at_sync(store, leader, password).published.members,
+        leader.ctl("start")
+        cluster.wait_for(lambda: added not in look_at_sync(store, cluster.wait_leader(), password).published.members,
                          RECOVERY_BOUND_S, "the smaller set published once the followers caught up")
     finally:
         if newcomer in cluster.nodes:
