@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -380,17 +381,8 @@ def test_path6_a_member_joins_and_one_leaves_without_the_quorum_outrunning_the_m
                     os.kill(pid, signal.SIGCONT)
         caught_up = [g for g in originals if any(s.standbys.get(g, ("", 0))[1] >= alone for s in shrinking.seen)]
         assert caught_up == [], "a frozen follower flushed past the newcomer's commits: the schedule missed path 6"
-        cluster.wait_for(lambda: all(posted_status(store, g).get("final") for g in originals), 30,
-                         "both followers to report final positions")
-        watch_until = time.monotonic() + 5  # past the tie grace: a follower that may lead does by then
-        while time.monotonic() < watch_until:
-            for node in followers:
-                if node.leader_code() == 200:
-                    with node.connect(password) as conn:
-                        lost = writer.missing_on(conn)
-                    raise AssertionError(f"{node.name} led without commits only the removed member and the old "
-                                         f"leader held: {len(lost)} acknowledged rows missing there")
-            time.sleep(0.2)
+        _neither_leads(followers, lambda: all(posted_status(store, g).get("final") for g in originals),
+                       writer, password)
         dropped = [s.published for s in shrinking.seen if added not in s.published.members]
         assert dropped == [], f"published without the removed member before its commits were elsewhere: {dropped[:3]}"
         leader.ctl("start")
@@ -404,3 +396,20 @@ def test_path6_a_member_joins_and_one_leaves_without_the_quorum_outrunning_the_m
                         ignore_dangling_symlinks=True, dirs_exist_ok=True)
         shutil.rmtree(newcomer.root, ignore_errors=True)
     recovered(cluster, writer, prober)
+
+
+def _neither_leads(followers: list[NsNode], settled: Callable[[], bool], writer: Writer, password: str) -> None:
+    """No follower answers 200 until `settled` (both report final positions) and 5 s beyond, past
+    the tie grace: a follower that may lead does by then."""
+    deadline, watch_until = time.monotonic() + 30, None
+    while watch_until is None or time.monotonic() < watch_until:
+        for node in followers:
+            if node.leader_code() == 200:
+                with node.connect(password) as conn:
+                    lost = writer.missing_on(conn)
+                raise AssertionError(f"{node.name} led without the commits only the removed member and the old "
+                                     f"leader held: {len(lost)} acknowledged rows missing there")
+        if watch_until is None and settled():
+            watch_until = time.monotonic() + 5
+        assert time.monotonic() < deadline, "the followers did not both report final positions"
+        time.sleep(0.2)
