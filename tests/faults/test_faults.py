@@ -298,10 +298,12 @@ def test_path3_a_receiver_held_by_a_replay_conflict_outlives_the_detachment(env)
                 writer.wait_acks(20, timeout=RESUME_BOUND_S)
             finally:
                 time.sleep(max(0.0, frozen_at + env.ttl + 5 - time.monotonic()))
+                # Before the old leader re-syncs: pg_rewind would copy the setting there from a new leader.
+                _reset_standby_delay(cluster, held, password)
                 old.signal("chef-backend-leaderl", signal.SIGCONT)
     finally:
         reader.close()
-        cluster.wait_for(lambda: _reset_standby_delay(held, password), 60, f"{held.name} to answer")
+        _reset_standby_delay(cluster, held, password)
     outlived = [s for before, s, after in sampler.seen if before and after and s.get("detached")]
     final = [s for before, s, after in sampler.seen if before and after and s.get("final")]
     assert outlived, f"{held.name}'s receiver never outlived its detachment: the schedule missed path 3"
@@ -309,11 +311,13 @@ def test_path3_a_receiver_held_by_a_replay_conflict_outlives_the_detachment(env)
     recovered(cluster, writer, prober)
 
 
-def _reset_standby_delay(node: NsNode, password: str) -> bool:
-    with node.connect(password) as conn:
-        conn.execute("ALTER SYSTEM RESET max_standby_streaming_delay")
-        conn.execute("SELECT pg_reload_conf()")
-    return True
+def _reset_standby_delay(cluster: Cluster, node: NsNode, password: str) -> None:
+    def reset() -> bool:
+        with node.connect(password) as conn:
+            conn.execute("ALTER SYSTEM RESET max_standby_streaming_delay")
+            conn.execute("SELECT pg_reload_conf()")
+        return True
+    cluster.wait_for(reset, 60, f"{node.name} to reset max_standby_streaming_delay")
 
 
 def _walreceivers(node: NsNode) -> list[int]:
