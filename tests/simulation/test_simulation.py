@@ -9,6 +9,7 @@ import pytest
 
 from chef_backend.cluster import store as keys
 from tests.simulation.models import PORTS
+from tests.simulation.node import Node
 from tests.simulation.world import Violation, World, run
 
 # Seeds whose schedule broke an invariant before the path of issue 14 they name was closed (run
@@ -43,6 +44,13 @@ CI_SEEDS = range(60)
 
 def fail(outcome) -> str:
     return f"seed {outcome.seed}: {outcome.violation}\n" + "\n".join(outcome.schedule)
+
+
+def kill_every_process(world: World, node: Node) -> None:
+    """kill -9 of every process of a node (its host stays down until the faults end)."""
+    world.note(f"kill -9 every process of n{node.index}")
+    world.kill(node, manager=True, pg=True, etcd=True)
+    node.host_up = False
 
 
 @pytest.mark.parametrize("seed", CI_SEEDS)
@@ -133,9 +141,7 @@ def test_path6_a_joining_member_raises_the_quorum_before_anyone_caught_up(seed: 
 
     def lose() -> None:
         for n in chosen:
-            world.note(f"kill -9 every process of n{n.index}")
-            world.kill(n, manager=True, pg=True, etcd=True)
-            n.host_up = False
+            kill_every_process(world, n)
 
     world.at(30.0, stall)
     world.at(33.0, join)
@@ -165,15 +171,9 @@ def test_path5_a_refused_heir_is_not_the_last_leader(seed: int) -> None:
         world.etcd.put(keys.CONTROL_SWITCHOVER, {"source": roles["lead"].guid, "target": roles["heir"].guid})
         world.note(f"promote n{roles['heir'].index}")
 
-    def lose_other() -> None:
-        other = roles["other"]
-        world.note(f"kill -9 every process of n{other.index}")
-        world.kill(other, manager=True, pg=True, etcd=True)
-        other.host_up = False
-
     world.at(30.0, cut)
     world.at(30.5, switchover)
-    world.at(32.0, lose_other)
+    world.at(32.0, lambda: kill_every_process(world, roles["other"]))
     outcome = world.run()
     assert outcome.violation is None, fail(outcome)
 

@@ -21,8 +21,9 @@ from chef_backend.leader.state import (
     Sensed,
     SyncSet,
 )
-from chef_backend.leader.step import feed, step
+from chef_backend.leader.step import feed, refresh_ready, step
 from chef_backend.leader.timing import (
+    JUST_PROMOTED_SECONDS,
     READY_VALIDITY_SECONDS,
     RECEIVER_STOP_GRACE_SECONDS,
     REJOIN_BACKOFF_SECONDS,
@@ -137,6 +138,20 @@ def test_ready_leader_answers_200_no_longer_than_its_standbys_count_as_replying(
     assert plan.decision.ready and plan.ready_until == 11.0
     m, plan = step(m, sensed(12.0, pg=primary(standbys=(), fresh_until=11.0), etcd=None, lease=None), 12.0)
     assert not plan.decision.ready and plan.ready_until == 0.0
+
+
+def test_the_readiness_watcher_ends_a_just_promoted_leaders_exemption_on_time() -> None:
+    # Found by the simulation (seed 323, its reads): a leader promoted moments before it was cut off
+    # from everyone; its tick blocked in etcd requests, and its readiness watcher, judging with the
+    # tick's "just promoted", kept it at 200 without standbys until its lease deadline. Commits
+    # cancelled meanwhile were read there, and the next leader promoted without them.
+    m = feed(Memory(lease=1, applied_sync=SyncSet((B, C), 1), deadline=100.0), Action(Kind.PROMOTE), True, 10.0)
+    m, plan = step(m, sensed(10.5, pg=primary(), etcd=view(leader=A), lease=Lease(1, 10.5, TTL)), 10.5)
+    assert plan.decision.ready  # followers re-attaching
+    m = refresh_ready(m, primary(), 10.5 + JUST_PROMOTED_SECONDS / 2, 0)
+    assert m.ready_until > 10.5 + JUST_PROMOTED_SECONDS / 2
+    late = 10.0 + JUST_PROMOTED_SECONDS + 0.1
+    assert late < m.ready_until and refresh_ready(m, primary(), late, 0).ready_until == 0.0
 
 
 def test_takeover_holds_503_until_the_hold_ends_or_the_old_leader_answers_503() -> None:

@@ -92,7 +92,10 @@ def refresh_ready(memory: Memory, pg: PgState, observed_at: float, required_acti
     last = memory.last_obs
     if last is None or observed_at >= memory.ready_until:
         return memory
-    obs = replace(last, pg=pg)
+    # A just-promoted leader's exemption from its standbys ends on time also while the tick is
+    # blocked (in etcd requests, for seconds): judged at this look, not carried over from the tick.
+    just_promoted = last.just_promoted and observed_at - memory.promoted_at < JUST_PROMOTED_SECONDS
+    obs = replace(last, pg=pg, just_promoted=just_promoted)
     return replace(memory, ready_until=_ready_until(obs, decide(obs, required_active_followers).ready, observed_at))
 
 
