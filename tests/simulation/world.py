@@ -81,7 +81,7 @@ class World:
     seen_by_clients: dict[int, float] = field(default_factory=dict)
     # Commits a client read through HAProxy (on a server its last check found up): as good as
     # acknowledged, even when their wait for the standbys was cancelled.
-    read_by_clients: dict[int, float] = field(default_factory=dict)
+    read_by_clients: dict[int, tuple[float, str]] = field(default_factory=dict)  # commit id -> when, where
     proxies: list[HAProxy] = field(default_factory=list)
     read_upto: dict[int, tuple[list, int]] = field(default_factory=dict)  # node -> (its WAL, how far all was read)
     promotions: list[tuple[float, int, frozenset[int]]] = field(default_factory=list)  # (when, node, commits)
@@ -199,10 +199,11 @@ class World:
         if missing and "acks" in self.checks:
             raise Violation(f"n{node.index} promoted without acknowledged commits {sorted(missing)[:5]} "
                             f"({len(missing)} in all)")
-        missing = [c for c in self.read_by_clients if c not in have]
+        missing = sorted(c for c in self.read_by_clients if c not in have)
         if missing and "visible" in self.checks:
-            raise Violation(f"n{node.index} promoted without commits clients read {sorted(missing)[:5]} "
-                            f"({len(missing)} in all)")
+            when, where = self.read_by_clients[missing[0]]
+            raise Violation(f"n{node.index} promoted without commits clients read {missing[:5]} "
+                            f"({len(missing)} in all; the first read at {when:.3f} on {where})")
         self.promotions.append((self.now, node.index, have))
 
     def resync(self, node: Node, source: Node, rebuild: bool) -> bool:
@@ -311,7 +312,7 @@ class World:
                 if not (n.host_up and pg.running and not pg.frozen and self.now >= pg.accepting_at):
                     continue  # no session: refused, or hanging on a frozen server
                 for c in self.unread(n):
-                    self.read_by_clients[c] = self.now
+                    self.read_by_clients[c] = (self.now, f"n{i}, {'primary' if pg.primary() else 'standby'}")
                     if not pg.primary():
                         continue  # a standby's records may be a later leader's own
                     for when, other, have in self.promotions:
