@@ -29,6 +29,7 @@ from chef_backend.leader.timing import (
     REJOIN_BACKOFF_SECONDS,
     SUSPECT_AFTER_SECONDS,
     fence_deadline,
+    frontends_route_after_200,
     takeover_hold,
 )
 
@@ -152,6 +153,18 @@ def test_the_readiness_watcher_ends_a_just_promoted_leaders_exemption_on_time() 
     assert m.ready_until > 10.5 + JUST_PROMOTED_SECONDS / 2
     late = 10.0 + JUST_PROMOTED_SECONDS + 0.1
     assert late < m.ready_until and refresh_ready(m, primary(), late, 0).ready_until == 0.0
+
+
+def test_frontends_count_as_routing_here_until_their_next_check_after_the_last_200() -> None:
+    m = Memory(lease=1, applied_sync=SyncSet((B, C), 1), deadline=100.0)
+    m, plan = step(m, sensed(10.0, pg=primary(standbys=(B,), fresh_until=11.0), etcd=None, lease=None), 10.0)
+    assert plan.ready_until == 11.0 and m.served_until == 11.0
+    down = PgState(running=False)
+    late = 11.0 + frontends_route_after_200()
+    m, plan = step(m, sensed(late - 0.01, pg=down, etcd=None, lease=None), late - 0.01)
+    assert Kind.START_PG not in kinds(plan) and m.served_until == 11.0
+    _, plan = step(m, sensed(late, pg=down, etcd=None, lease=None), late)
+    assert Kind.START_PG in kinds(plan)
 
 
 def test_takeover_holds_503_until_the_hold_ends_or_the_old_leader_answers_503() -> None:
