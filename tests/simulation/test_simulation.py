@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from chef_backend.cluster import store as keys
+from chef_backend.leader.state import SyncSet
 from tests.simulation.models import PORTS
 from tests.simulation.node import Node
 from tests.simulation.world import Violation, World, run
@@ -37,6 +38,11 @@ REGRESSIONS: dict[str, list[int]] = {
     "5: the heir killed just before the handover; restarted, it led alone once the key expired": [5845],
     "5: the heir killed just before the handover; rebooted, it led alone": [5947],
     "5: the heir's PostgreSQL paused (SIGSTOP) at the handover; it led alone once the key expired": [7027],
+    # Found by the check of commits clients read ("visible"), on main's policy (path 7's fix in):
+    "7: a just-promoted leader cut off at once; its readiness watcher kept 200 without standbys while its tick "
+    "blocked in etcd, and clients read commits whose wait was cancelled": [323],
+    "7: fenced at once without etcd and standbys, PostgreSQL restarted read-only while HAProxy still routed "
+    "to it: clients read the commits that had waited at the fence": [43],
 }
 
 CI_SEEDS = range(60)
@@ -178,6 +184,28 @@ def test_path5_a_refused_heir_is_not_the_last_leader(seed: int) -> None:
     assert outcome.violation is None, fail(outcome)
 
 
+@pytest.mark.parametrize("offset", [0.0, 0.25, 0.5])
+@pytest.mark.parametrize("ttl", [30.0, 10.0])
+def test_path7_a_leader_fenced_at_once_serves_nothing_until_the_frontends_moved(ttl: float, offset: float) -> None:
+    """Issue 14, path 7: the leader cut off from everyone (with resets) while clients reach it fences
+    at once rather than at its lease deadline. A frontend's HAProxy whose last check saw 200 keeps
+    opening sessions to it for up to 2 s; PostgreSQL restarted read-only at its next tick showed
+    them the commits that had waited for the standbys at the fence, and the new leader promoted
+    without them (this schedule at these offsets, before the fenced leader waited for the frontends)."""
+    world = World(2, ttl=ttl, faults=False, duration=90, reject=True)
+
+    def cut() -> None:
+        leader = next(n.index for n in world.nodes if n.pg.primary())
+        world.network.cut |= {(a, b, p) for a in range(3) for b in range(3) if (a == leader) != (b == leader)
+                              for p in PORTS}
+        world.note(f"isolate n{leader}")
+
+    world.at(30.0 + offset, cut)
+    outcome = world.run()
+    assert outcome.violation is None, fail(outcome)
+    assert outcome.promotions == 2
+
+
 def test_a_seed_replays_exactly() -> None:
     first, second = run(11, trace=True), run(11, trace=True)
     assert first.trace == second.trace and first.schedule == second.schedule
@@ -217,3 +245,23 @@ def test_a_node_answering_200_without_a_commit_clients_saw_is_a_stale_read() -> 
     world.seen_by_clients = {1: 0.5, 2: 0.6}
     with pytest.raises(Violation, match="stale read"):
         world.read()
+
+
+def test_a_commit_clients_read_must_be_on_every_later_leader() -> None:
+    """A commit waiting for its standbys is invisible; once its wait is cancelled, a session HAProxy
+    routes to the primary reads it, and from then on it counts as acknowledged."""
+    world = World(1, faults=False)
+    old, new = world.nodes[0], world.nodes[1]
+    old.pg.running, old.pg.in_recovery, old.pg.wal = True, False, [("c", 1), ("c", 2)]
+    old.pg.sync = SyncSet((new.guid,), 1)
+    old.pg.pending = [(1, 0.0, False)]  # commit 2 waits for the standby
+    world.proxies[0].up = {0}  # the last check saw 200; the node may answer 503 by now
+    world.read()
+    assert set(world.read_by_clients) == {1}
+    world.now = 6.0
+    world.acknowledge(old)  # the wait is cancelled: committed locally, visible
+    world.read()
+    assert set(world.read_by_clients) == {1, 2} and not world.acknowledged
+    new.pg.running, new.pg.wal = True, [("c", 1)]
+    with pytest.raises(Violation, match="without commits clients read \\[2\\]"):
+        world.promote(new)
