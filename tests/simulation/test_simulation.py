@@ -38,7 +38,12 @@ REGRESSIONS: dict[str, list[int]] = {
     "5: the heir killed just before the handover; restarted, it led alone once the key expired": [5845],
     "5: the heir killed just before the handover; rebooted, it led alone": [5947],
     "5: the heir's PostgreSQL paused (SIGSTOP) at the handover; it led alone once the key expired": [7027],
-    # Found by the check of commits clients read ("visible"), on main's policy (path 7's fix in):
+    # Found with path 7's fix reverted (sweep of seeds 0-2999, one job), by the check of commits
+    # clients read ("visible"): the leader, cut off from everyone, stayed primary after its standbys
+    # went quiet; its manager was paused (SIGSTOP) before HAProxy's next check, which got no answer
+    # for 2 s, so sessions still reached it when the clients cancelled their commit waits:
+    "7: a cut-off leader paused while still routed; cancelled commits read, the next leader without them": [2112],
+    # Found by the same check on main's policy (path 7's fix in):
     "7: a just-promoted leader cut off at once; its readiness watcher kept 200 without standbys while its tick "
     "blocked in etcd, and clients read commits whose wait was cancelled": [323],
     "7: fenced at once without etcd and standbys, PostgreSQL restarted read-only while HAProxy still routed "
@@ -201,6 +206,37 @@ def test_path7_a_leader_fenced_at_once_serves_nothing_until_the_frontends_moved(
         world.note(f"isolate n{leader}")
 
     world.at(30.0 + offset, cut)
+    outcome = world.run()
+    assert outcome.violation is None, fail(outcome)
+    assert outcome.promotions == 2
+
+
+@pytest.mark.parametrize("ttl", [30.0, 10.0])
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_path7_a_leader_cut_off_and_then_paused_has_fenced_before_a_cancelled_commit_is_read(seed: int,
+                                                                                          ttl: float) -> None:
+    """Issue 14, path 7: the leader is cut off from everyone (with resets) while clients reach it, and
+    its manager is paused (SIGSTOP) 3 s later, after its standbys went quiet. A frontend's HAProxy
+    check of the paused manager gets no answer for 2 s, so sessions still go to it; 5 s after the
+    cut the clients cancel their commit waits and read those commits there, and the new leader
+    promotes without them. With the fix reverted (the leader stays primary until its lease
+    deadline) every one of these schedules failed; with it the leader fenced before the pause."""
+    world = World(seed, ttl=ttl, faults=False, duration=90, reject=True)
+    lead: list[Node] = []
+
+    def cut() -> None:
+        lead.append(next(n for n in world.nodes if n.pg.primary()))
+        i = lead[0].index
+        world.network.cut |= {(a, b, p) for a in range(3) for b in range(3) if (a == i) != (b == i) for p in PORTS}
+        world.note(f"isolate n{i}")
+
+    def pause() -> None:
+        world.note(f"SIGSTOP n{lead[0].index}'s manager for 8s")
+        lead[0].manager_frozen = True
+        world.at(world.now + 8.0, lambda: world.thaw(lead[0], f"SIGCONT n{lead[0].index}'s manager"))
+
+    world.at(30.0, cut)
+    world.at(33.0, pause)
     outcome = world.run()
     assert outcome.violation is None, fail(outcome)
     assert outcome.promotions == 2
