@@ -30,6 +30,18 @@ class Network:
         return a == b or (a, b, port) not in self.cut
 
 
+# --- HAProxy --------------------------------------------------------------------------------------------
+
+@dataclass
+class HAProxy:
+    """One Chef frontend's HAProxy in front of PostgreSQL: which servers its last check of /leader
+    found up (rise 1 fall 1). It opens new sessions on those only, and shuts a server's sessions down
+    when a check marks it down (`on-marked-down shutdown-sessions`)."""
+
+    name: str
+    up: set[int] = field(default_factory=set)
+
+
 # --- etcd -----------------------------------------------------------------------------------------------
 
 @dataclass

@@ -8,7 +8,9 @@ from __future__ import annotations
 import pytest
 
 from chef_backend.cluster import store as keys
+from chef_backend.leader.state import SyncSet
 from tests.simulation.models import PORTS
+from tests.simulation.node import Node
 from tests.simulation.world import Violation, World, run
 
 # Seeds whose schedule broke an invariant before the path of issue 14 they name was closed (run
@@ -36,6 +38,16 @@ REGRESSIONS: dict[str, list[int]] = {
     "5: the heir killed just before the handover; restarted, it led alone once the key expired": [5845],
     "5: the heir killed just before the handover; rebooted, it led alone": [5947],
     "5: the heir's PostgreSQL paused (SIGSTOP) at the handover; it led alone once the key expired": [7027],
+    # Found with path 7's fix reverted (sweep of seeds 0-2999, one job), by the check of commits
+    # clients read ("visible"): the leader, cut off from everyone, stayed primary after its standbys
+    # went quiet; its manager was paused (SIGSTOP) before HAProxy's next check, which got no answer
+    # for 2 s, so sessions still reached it when the clients cancelled their commit waits:
+    "7: a cut-off leader paused while still routed; cancelled commits read, the next leader without them": [2112],
+    # Found by the same check on main's policy (path 7's fix in):
+    "7: a just-promoted leader cut off at once; its readiness watcher kept 200 without standbys while its tick "
+    "blocked in etcd, and clients read commits whose wait was cancelled": [323],
+    "7: fenced at once without etcd and standbys, PostgreSQL restarted read-only while HAProxy still routed "
+    "to it: clients read the commits that had waited at the fence": [43],
 }
 
 CI_SEEDS = range(60)
@@ -43,6 +55,13 @@ CI_SEEDS = range(60)
 
 def fail(outcome) -> str:
     return f"seed {outcome.seed}: {outcome.violation}\n" + "\n".join(outcome.schedule)
+
+
+def kill_every_process(world: World, node: Node) -> None:
+    """kill -9 of every process of a node (its host stays down until the faults end)."""
+    world.note(f"kill -9 every process of n{node.index}")
+    world.kill(node, manager=True, pg=True, etcd=True)
+    node.host_up = False
 
 
 @pytest.mark.parametrize("seed", CI_SEEDS)
@@ -133,9 +152,7 @@ def test_path6_a_joining_member_raises_the_quorum_before_anyone_caught_up(seed: 
 
     def lose() -> None:
         for n in chosen:
-            world.note(f"kill -9 every process of n{n.index}")
-            world.kill(n, manager=True, pg=True, etcd=True)
-            n.host_up = False
+            kill_every_process(world, n)
 
     world.at(30.0, stall)
     world.at(33.0, join)
@@ -165,17 +182,64 @@ def test_path5_a_refused_heir_is_not_the_last_leader(seed: int) -> None:
         world.etcd.put(keys.CONTROL_SWITCHOVER, {"source": roles["lead"].guid, "target": roles["heir"].guid})
         world.note(f"promote n{roles['heir'].index}")
 
-    def lose_other() -> None:
-        other = roles["other"]
-        world.note(f"kill -9 every process of n{other.index}")
-        world.kill(other, manager=True, pg=True, etcd=True)
-        other.host_up = False
-
     world.at(30.0, cut)
     world.at(30.5, switchover)
-    world.at(32.0, lose_other)
+    world.at(32.0, lambda: kill_every_process(world, roles["other"]))
     outcome = world.run()
     assert outcome.violation is None, fail(outcome)
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.25, 0.5])
+@pytest.mark.parametrize("ttl", [30.0, 10.0])
+def test_path7_a_leader_fenced_at_once_serves_nothing_until_the_frontends_moved(ttl: float, offset: float) -> None:
+    """Issue 14, path 7: the leader cut off from everyone (with resets) while clients reach it fences
+    at once rather than at its lease deadline. A frontend's HAProxy whose last check saw 200 keeps
+    opening sessions to it for up to 2 s; PostgreSQL restarted read-only at its next tick showed
+    them the commits that had waited for the standbys at the fence, and the new leader promoted
+    without them (this schedule at these offsets, before the fenced leader waited for the frontends)."""
+    world = World(2, ttl=ttl, faults=False, duration=90, reject=True)
+
+    def cut() -> None:
+        leader = next(n.index for n in world.nodes if n.pg.primary())
+        world.network.cut |= {(a, b, p) for a in range(3) for b in range(3) if (a == leader) != (b == leader)
+                              for p in PORTS}
+        world.note(f"isolate n{leader}")
+
+    world.at(30.0 + offset, cut)
+    outcome = world.run()
+    assert outcome.violation is None, fail(outcome)
+    assert outcome.promotions == 2
+
+
+@pytest.mark.parametrize("ttl", [30.0, 10.0])
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_path7_a_leader_cut_off_and_then_paused_has_fenced_before_a_cancelled_commit_is_read(seed: int,
+                                                                                          ttl: float) -> None:
+    """Issue 14, path 7: the leader is cut off from everyone (with resets) while clients reach it, and
+    its manager is paused (SIGSTOP) 3 s later, after its standbys went quiet. A frontend's HAProxy
+    check of the paused manager gets no answer for 2 s, so sessions still go to it; 5 s after the
+    cut the clients cancel their commit waits and read those commits there, and the new leader
+    promotes without them. With the fix reverted (the leader stays primary until its lease
+    deadline) every one of these schedules failed; with it the leader fenced before the pause."""
+    world = World(seed, ttl=ttl, faults=False, duration=90, reject=True)
+    lead: list[Node] = []
+
+    def cut() -> None:
+        lead.append(next(n for n in world.nodes if n.pg.primary()))
+        i = lead[0].index
+        world.network.cut |= {(a, b, p) for a in range(3) for b in range(3) if (a == i) != (b == i) for p in PORTS}
+        world.note(f"isolate n{i}")
+
+    def pause() -> None:
+        world.note(f"SIGSTOP n{lead[0].index}'s manager for 8s")
+        lead[0].manager_frozen = True
+        world.at(world.now + 8.0, lambda: world.thaw(lead[0], f"SIGCONT n{lead[0].index}'s manager"))
+
+    world.at(30.0, cut)
+    world.at(33.0, pause)
+    outcome = world.run()
+    assert outcome.violation is None, fail(outcome)
+    assert outcome.promotions == 2
 
 
 def test_a_seed_replays_exactly() -> None:
@@ -217,3 +281,23 @@ def test_a_node_answering_200_without_a_commit_clients_saw_is_a_stale_read() -> 
     world.seen_by_clients = {1: 0.5, 2: 0.6}
     with pytest.raises(Violation, match="stale read"):
         world.read()
+
+
+def test_a_commit_clients_read_must_be_on_every_later_leader() -> None:
+    """A commit waiting for its standbys is invisible; once its wait is cancelled, a session HAProxy
+    routes to the primary reads it, and from then on it counts as acknowledged."""
+    world = World(1, faults=False)
+    old, new = world.nodes[0], world.nodes[1]
+    old.pg.running, old.pg.in_recovery, old.pg.wal = True, False, [("c", 1), ("c", 2)]
+    old.pg.sync = SyncSet((new.guid,), 1)
+    old.pg.pending = [(1, 0.0, False)]  # commit 2 waits for the standby
+    world.proxies[0].up = {0}  # the last check saw 200; the node may answer 503 by now
+    world.read()
+    assert set(world.read_by_clients) == {1}
+    world.now = 6.0
+    world.acknowledge(old)  # the wait is cancelled: committed locally, visible
+    world.read()
+    assert set(world.read_by_clients) == {1, 2} and not world.acknowledged
+    new.pg.running, new.pg.wal = True, [("c", 1)]
+    with pytest.raises(Violation, match="without commits clients read \\[2\\]"):
+        world.promote(new)

@@ -15,7 +15,7 @@ from typing import Any
 
 from chef_backend.cluster import store as keys
 from chef_backend.leader.state import Memory
-from tests.simulation.models import PORTS, Etcd, Network
+from tests.simulation.models import PORTS, Etcd, HAProxy, Network
 from tests.simulation.node import WAL_SENDER_TIMEOUT, Manager, Node
 
 REPLICATION_TICK = 0.1
@@ -25,6 +25,12 @@ RECEIVER_TIMEOUT = 10.0  # wal_receiver_timeout
 SETTLE_SECONDS = 60.0  # the last minute of a schedule has no faults: the cluster must settle
 SWITCHOVER_TIMEOUT = 30.0  # leaderl.control_worker_timeout_seconds: how long `promote` waits
 READ_EVERY = 0.25  # clients read through HAProxy this often
+# Each Chef frontend's HAProxy checks /leader on every member (frontend/haproxy.py: `inter 2s
+# downinter 250ms rise 1 fall 1 on-marked-down shutdown-sessions`, no `timeout check`, so a check
+# that gets no answer fails after `inter`).
+HAPROXY_INTER = 2.0
+HAPROXY_DOWNINTER = 0.25
+FRONTENDS = 2
 
 
 class Violation(Exception):
@@ -50,7 +56,9 @@ class World:
     duration: float = 150.0
     faults: bool = True
     keep_trace: bool = False
-    checks: frozenset[str] = frozenset({"200", "writable", "acks", "reads", "converge"})  # the invariants checked
+    # The invariants checked: one 200, one writable primary, acknowledged commits on every later leader,
+    # reads through HAProxy up to date, commits a client read kept like acknowledged ones, convergence.
+    checks: frozenset[str] = frozenset({"200", "writable", "acks", "reads", "visible", "converge"})
     calm: bool = False  # the faults have ended
     reject: bool = False  # cuts answer with a reset (nftables reject) rather than silence (drop)
     now: float = 0.0
@@ -58,6 +66,7 @@ class World:
     frng: random.Random = field(init=False)  # the fault schedule, on its own stream so that it does not
     # change when the code under test behaves differently (a seed names the same schedule before and after a fix)
     orng: random.Random = field(init=False)  # the operator's switchovers: a stream of their own, too
+    hrng: random.Random = field(init=False)  # when each HAProxy's checks fall: and a stream of its own
     nodes: list[Node] = field(init=False)
     etcd: Etcd = field(default_factory=Etcd)
     network: Network = field(default_factory=Network)
@@ -70,6 +79,11 @@ class World:
     # Commits a client sent through HAProxy (to a node answering 200) and saw acknowledged: a read
     # through HAProxy afterwards must find each of them.
     seen_by_clients: dict[int, float] = field(default_factory=dict)
+    # Commits a client read through HAProxy (on a server its last check found up): as good as
+    # acknowledged, even when their wait for the standbys was cancelled.
+    read_by_clients: dict[int, tuple[float, str]] = field(default_factory=dict)  # commit id -> when, where
+    proxies: list[HAProxy] = field(default_factory=list)
+    read_upto: dict[int, tuple[list, int]] = field(default_factory=dict)  # node -> (its WAL, how far all was read)
     promotions: list[tuple[float, int, frozenset[int]]] = field(default_factory=list)  # (when, node, commits)
     commits: int = 0
 
@@ -77,6 +91,8 @@ class World:
         self.rng = random.Random(self.seed)
         self.frng = random.Random(self.seed * 7919 + 1)
         self.orng = random.Random(self.seed * 104729 + 3)
+        self.hrng = random.Random(self.seed * 15485863 + 5)
+        self.proxies = [HAProxy(f"fe{k + 1}") for k in range(FRONTENDS)]
         self.nodes = [Node(i, f"{i + 1:x}" * 32, f"10.0.0.{i + 1}") for i in range(self.size)]
         for n in self.nodes:
             n.offset = self.rng.uniform(0, 1000)
@@ -183,6 +199,11 @@ class World:
         if missing and "acks" in self.checks:
             raise Violation(f"n{node.index} promoted without acknowledged commits {sorted(missing)[:5]} "
                             f"({len(missing)} in all)")
+        missing = sorted(c for c in self.read_by_clients if c not in have)
+        if missing and "visible" in self.checks:
+            when, where = self.read_by_clients[missing[0]]
+            raise Violation(f"n{node.index} promoted without commits clients read {missing[:5]} "
+                            f"({len(missing)} in all; the first read at {when:.3f} on {where})")
         self.promotions.append((self.now, node.index, have))
 
     def resync(self, node: Node, source: Node, rebuild: bool) -> bool:
@@ -279,17 +300,75 @@ class World:
             raise Violation(f"two writable primaries: {writable}")
 
     def read(self) -> None:
-        """A client reads through HAProxy: whichever node answers 200 must show every commit a
-        client saw acknowledged (a fenced or cut-off old primary answering 200 serves stale data)."""
-        if "reads" in self.checks and self.seen_by_clients:
+        """Clients read through HAProxy. They see every commit visible on a server some frontend's
+        HAProxy routes to (its last check found it up: also an old primary that stopped answering 200
+        since), and a commit they read counts as acknowledged: no later leader may lack it. Whichever
+        node answers 200 must show every commit a client saw acknowledged or read (a fenced or cut-off
+        old primary answering 200 serves stale data)."""
+        if "visible" in self.checks:
+            for i in sorted(set().union(*(p.up for p in self.proxies))):
+                n = self.nodes[i]
+                pg = n.pg
+                if not (n.host_up and pg.running and not pg.frozen and self.now >= pg.accepting_at):
+                    continue  # no session: refused, or hanging on a frozen server
+                for c in self.unread(n):
+                    self.read_by_clients[c] = (self.now, f"n{i}, {'primary' if pg.primary() else 'standby'}")
+                    if not pg.primary():
+                        continue  # a standby's records may be a later leader's own
+                    for when, other, have in self.promotions:
+                        if other != n.index and when > n.promoted_at and c not in have:
+                            raise Violation(f"n{n.index} showed commit {c} to a client after n{other} was promoted "
+                                            f"(at {when:.3f}) without it")
+        must = ({**self.seen_by_clients} if "reads" in self.checks else {}) | \
+            (self.read_by_clients if "visible" in self.checks else {})
+        if must:
             for n in self.nodes:
                 if n.answers_200(self.now) and n.pg.running and not n.pg.frozen:
                     have = {r for kind, r in n.pg.wal if kind == "c"}
-                    missing = [c for c in self.seen_by_clients if c not in have]
+                    missing = [c for c in must if c not in have]
                     if missing:
-                        raise Violation(f"n{n.index} answers 200 without acknowledged commits {sorted(missing)[:5]} "
-                                        f"({len(missing)} in all): a stale read")
+                        raise Violation(f"n{n.index} answers 200 without commits clients saw acknowledged or read "
+                                        f"{sorted(missing)[:5]} ({len(missing)} in all): a stale read")
         self.at(self.now + READ_EVERY, self.read)
+
+    def unread(self, n: Node) -> list[int]:
+        """The commits visible on n that no client read yet. A primary's commit that waits for its
+        standbys is not visible (its transaction is still in the proc array); once the wait ends,
+        acknowledged or cancelled ("the transaction has already committed locally"), it is. A hot
+        standby shows what it replayed. The WAL below the first commit still waiting at the last
+        look is known to be read (as long as it is the same list)."""
+        pg = n.pg
+        end = pg.replayed if pg.in_recovery else len(pg.wal)
+        wal, upto = self.read_upto.get(n.index, (None, 0))
+        start = upto if wal is pg.wal and upto <= end else 0
+        waiting = {i for i, _, _ in pg.pending}
+        new = [r for i, (kind, r) in enumerate(pg.wal[start:end], start)
+               if kind == "c" and i not in waiting and r not in self.read_by_clients]
+        self.read_upto[n.index] = (pg.wal, min([end, *(i for i in waiting if i >= start)]))
+        return new
+
+    def health_check(self, proxy: HAProxy, n: Node) -> None:
+        """One check of n's /leader by a frontend's HAProxy. A stopped manager refuses at once; a
+        frozen one (SIGSTOP, a suspended VM) or a host that is down leaves it unanswered until
+        `inter`. The next check follows `inter` after an up verdict, `downinter` after a down one."""
+        sent = self.now
+
+        def verdict() -> None:
+            silent = not n.host_up or (n.manager_up and n.manager_frozen)
+            if silent and self.now < sent + HAPROXY_INTER:
+                # A SIGCONT answers the connection waiting in the backlog; a host that is down stays silent.
+                self.at(sent + HAPROXY_INTER if not n.host_up else min(self.now + 0.05, sent + HAPROXY_INTER), verdict)
+                return
+            up = not silent and n.answers_200(self.now)
+            if up != (n.index in proxy.up) and self.keep_trace:
+                self.trace.append(f"{self.now:8.3f} ** {proxy.name} marks n{n.index} {'up' if up else 'down'}")
+            if up:
+                proxy.up.add(n.index)
+            else:
+                proxy.up.discard(n.index)  # on-marked-down shutdown-sessions
+            self.at(self.now + (HAPROXY_INTER if up else HAPROXY_DOWNINTER), lambda: self.health_check(proxy, n))
+
+        self.at(self.now + 0.002, verdict)
 
     def writable(self, n: Node) -> bool:
         pg = n.pg
@@ -532,6 +611,9 @@ class World:
         self.at(0.0, self.replicate)
         self.at(0.0, self.write)
         self.at(0.0, self.read)
+        for proxy in self.proxies:
+            for n in self.nodes:
+                self.at(self.hrng.uniform(0, HAPROXY_DOWNINTER), lambda proxy=proxy, n=n: self.health_check(proxy, n))
         if self.faults:
             self.at(25.0, self.fault)
             self.at(30.0 + self.orng.uniform(0, 30.0), self.operator)

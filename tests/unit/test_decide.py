@@ -540,6 +540,18 @@ def test_path7_a_leader_cut_off_from_etcd_and_its_standbys_fences_at_once() -> N
     assert kinds(d) == [Kind.FENCE]
 
 
+@pytest.mark.parametrize("etcd_ok", [False, True])
+def test_a_fenced_leader_starts_postgresql_only_once_the_frontends_stopped_routing_to_it(etcd_ok: bool) -> None:
+    # Found by the simulation (seed 43, its reads): fenced at once without etcd and standbys (path 7),
+    # the old leader started PostgreSQL read-only at its next tick, while a frontend's HAProxy,
+    # whose last check had seen 200, still opened sessions to it: they read the commits that were
+    # waiting for the standbys at the fence, and the next leader promoted without them.
+    down = PgState(running=False)
+    d = decide(obs(etcd_ok=etcd_ok, leader=None, pg=down, detached=True, routed=True))
+    assert kinds(d) == [] and "frontends" in d.reason and not d.ready
+    assert kinds(decide(obs(etcd_ok=etcd_ok, leader=None, pg=down, detached=True))) == [Kind.START_PG]
+
+
 def test_path2_a_key_holder_claims_its_key_before_promoting() -> None:
     # A leader that fenced itself (cut off from etcd and its standbys) and comes back while its
     # followers take over must not promote as well: the claim changes the key's revision first.

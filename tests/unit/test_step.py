@@ -21,13 +21,15 @@ from chef_backend.leader.state import (
     Sensed,
     SyncSet,
 )
-from chef_backend.leader.step import feed, step
+from chef_backend.leader.step import feed, refresh_ready, step
 from chef_backend.leader.timing import (
+    JUST_PROMOTED_SECONDS,
     READY_VALIDITY_SECONDS,
     RECEIVER_STOP_GRACE_SECONDS,
     REJOIN_BACKOFF_SECONDS,
     SUSPECT_AFTER_SECONDS,
     fence_deadline,
+    frontends_route_after_200,
     takeover_hold,
 )
 
@@ -137,6 +139,32 @@ def test_ready_leader_answers_200_no_longer_than_its_standbys_count_as_replying(
     assert plan.decision.ready and plan.ready_until == 11.0
     m, plan = step(m, sensed(12.0, pg=primary(standbys=(), fresh_until=11.0), etcd=None, lease=None), 12.0)
     assert not plan.decision.ready and plan.ready_until == 0.0
+
+
+def test_the_readiness_watcher_ends_a_just_promoted_leaders_exemption_on_time() -> None:
+    # Found by the simulation (seed 323, its reads): a leader promoted moments before it was cut off
+    # from everyone; its tick blocked in etcd requests, and its readiness watcher, judging with the
+    # tick's "just promoted", kept it at 200 without standbys until its lease deadline. Commits
+    # cancelled meanwhile were read there, and the next leader promoted without them.
+    m = feed(Memory(lease=1, applied_sync=SyncSet((B, C), 1), deadline=100.0), Action(Kind.PROMOTE), True, 10.0)
+    m, plan = step(m, sensed(10.5, pg=primary(), etcd=view(leader=A), lease=Lease(1, 10.5, TTL)), 10.5)
+    assert plan.decision.ready  # followers re-attaching
+    m = refresh_ready(m, primary(), 10.5 + JUST_PROMOTED_SECONDS / 2, 0)
+    assert m.ready_until > 10.5 + JUST_PROMOTED_SECONDS / 2
+    late = 10.0 + JUST_PROMOTED_SECONDS + 0.1
+    assert late < m.ready_until and refresh_ready(m, primary(), late, 0).ready_until == 0.0
+
+
+def test_frontends_count_as_routing_here_until_their_next_check_after_the_last_200() -> None:
+    m = Memory(lease=1, applied_sync=SyncSet((B, C), 1), deadline=100.0)
+    m, plan = step(m, sensed(10.0, pg=primary(standbys=(B,), fresh_until=11.0), etcd=None, lease=None), 10.0)
+    assert plan.ready_until == 11.0 and m.served_until == 11.0
+    down = PgState(running=False)
+    late = 11.0 + frontends_route_after_200()
+    m, plan = step(m, sensed(late - 0.01, pg=down, etcd=None, lease=None), late - 0.01)
+    assert Kind.START_PG not in kinds(plan) and m.served_until == 11.0
+    _, plan = step(m, sensed(late, pg=down, etcd=None, lease=None), late)
+    assert Kind.START_PG in kinds(plan)
 
 
 def test_takeover_holds_503_until_the_hold_ends_or_the_old_leader_answers_503() -> None:

@@ -92,6 +92,12 @@ def _without_etcd(obs: Observation) -> Decision:
 def _start_detached(obs: Observation, reason: str) -> Decision:
     """A read-only standby that follows no one is harmless, and lets the node report its position."""
     actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
+    if obs.routed:
+        # We answered 200 moments ago (and fenced since): a frontend's HAProxy may open sessions here
+        # until its next check. Even read-only, PostgreSQL would show them the commits that were
+        # waiting for our standbys when it stopped, which the next leader may not have.
+        return Decision(Role.WAITING, False, actions, "waiting for the frontends to stop routing here "
+                        "before starting PostgreSQL")
     return Decision(Role.WAITING, False, (*actions, Action(Kind.START_PG)), reason)
 
 

@@ -134,6 +134,7 @@ class Observation:
     leader_suspected: bool = False
     hold_ready: bool = False  # just took over: wait until the old leader must have stopped answering 200
     just_promoted: bool = False  # promoted moments ago: followers are still re-attaching
+    routed: bool = False  # answered 200 moments ago: a frontend's HAProxy may still open sessions here
     switchover: Switchover | None = None
     force_leader: bool = False  # the operator's force-leader names this node
     handover_position: Position | None = None  # in the leader key after a switchover: promote from here on
@@ -304,6 +305,7 @@ class Memory:
     last_rejoin: float = -1e9
     rewind_failed: bool = False  # the last pg_rewind failed: re-copy next time
     ready_until: float = 0.0  # /leader answers 200 until then (and before `deadline`)
+    served_until: float = 0.0  # the latest ready_until: the frontends route here until a while after
     last_post: float = -1e9
     last_report: Report | None = None
     last_obs: Observation | None = None  # for refreshing "ready" from a fresh look at PostgreSQL

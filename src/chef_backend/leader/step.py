@@ -39,6 +39,7 @@ from chef_backend.leader.timing import (
     STREAM_STUCK_SECONDS,
     SUSPECT_AFTER_SECONDS,
     fence_deadline,
+    frontends_route_after_200,
     takeover_hold,
 )
 
@@ -81,7 +82,7 @@ def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
         actions = (*actions, Action(Kind.POST_STATUS, report=report))
     urgent = (obs.switchover is not None or decision.role in (Role.WAITING, Role.PROMOTING)
               or memory.unreachable_since is not None)
-    memory = replace(memory, ready_until=ready_until, last_obs=obs)
+    memory = replace(memory, ready_until=ready_until, served_until=max(memory.served_until, ready_until), last_obs=obs)
     return memory, Plan(decision, actions, report, ready_until, memory.deadline, urgent)
 
 
@@ -92,8 +93,12 @@ def refresh_ready(memory: Memory, pg: PgState, observed_at: float, required_acti
     last = memory.last_obs
     if last is None or observed_at >= memory.ready_until:
         return memory
-    obs = replace(last, pg=pg)
-    return replace(memory, ready_until=_ready_until(obs, decide(obs, required_active_followers).ready, observed_at))
+    # A just-promoted leader's exemption from its standbys ends on time also while the tick is
+    # blocked (in etcd requests, for seconds): judged at this look, not carried over from the tick.
+    just_promoted = last.just_promoted and observed_at - memory.promoted_at < JUST_PROMOTED_SECONDS
+    obs = replace(last, pg=pg, just_promoted=just_promoted)
+    ready_until = _ready_until(obs, decide(obs, required_active_followers).ready, observed_at)
+    return replace(memory, ready_until=ready_until, served_until=max(memory.served_until, ready_until))
 
 
 def _ready_until(obs: Observation, ready: bool, observed_at: float) -> float:
@@ -226,6 +231,7 @@ def _observe(memory: Memory, sensed: Sensed, now: float) -> tuple[Observation, M
         applied_sync=memory.applied_sync,
         hold_ready=now < memory.hold_until,
         just_promoted=now - memory.promoted_at < JUST_PROMOTED_SECONDS,
+        routed=now < memory.served_until + frontends_route_after_200(),
     )
     if view is None:
         return replace(base, ineligible=tuple(ineligible)), memory

@@ -41,6 +41,10 @@ STREAM_STUCK_SECONDS = 5.0
 RATE_DRIFT = 0.01
 # A look at PostgreSQL that takes longer than this counts as a failed check (a frozen server).
 PG_CHECK_TIMEOUT_SECONDS = 3.0
+# How often a Chef frontend's HAProxy checks /leader on a member it routes to (frontend/haproxy.py:
+# `inter 2s fall 1`); until its next check it keeps opening sessions to a member that stopped
+# answering 200.
+FRONTEND_CHECK_SECONDS = 2.0
 
 
 def clock() -> float:
@@ -67,6 +71,12 @@ def old_leader_quiet_after() -> float:
     leader, which answers 200 without standbys until its last look within JUST_PROMOTED plus
     READY_VALIDITY; its followers cannot take over before suspecting it for SUSPECT_AFTER."""
     return max(STANDBY_STALE_SECONDS, JUST_PROMOTED_SECONDS + READY_VALIDITY_SECONDS - SUSPECT_AFTER_SECONDS)
+
+
+def frontends_route_after_200() -> float:
+    """How long after its last 200 a member may still get new sessions from a frontend's HAProxy:
+    until that HAProxy's next check, by our clock, plus one urgent tick for the check's round trip."""
+    return FRONTEND_CHECK_SECONDS * (1 + RATE_DRIFT) + URGENT_TICK_SECONDS
 
 
 def takeover_hold() -> float:
