@@ -362,10 +362,18 @@ def test_leader_whose_sync_standbys_all_went_quiet_answers_503() -> None:
     assert d.ready
 
 
-def test_just_promoted_leader_serves_while_its_followers_reattach() -> None:
-    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=()), sync=SyncSet((B, C), 1),
-                   applied_sync=SyncSet((B, C), 1), just_promoted=True))
-    assert d.ready
+def test_a_just_promoted_leader_serves_once_a_quorum_holds_what_it_had_at_promotion() -> None:
+    # Found by the simulation's reads (seeds 1090, 1022 among 15): a leader answering 200 right after
+    # its promotion showed clients the old leader's last commit, which only it had received (or its
+    # own unacknowledged tail), and died before any standby had it: the next leader did not.
+    def promoted(flushed: tuple[tuple[str, int], ...]) -> Observation:
+        pg = PgState(running=True, in_recovery=False, position=Position(2, 120), standbys=(B, C), flushed=flushed)
+        return obs(leader=LeaderKey(A, ADDR[A]), pg=pg, sync=SyncSet((B, C), 1), applied_sync=SyncSet((B, C), 1),
+                   promoted_from=110)
+    d = decide(promoted(((B, 100), (C, 109))))
+    assert not d.ready and "everything it had" in d.reason
+    assert decide(promoted(((B, 100), (C, 110)))).ready
+    assert not decide(replace(promoted(((B, 110),)), sync=SyncSet((B, C), 2), applied_sync=SyncSet((B, C), 2))).ready
 
 
 def test_single_node_leader_needs_no_standby() -> None:

@@ -23,7 +23,6 @@ from chef_backend.leader.state import (
 )
 from chef_backend.leader.step import feed, refresh_ready, step
 from chef_backend.leader.timing import (
-    JUST_PROMOTED_SECONDS,
     READY_VALIDITY_SECONDS,
     RECEIVER_STOP_GRACE_SECONDS,
     REJOIN_BACKOFF_SECONDS,
@@ -141,18 +140,23 @@ def test_ready_leader_answers_200_no_longer_than_its_standbys_count_as_replying(
     assert not plan.decision.ready and plan.ready_until == 0.0
 
 
-def test_the_readiness_watcher_ends_a_just_promoted_leaders_exemption_on_time() -> None:
+def test_a_leader_cut_off_right_after_promoting_never_answers_200() -> None:
     # Found by the simulation (seed 323, its reads): a leader promoted moments before it was cut off
-    # from everyone; its tick blocked in etcd requests, and its readiness watcher, judging with the
-    # tick's "just promoted", kept it at 200 without standbys until its lease deadline. Commits
-    # cancelled meanwhile were read there, and the next leader promoted without them.
-    m = feed(Memory(lease=1, applied_sync=SyncSet((B, C), 1), deadline=100.0), Action(Kind.PROMOTE), True, 10.0)
-    m, plan = step(m, sensed(10.5, pg=primary(), etcd=view(leader=A), lease=Lease(1, 10.5, TTL)), 10.5)
-    assert plan.decision.ready  # followers re-attaching
-    m = refresh_ready(m, primary(), 10.5 + JUST_PROMOTED_SECONDS / 2, 0)
-    assert m.ready_until > 10.5 + JUST_PROMOTED_SECONDS / 2
-    late = 10.0 + JUST_PROMOTED_SECONDS + 0.1
-    assert late < m.ready_until and refresh_ready(m, primary(), late, 0).ready_until == 0.0
+    # from everyone, its tick blocked in etcd requests, answered 200 without standbys (then spared
+    # while its followers re-attached) until its lease deadline; commits cancelled meanwhile were
+    # read there, and the next leader promoted without them. Now nothing is spared: its 200 waits
+    # for a quorum of standbys to hold what it had at promotion, and the tick stays urgent meanwhile.
+    promote = Action(Kind.PROMOTE, sync=SyncSet((B, C), 1), position=Position(1, 100))
+    m = feed(Memory(lease=1, deadline=100.0), promote, True, 10.0)
+    m, plan = step(m, sensed(10.5, pg=primary(lsn=101), etcd=view(leader=A), lease=Lease(1, 10.5, TTL)), 10.5)
+    assert not plan.decision.ready and plan.urgent and m.promoted_from == 100
+    assert refresh_ready(m, primary(lsn=101), 11.0, 0).ready_until == 0.0
+    behind = primary(lsn=101, standbys=(B,), flushed=99)
+    m, plan = step(m, sensed(11.0, pg=behind, etcd=view(leader=A), lease=Lease(1, 11.0, TTL)), 11.0)
+    assert not plan.decision.ready and m.promoted_from == 100
+    caught_up = primary(lsn=101, standbys=(B,), flushed=100)
+    m, plan = step(m, sensed(11.25, pg=caught_up, etcd=view(leader=A), lease=Lease(1, 11.25, TTL)), 11.25)
+    assert plan.decision.ready and m.promoted_from == 0
 
 
 def test_frontends_count_as_routing_here_until_their_next_check_after_the_last_200() -> None:
@@ -169,7 +173,7 @@ def test_frontends_count_as_routing_here_until_their_next_check_after_the_last_2
 
 def test_takeover_holds_503_until_the_hold_ends_or_the_old_leader_answers_503() -> None:
     takeover = Action(Kind.TAKEOVER, leader=LeaderKey(C, ADDR[C], 7, 3))
-    m = feed(Memory(lease=1, promoted_at=0.0), takeover, True, 0.0)
+    m = feed(Memory(lease=1), takeover, True, 0.0)
     etcd = view(leader=A)
     _, plan = step(m, sensed(1.0, pg=primary(standbys=(B,)), etcd=etcd), 1.0)
     assert not plan.decision.ready

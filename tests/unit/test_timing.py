@@ -34,8 +34,6 @@ def test_takeover_hold_outlasts_the_old_leaders_200_whatever_its_loop_does(old: 
 
 def test_the_old_leader_turns_503_when_its_standbys_go_quiet_even_without_etcd() -> None:
     assert t.old_leader_quiet_after() >= t.STANDBY_STALE_SECONDS
-    # A just-promoted leader (no standby needed) cannot be suspected before SUSPECT_AFTER.
-    assert t.old_leader_quiet_after() >= t.JUST_PROMOTED_SECONDS + t.READY_VALIDITY_SECONDS - t.SUSPECT_AFTER_SECONDS
 
 
 def test_a_healthy_leader_does_not_flap() -> None:

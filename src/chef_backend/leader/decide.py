@@ -116,14 +116,23 @@ def _leader_ready(obs: Observation, required_active_followers: int) -> tuple[boo
             # with PostgreSQL's own set, known without etcd: a leader cut off from everyone must
             # turn 503 once its standbys go quiet, long before its lease deadline.
             return False, f"only {streaming} of {sync.quorum} needed synchronous standbys stream"
+        if obs.promoted_from and not promotion_confirmed(obs, sync):
+            # Until then a read could show a commit only we hold (the old leader's last, which only we
+            # received, or our own unacknowledged tail), lost if we die before they have it.
+            return False, "promoted: waiting for the synchronous standbys to hold everything it had then"
     return True, "leader"
+
+
+def promotion_confirmed(obs: Observation, sync: SyncSet) -> bool:
+    """Whether a quorum of the synchronous set has flushed everything we held when we promoted."""
+    flushed = sum(1 for g, lsn in obs.pg.flushed if g in sync.members and lsn >= obs.promoted_from)
+    return flushed >= sync.quorum
 
 
 def standby_quorum(obs: Observation) -> SyncSet | None:
     """The synchronous standbys a leader's 200 depends on (None: no such dependence). Every set in
-    force counts: PostgreSQL's own, and the published one when etcd answers. A just-promoted
-    leader is spared while its followers re-attach (commits wait for them meanwhile)."""
-    if not obs.synchronous or obs.just_promoted:
+    force counts: PostgreSQL's own, and the published one when etcd answers."""
+    if not obs.synchronous:
         return None
     sets = [s for s in (obs.applied_sync, obs.sync if obs.etcd_ok else SyncSet()) if s.members]
     if not sets:

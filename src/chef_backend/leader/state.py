@@ -133,7 +133,9 @@ class Observation:
     # and our WAL receiver lost it. Only then may the synchronous set take over before the TTL.
     leader_suspected: bool = False
     hold_ready: bool = False  # just took over: wait until the old leader must have stopped answering 200
-    just_promoted: bool = False  # promoted moments ago: followers are still re-attaching
+    # Our WAL end when we promoted, while fewer than a quorum of our synchronous standbys have flushed
+    # that far (0 otherwise): until they have, what we hold may be ours alone.
+    promoted_from: int = 0
     routed: bool = False  # answered 200 moments ago: a frontend's HAProxy may still open sessions here
     switchover: Switchover | None = None
     force_leader: bool = False  # the operator's force-leader names this node
@@ -301,7 +303,7 @@ class Memory:
     suspected_key: tuple[str, int] | None = None  # (GUID, revision) of the leader key `unreachable_since` is about
     hold_until: float = 0.0  # after a takeover: no 200 before this
     hold_probe: str | None = None  # the old leader's address, probed to end the hold early
-    promoted_at: float = -1e9
+    promoted_from: int = 0  # Observation.promoted_from, kept until a quorum of the standbys confirmed it
     last_rejoin: float = -1e9
     rewind_failed: bool = False  # the last pg_rewind failed: re-copy next time
     ready_until: float = 0.0  # /leader answers 200 until then (and before `deadline`)

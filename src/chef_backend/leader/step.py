@@ -32,7 +32,6 @@ from chef_backend.leader.state import (
     SyncSet,
 )
 from chef_backend.leader.timing import (
-    JUST_PROMOTED_SECONDS,
     READY_VALIDITY_SECONDS,
     RECEIVER_STOP_GRACE_SECONDS,
     REJOIN_BACKOFF_SECONDS,
@@ -81,7 +80,9 @@ def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
     elif _should_post(memory, sensed, obs, report, now):
         actions = (*actions, Action(Kind.POST_STATUS, report=report))
     urgent = (obs.switchover is not None or decision.role in (Role.WAITING, Role.PROMOTING)
-              or memory.unreachable_since is not None)
+              or memory.unreachable_since is not None or obs.promoted_from != 0)
+    if memory.promoted_from and (decision.ready or not sensed.pg.running or sensed.pg.in_recovery):
+        memory = replace(memory, promoted_from=0)  # confirmed (or no longer primary: nothing to confirm)
     memory = replace(memory, ready_until=ready_until, served_until=max(memory.served_until, ready_until), last_obs=obs)
     return memory, Plan(decision, actions, report, ready_until, memory.deadline, urgent)
 
@@ -93,10 +94,7 @@ def refresh_ready(memory: Memory, pg: PgState, observed_at: float, required_acti
     last = memory.last_obs
     if last is None or observed_at >= memory.ready_until:
         return memory
-    # A just-promoted leader's exemption from its standbys ends on time also while the tick is
-    # blocked (in etcd requests, for seconds): judged at this look, not carried over from the tick.
-    just_promoted = last.just_promoted and observed_at - memory.promoted_at < JUST_PROMOTED_SECONDS
-    obs = replace(last, pg=pg, just_promoted=just_promoted)
+    obs = replace(last, pg=pg)
     ready_until = _ready_until(obs, decide(obs, required_active_followers).ready, observed_at)
     return replace(memory, ready_until=ready_until, served_until=max(memory.served_until, ready_until))
 
@@ -124,7 +122,7 @@ def feed(memory: Memory, action: Action, ok: bool, now: float) -> Memory:
     lsn = action.position.lsn if action.position is not None else 0
     if kind is Kind.PROMOTE and ok:
         sync = action.sync or SyncSet()
-        return replace(memory, promoted_at=now, applied_sync=sync, sync_switch=(sync, lsn))
+        return replace(memory, promoted_from=lsn, applied_sync=sync, sync_switch=(sync, lsn))
     if kind is Kind.APPLY_SYNC and ok:
         sync = action.sync or SyncSet()
         return replace(memory, applied_sync=sync, sync_switch=(sync, lsn))
@@ -230,7 +228,7 @@ def _observe(memory: Memory, sensed: Sensed, now: float) -> tuple[Observation, M
         following=memory.following,
         applied_sync=memory.applied_sync,
         hold_ready=now < memory.hold_until,
-        just_promoted=now - memory.promoted_at < JUST_PROMOTED_SECONDS,
+        promoted_from=memory.promoted_from,
         routed=now < memory.served_until + frontends_route_after_200(),
     )
     if view is None:

@@ -25,10 +25,6 @@ READY_LOOK_SECONDS = 0.25
 STANDBY_STALE_SECONDS = 1.25
 # How long one look's "ready" keeps /leader at 200: a frozen or blocked loop cannot keep answering 200.
 READY_VALIDITY_SECONDS = 1.5
-# A new leader answers 200 without a streaming synchronous standby for this long after promotion,
-# while its followers re-attach (short: see takeover_hold). They point at it as soon as it takes the
-# key over, before it promotes, so they stream within a fraction of a second of the promotion.
-JUST_PROMOTED_SECONDS = 1.0
 # Equally advanced candidates defer to the last leader (or the smaller GUID) this long.
 TIE_GRACE_SECONDS = 3.0
 REJOIN_BACKOFF_SECONDS = 15.0
@@ -67,10 +63,8 @@ def old_leader_quiet_after() -> float:
     """After the synchronous standbys that detached stopped replying, how long the old leader can
     keep answering 200, whatever its loop is doing (even blocked on an unreachable etcd): its 200
     needs a quorum of standbys whose last reply, counted from the look before it was seen, is less
-    than STANDBY_STALE old (step.ready_until caps it there). The exception is a just-promoted
-    leader, which answers 200 without standbys until its last look within JUST_PROMOTED plus
-    READY_VALIDITY; its followers cannot take over before suspecting it for SUSPECT_AFTER."""
-    return max(STANDBY_STALE_SECONDS, JUST_PROMOTED_SECONDS + READY_VALIDITY_SECONDS - SUSPECT_AFTER_SECONDS)
+    than STANDBY_STALE old (step.ready_until caps it there), a just-promoted leader included."""
+    return STANDBY_STALE_SECONDS
 
 
 def frontends_route_after_200() -> float:
