@@ -61,6 +61,15 @@ def fail(outcome) -> str:
     return f"seed {outcome.seed}: {outcome.violation}\n" + "\n".join(outcome.schedule)
 
 
+def isolate_leader(world: World) -> Node:
+    """Cut whichever node is primary off from every other node (all ports, both ways); returns it."""
+    leader = next(n for n in world.nodes if n.pg.primary())
+    i, size = leader.index, len(world.nodes)
+    world.network.cut |= {(a, b, p) for a in range(size) for b in range(size) if (a == i) != (b == i) for p in PORTS}
+    world.note(f"isolate n{i}")
+    return leader
+
+
 def kill_every_process(world: World, node: Node) -> None:
     """kill -9 of every process of a node (its host stays down until the faults end)."""
     world.note(f"kill -9 every process of n{node.index}")
@@ -87,14 +96,7 @@ def test_path0_leader_cut_off_from_everyone(ttl: float, reject: bool) -> None:
     the clients still reach it; with `reject`, the cut answers with resets, which look like a
     dead process to the new leader's probe."""
     world = World(7, ttl=ttl, faults=False, duration=90, reject=reject)
-
-    def cut() -> None:
-        leader = next(n.index for n in world.nodes if n.pg.primary())
-        world.network.cut |= {(a, b, p) for a in range(3) for b in range(3) if (a == leader) != (b == leader)
-                              for p in PORTS}
-        world.note(f"isolate n{leader}")
-
-    world.at(30.0, cut)
+    world.at(30.0, lambda: isolate_leader(world))
     outcome = world.run()
     assert outcome.violation is None, fail(outcome)
     assert outcome.promotions == 2  # a new leader was elected
@@ -111,10 +113,7 @@ def test_path2_partial_heal_while_the_followers_elect(seed: int, reject: bool) -
     lead: list[int] = []
 
     def cut() -> None:
-        lead.append(next(n.index for n in world.nodes if n.pg.primary()))
-        world.network.cut |= {(a, b, p) for a in range(3) for b in range(3) if (a == lead[0]) != (b == lead[0])
-                              for p in PORTS}
-        world.note(f"isolate n{lead[0]}")
+        lead.append(isolate_leader(world).index)
         world.at(world.now + 0.05, watch)
 
     def watch() -> None:
@@ -202,14 +201,7 @@ def test_path7_a_leader_fenced_at_once_serves_nothing_until_the_frontends_moved(
     them the commits that had waited for the standbys at the fence, and the new leader promoted
     without them (this schedule at these offsets, before the fenced leader waited for the frontends)."""
     world = World(2, ttl=ttl, faults=False, duration=90, reject=True)
-
-    def cut() -> None:
-        leader = next(n.index for n in world.nodes if n.pg.primary())
-        world.network.cut |= {(a, b, p) for a in range(3) for b in range(3) if (a == leader) != (b == leader)
-                              for p in PORTS}
-        world.note(f"isolate n{leader}")
-
-    world.at(30.0 + offset, cut)
+    world.at(30.0 + offset, lambda: isolate_leader(world))
     outcome = world.run()
     assert outcome.violation is None, fail(outcome)
     assert outcome.promotions == 2
@@ -229,10 +221,7 @@ def test_path7_a_leader_cut_off_and_then_paused_has_fenced_before_a_cancelled_co
     lead: list[Node] = []
 
     def cut() -> None:
-        lead.append(next(n for n in world.nodes if n.pg.primary()))
-        i = lead[0].index
-        world.network.cut |= {(a, b, p) for a in range(3) for b in range(3) if (a == i) != (b == i) for p in PORTS}
-        world.note(f"isolate n{i}")
+        lead.append(isolate_leader(world))
 
     def pause() -> None:
         world.note(f"SIGSTOP n{lead[0].index}'s manager for 8s")
