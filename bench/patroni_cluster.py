@@ -34,6 +34,7 @@ global
     stats socket {base}/haproxy.sock mode 600
 defaults
     timeout connect 2s
+    timeout check 1s
     timeout client 30s
     timeout server 30s
 frontend pg

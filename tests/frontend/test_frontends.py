@@ -75,6 +75,7 @@ def test_frontend_haproxy_routes_to_the_leader(cluster: Cluster) -> None:
     assert f"bind {FRONTENDS[0]}:5432" in cfg and f"bind {FRONTENDS[0]}:9200" in cfg
     assert "http-check send meth GET uri /leader ver HTTP/1.1 hdr Host localhost:7331" in cfg
     assert "default-server inter 2s downinter 250ms rise 1 fall 1 on-marked-down shutdown-sessions" in cfg
+    assert "timeout check 1s" in cfg  # a frozen leader manager is out within inter + 1 s (timing.py)
     assert all(f"server {g} {a}:5432 check port 7331" in cfg for g, a in guids(cluster).items())
     status = frontend("status", "--dir", str(cluster.base / f"fe-{FRONTENDS[0]}"))
     assert f"chef_backend_postgresql: UP {guid}" in status.stdout

@@ -11,7 +11,7 @@ from chef_backend.cluster import store as keys
 from chef_backend.leader.state import SyncSet
 from tests.simulation.models import PORTS
 from tests.simulation.node import Node
-from tests.simulation.world import Violation, World, run
+from tests.simulation.world import Outcome, Violation, World, run
 
 # Seeds whose schedule broke an invariant before the path of issue 14 they name was closed (run
 # against the step function as of b674984's policy, with this simulation): kept as regressions.
@@ -213,11 +213,34 @@ def test_path7_a_leader_cut_off_and_then_paused_has_fenced_before_a_cancelled_co
                                                                                           ttl: float) -> None:
     """Issue 14, path 7: the leader is cut off from everyone (with resets) while clients reach it, and
     its manager is paused (SIGSTOP) 3 s later, after its standbys went quiet. A frontend's HAProxy
-    check of the paused manager gets no answer for 2 s, so sessions still go to it; 5 s after the
-    cut the clients cancel their commit waits and read those commits there, and the new leader
-    promotes without them. With the fix reverted (the leader stays primary until its lease
+    check of the paused manager gets no answer until its timeout, so sessions still go to it; 5 s
+    after the cut the clients cancel their commit waits and read those commits there, and the new
+    leader promotes without them. With the fix reverted (the leader stays primary until its lease
     deadline) every one of these schedules failed; with it the leader fenced before the pause."""
-    world = World(seed, ttl=ttl, faults=False, duration=90, reject=True)
+    outcome = cut_then_pause(World(seed, ttl=ttl, faults=False, duration=90, reject=True), pause_after=3.0)
+    assert outcome.violation is None, fail(outcome)
+    assert outcome.promotions == 2
+
+
+@pytest.mark.parametrize("ttl", [30.0, 10.0])
+def test_path7_a_manager_paused_before_its_fence_is_out_of_haproxy_before_a_4_s_statement_timeout(ttl: float) -> None:
+    """The rest of path 7's hole: paused 1 s after the cut, before its tick fenced, the old leader stays
+    primary, and only the frontends' HAProxy stops sessions reaching it: at its next check (`inter`,
+    2 s) once that check has failed. A check used to wait `inter` again for an answer (no `timeout
+    check`), so sessions reached it until 4 s after its last 200: clients whose statement_timeout is
+    4 s cancelled their commit waits and read them there first (seed 18, both TTLs). With `timeout
+    check 1s` the frontends have let go by 3 s after its last 200. Over 20 seeds × 2 TTLs × 11 pause
+    offsets (0.8–1.3 s), clients cancelling after 4 / 3.5 / 3 s read a commit the next leader lacked in
+    22 / 298 / 408 of 440 schedules before, and in 0 / 0 / 22 with the timeout (none at 5 s, the
+    model's default, either way)."""
+    world = World(18, ttl=ttl, faults=False, duration=70, reject=True, commit_wait=4.0)
+    outcome = cut_then_pause(world, pause_after=1.0)
+    assert outcome.violation is None, fail(outcome)
+    assert outcome.promotions == 2
+
+
+def cut_then_pause(world: World, pause_after: float) -> Outcome:
+    """Isolate the leader at 30 s and SIGSTOP its manager `pause_after` later, for 8 s."""
     lead: list[Node] = []
 
     def cut() -> None:
@@ -229,10 +252,8 @@ def test_path7_a_leader_cut_off_and_then_paused_has_fenced_before_a_cancelled_co
         world.at(world.now + 8.0, lambda: world.thaw(lead[0], f"SIGCONT n{lead[0].index}'s manager"))
 
     world.at(30.0, cut)
-    world.at(33.0, pause)
-    outcome = world.run()
-    assert outcome.violation is None, fail(outcome)
-    assert outcome.promotions == 2
+    world.at(30.0 + pause_after, pause)
+    return world.run()
 
 
 def test_a_seed_replays_exactly() -> None:

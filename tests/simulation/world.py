@@ -26,9 +26,11 @@ SETTLE_SECONDS = 60.0  # the last minute of a schedule has no faults: the cluste
 SWITCHOVER_TIMEOUT = 30.0  # leaderl.control_worker_timeout_seconds: how long `promote` waits
 READ_EVERY = 0.25  # clients read through HAProxy this often
 # Each Chef frontend's HAProxy checks /leader on every member (frontend/haproxy.py: `inter 2s
-# downinter 250ms rise 1 fall 1 on-marked-down shutdown-sessions`, no `timeout check`, so a check
-# that gets no answer fails after `inter`).
+# downinter 250ms rise 1 fall 1 on-marked-down shutdown-sessions`, `timeout check 1s`): a check of a
+# frozen manager fails after the check timeout, one of a host that is down after the connect
+# timeout, min(`timeout connect`, `inter`) = 2 s.
 HAPROXY_INTER = 2.0
+HAPROXY_CHECK_TIMEOUT = 1.0
 HAPROXY_DOWNINTER = 0.25
 FRONTENDS = 2
 
@@ -61,6 +63,7 @@ class World:
     checks: frozenset[str] = frozenset({"200", "writable", "acks", "reads", "visible", "converge"})
     calm: bool = False  # the faults have ended
     reject: bool = False  # cuts answer with a reset (nftables reject) rather than silence (drop)
+    commit_wait: float = COMMIT_WAIT  # the clients' statement_timeout, as far as commit waits go
     now: float = 0.0
     rng: random.Random = field(init=False)  # latencies, restartpoints: what the models decide
     frng: random.Random = field(init=False)  # the fault schedule, on its own stream so that it does not
@@ -275,7 +278,7 @@ class World:
                     if other != n.index and when > n.promoted_at and commit not in have and "acks" in self.checks:
                         raise Violation(f"n{n.index} acknowledged commit {commit} after n{other} was promoted "
                                         f"(at {when:.3f}) without it")
-            elif self.now - issued < COMMIT_WAIT:
+            elif self.now - issued < self.commit_wait:
                 keep.append((index, issued, routed))
         pg.pending = keep
 
@@ -349,15 +352,17 @@ class World:
 
     def health_check(self, proxy: HAProxy, n: Node) -> None:
         """One check of n's /leader by a frontend's HAProxy. A stopped manager refuses at once; a
-        frozen one (SIGSTOP, a suspended VM) or a host that is down leaves it unanswered until
-        `inter`. The next check follows `inter` after an up verdict, `downinter` after a down one."""
+        frozen one (SIGSTOP, a suspended VM) leaves it unanswered until the check timeout, a host
+        that is down until the connect timeout. The next check follows `inter` after an up verdict,
+        `downinter` after a down one."""
         sent = self.now
+        gives_up = sent + (HAPROXY_CHECK_TIMEOUT if n.host_up else HAPROXY_INTER)
 
         def verdict() -> None:
             silent = not n.host_up or (n.manager_up and n.manager_frozen)
-            if silent and self.now < sent + HAPROXY_INTER:
+            if silent and self.now < gives_up:
                 # A SIGCONT answers the connection waiting in the backlog; a host that is down stays silent.
-                self.at(sent + HAPROXY_INTER if not n.host_up else min(self.now + 0.05, sent + HAPROXY_INTER), verdict)
+                self.at(gives_up if not n.host_up else min(self.now + 0.05, gives_up), verdict)
                 return
             up = not silent and n.answers_200(self.now)
             if up != (n.index in proxy.up) and self.keep_trace:

@@ -56,6 +56,7 @@ global
     stats socket {dir}/haproxy.sock mode 600 level admin
 defaults
     timeout connect 2s
+    timeout check 1s
     timeout client 30s
     timeout server 30s
     timeout client-fin 1s

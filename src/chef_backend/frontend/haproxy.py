@@ -27,6 +27,7 @@ defaults
     timeout server-fin 1s
     timeout client 50s
     timeout server 50s
+    timeout check 1s
 frontend postgresql
     bind {listen}:{local_pg}
     mode tcp
@@ -57,6 +58,11 @@ backend chef_backend_elasticsearch
 # retried on a member that is UP (answering /leader with 200) or fails at once if none is, instead
 # of HAProxy's three retries a second apart.
 OBSERVE = "observe layer4 error-limit 1 on-error mark-down"
+# Also beyond Chef's template, `timeout check 1s`: without it a check waits `inter` (2 s) for an
+# answer, so a member whose leader manager is frozen (SIGSTOP, a suspended VM) got sessions for up
+# to 4 s after its last 200 — long enough for a client that cancels a commit's wait for the standbys
+# to read a commit the next leader will not have (issue 14, path 7). /leader answers from memory in
+# milliseconds; leader/timing.py's frontends_route_after_200() counts on this bound.
 
 
 def render(s: FrontendSettings, backends: list[Backend]) -> str:

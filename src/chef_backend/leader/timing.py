@@ -41,6 +41,9 @@ PG_CHECK_TIMEOUT_SECONDS = 3.0
 # `inter 2s fall 1`); until its next check it keeps opening sessions to a member that stopped
 # answering 200.
 FRONTEND_CHECK_SECONDS = 2.0
+# How long that check waits for an answer (`timeout check 1s`): a frozen manager's host still
+# accepts the connection, so the check fails only then.
+FRONTEND_CHECK_TIMEOUT_SECONDS = 1.0
 
 
 def clock() -> float:
@@ -69,8 +72,9 @@ def old_leader_quiet_after() -> float:
 
 def frontends_route_after_200() -> float:
     """How long after its last 200 a member may still get new sessions from a frontend's HAProxy:
-    until that HAProxy's next check, by our clock, plus one urgent tick for the check's round trip."""
-    return FRONTEND_CHECK_SECONDS * (1 + RATE_DRIFT) + URGENT_TICK_SECONDS
+    until that HAProxy's next check has failed (it may wait out its timeout on a frozen manager),
+    by our clock, plus one urgent tick for the check's round trip."""
+    return (FRONTEND_CHECK_SECONDS + FRONTEND_CHECK_TIMEOUT_SECONDS) * (1 + RATE_DRIFT) + URGENT_TICK_SECONDS
 
 
 def takeover_hold() -> float:
