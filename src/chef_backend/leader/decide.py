@@ -125,8 +125,7 @@ def _leader_ready(obs: Observation, required_active_followers: int) -> tuple[boo
 
 def promotion_confirmed(obs: Observation, sync: SyncSet) -> bool:
     """Whether a quorum of the synchronous set has flushed everything we held when we promoted."""
-    flushed = sum(1 for g, lsn in obs.pg.flushed if g in sync.members and lsn >= obs.promoted_from)
-    return flushed >= sync.quorum
+    return obs.pg.flushed_past(sync.members, obs.promoted_from) >= sync.quorum
 
 
 def standby_quorum(obs: Observation) -> SyncSet | None:

@@ -61,6 +61,10 @@ class PgState:
     # from the same timeline without hearing of each other both call theirs N + 1.
     timeline_start: int | None = None
 
+    def flushed_past(self, members: tuple[str, ...], lsn: int) -> int:
+        """How many of `members` stream from us and have flushed our WAL up to `lsn` or beyond."""
+        return sum(1 for g, flushed in self.flushed if g in members and flushed >= lsn)
+
 
 @dataclass(frozen=True)
 class LeaderKey:

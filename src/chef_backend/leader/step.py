@@ -317,8 +317,7 @@ def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> tuple[lis
         memory = replace(memory, sync_switch=switch)
     # Commits acknowledged before the switch are on `quorum` members of the *old* set: the new set
     # may stand alone only once `quorum` of its own members hold everything up to it.
-    caught_up = sum(1 for g, lsn in obs.pg.flushed if g in wanted.members and lsn >= switch[1])
-    if caught_up < max(1, wanted.quorum):
+    if obs.pg.flushed_past(wanted.members, switch[1]) < max(1, wanted.quorum):
         return [], memory
     return [Action(Kind.PUBLISH_SYNC, sync=wanted)], memory
 
