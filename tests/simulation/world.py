@@ -23,6 +23,9 @@ WRITE_EVERY = 0.1
 COMMIT_WAIT = 5.0  # a client cancels a commit that waits for its standbys longer (the cancel hole)
 RECEIVER_TIMEOUT = 10.0  # wal_receiver_timeout
 SETTLE_SECONDS = 60.0  # the last minute of a schedule has no faults: the cluster must settle
+# ...and if it has not by then (a leader key that waits out its dead holder's TTL, then a rewind and
+# one of the model's slow starts of up to 30 s), the schedule runs on until it has, this long at most.
+CONVERGE_GRACE_SECONDS = 60.0
 SWITCHOVER_TIMEOUT = 30.0  # leaderl.control_worker_timeout_seconds: how long `promote` waits
 READ_EVERY = 0.25  # clients read through HAProxy this often
 # Each Chef frontend's HAProxy checks /leader on every member (frontend/haproxy.py: `inter 2s
@@ -558,6 +561,10 @@ class World:
             if not n.host_up or not n.manager_up:
                 self.boot(n, host=not n.host_up)
 
+    def awaits_convergence(self) -> bool:
+        """Whether the run must go on for the cluster to converge (after the faults ended)."""
+        return "converge" in self.checks and self.calm and self.converged() is not None
+
     def converged(self) -> str | None:
         """Why the cluster has not settled on one leader that every other node streams from."""
         leaders = [n for n in self.nodes if n.answers_200(self.now)]
@@ -627,7 +634,7 @@ class World:
         try:
             while self.queue:
                 t, _, fn = heapq.heappop(self.queue)
-                if t > self.duration:
+                if t > self.duration and (t > self.duration + CONVERGE_GRACE_SECONDS or not self.awaits_convergence()):
                     break
                 self.now = t
                 fn()
