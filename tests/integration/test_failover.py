@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -112,6 +113,28 @@ def test_a_stopped_follower_does_not_stop_writes(env) -> None:
     writer.wait_acks(50, timeout=30)
     assert leader.leader_code() == 200
     follower.ctl("start")
+    cluster.wait_healthy(90)
+    assert_nothing_lost(cluster, writer)
+
+
+def test_a_followers_postgresql_killed_comes_back_after_runits_pause(env) -> None:
+    """A PostgreSQL that exits by itself (here kill -9 of a follower's postmaster) is started again by
+    runit only after the service's `finish` pause (timing.pg_restart_after_crash: on a leader, the
+    frontends may still route to it); then it streams again and nothing is lost."""
+    cluster, writer, _ = env
+    cluster.wait_healthy()
+    leader = cluster.wait_leader()
+    follower = next(n for n in cluster.nodes if n is not leader)
+    sv = follower.root / "opt/chef-backend/service/postgresql"
+    assert follower.signal("postgres", signal.SIGKILL)
+
+    def state() -> str:
+        return subprocess.run(["sv", "status", str(sv)], capture_output=True, text=True).stdout
+
+    cluster.wait_for(lambda: state().startswith("finish:"), 10, "runit's pause after the crash")
+    writer.wait_acks(20, timeout=30)
+    assert leader.leader_code() == 200
+    cluster.wait_for(lambda: state().startswith("run:"), 30, "runit to start PostgreSQL again")
     cluster.wait_healthy(90)
     assert_nothing_lost(cluster, writer)
 

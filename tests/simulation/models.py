@@ -127,6 +127,7 @@ class Pg:
     running: bool = False
     frozen: bool = False  # SIGSTOP
     want_up: bool = False  # runit's wish: a crashed server comes back
+    finish_until: float = 0.0  # after an exit nobody asked for, runsv's `finish` pauses until then
     accepting_at: float = 0.0  # a starting server accepts connections from then on
     in_recovery: bool = True
     replayed: int = 0  # how much of the WAL is replayed (a restart starts from a restartpoint)

@@ -8,6 +8,7 @@ failing seed replays exactly (`python -m tests.simulation SEED --trace`).
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 from chef_backend.cluster import store as keys
 from chef_backend.leader.state import Memory
+from chef_backend.leader.timing import pg_restart_after_crash
 from tests.simulation.models import PORTS, Etcd, HAProxy, Network
 from tests.simulation.node import WAL_SENDER_TIMEOUT, Manager, Node
 
@@ -159,6 +161,8 @@ class World:
     def stop_pg(self, node: Node, why: str) -> None:
         pg = node.pg
         pg.want_up = why in ("crash",)  # runit restarts a crashed server, not one stopped on purpose
+        if why in ("crash", "killed"):
+            pg.finish_until = self.now + math.ceil(pg_restart_after_crash())
         if pg.running:
             self.log(node, "pg stopped:", why)
         pg.running = False
@@ -170,6 +174,11 @@ class World:
     def start_pg(self, node: Node) -> None:
         pg = node.pg
         if pg.running:
+            return
+        if self.now < pg.finish_until:
+            # `sv up` while runsv runs the service's finish: it starts the server once that is over.
+            pg.want_up = True
+            self.at(pg.finish_until, lambda: self.start_pg(node) if node.host_up and pg.want_up else None)
             return
         pg.running, pg.in_recovery = True, True  # always boots as a standby
         # Replay restarts from the last restartpoint: somewhere before the end of the local WAL.
@@ -599,6 +608,8 @@ class World:
         self.note(f"n{n.index} {'boots' if host else 'manager restarts'}")
         n.generation += 1  # whatever manager ran there is gone
         n.host_up = n.etcd_up = n.manager_up = True
+        if host:
+            n.pg.finish_until = 0.0  # a new runsv: no finish pending
         n.manager_frozen = n.pg.frozen = False
         n.memory = Memory(following=n.pg.conninfo, applied_sync=n.pg.sync)
         n.replies_seen, n.last_look = {}, float("-inf")

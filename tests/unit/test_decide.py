@@ -560,6 +560,17 @@ def test_a_fenced_leader_starts_postgresql_only_once_the_frontends_stopped_routi
     assert kinds(decide(obs(etcd_ok=etcd_ok, leader=None, pg=down, detached=True))) == [Kind.START_PG]
 
 
+def test_a_leader_or_follower_whose_postgresql_stopped_starts_it_only_once_the_frontends_moved() -> None:
+    # Found by the simulation (seed 6898): the leader's PostgreSQL crashed while commits waited for its
+    # stalled standbys; its manager started it again at once, it replayed them, and clients whose
+    # HAProxy had last seen 200 read them there; the node died and the next leader lacked them.
+    down = PgState(running=False)
+    for key in (LeaderKey(A, ADDR[A]), LeaderKey(B, ADDR[B])):
+        d = decide(obs(leader=key, pg=down, routed=True))
+        assert Kind.START_PG not in kinds(d) and "frontends" in d.reason and not d.ready
+        assert Kind.START_PG in kinds(decide(obs(leader=key, pg=down)))
+
+
 def test_path2_a_key_holder_claims_its_key_before_promoting() -> None:
     # A leader that fenced itself (cut off from etcd and its standbys) and comes back while its
     # followers take over must not promote as well: the claim changes the key's revision first.

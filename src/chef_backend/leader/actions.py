@@ -189,7 +189,8 @@ class Executor:
             self.supervisor.sv("quit", "postgresql", wait=0)
         else:
             self.supervisor.sv("down", "postgresql", wait=0)
-        if not self.supervisor.wait_state("postgresql", "down", 30):
+        # "finish": it exited by itself and runit waits before starting it again (services/postgresql.py).
+        if not self.supervisor.wait_state("postgresql", ("down", "finish"), 30):
             self.supervisor.sv("kill", "postgresql", wait=5)
 
     def _do_restart_pg(self, action: Action, reason: str) -> None:

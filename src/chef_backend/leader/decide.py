@@ -92,13 +92,18 @@ def _without_etcd(obs: Observation) -> Decision:
 def _start_detached(obs: Observation, reason: str) -> Decision:
     """A read-only standby that follows no one is harmless, and lets the node report its position."""
     actions = () if obs.detached else (Action(Kind.FOLLOW, None),)
+    return _start_pg(obs, Role.WAITING, actions, reason)
+
+
+def _start_pg(obs: Observation, role: Role, actions: tuple[Action, ...], reason: str) -> Decision:
+    """Start PostgreSQL (after `actions`), unless we answered 200 moments ago: a frontend's HAProxy may
+    open sessions here until its next check, and even read-only PostgreSQL would show them the commits
+    that were waiting for our standbys when it stopped (fenced, crashed, stopped by an operator),
+    which the next leader may not have."""
     if obs.routed:
-        # We answered 200 moments ago (and fenced since): a frontend's HAProxy may open sessions here
-        # until its next check. Even read-only, PostgreSQL would show them the commits that were
-        # waiting for our standbys when it stopped, which the next leader may not have.
-        return Decision(Role.WAITING, False, actions, "waiting for the frontends to stop routing here "
+        return Decision(role, False, actions, "waiting for the frontends to stop routing here "
                         "before starting PostgreSQL")
-    return Decision(Role.WAITING, False, (*actions, Action(Kind.START_PG)), reason)
+    return Decision(role, False, (*actions, Action(Kind.START_PG)), reason)
 
 
 def _leader_ready(obs: Observation, required_active_followers: int) -> tuple[bool, str]:
@@ -168,7 +173,7 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
         return Decision(Role.LEADER, False, (Action(Kind.HANDOVER, leader=heir),),
                         f"switchover: handing leadership to {target.guid}", Cause.SWITCHOVER)
     if not obs.pg.running:
-        return Decision(Role.PROMOTING, False, (Action(Kind.START_PG),), "starting PostgreSQL to lead")
+        return _start_pg(obs, Role.PROMOTING, (), "starting PostgreSQL to lead")
     if obs.pg.in_recovery:
         if obs.handover_position is not None and obs.pg.position < obs.handover_position:
             return Decision(Role.WAITING, False, (Action(Kind.RELEASE), Action(Kind.END_SWITCHOVER, target=REFUSED)),
@@ -233,12 +238,8 @@ def _as_follower(obs: Observation) -> Decision:
         return Decision(Role.FOLLOWER, False, (Action(Kind.REBUILD if past else Kind.REJOIN, leader.address),),
                         f"re-syncing from new leader {leader.guid}")
     if not obs.pg.running:
-        return Decision(
-            Role.FOLLOWER,
-            False,
-            (Action(Kind.FOLLOW, leader.address), Action(Kind.START_PG)),
-            "starting PostgreSQL as a follower",
-        )
+        return _start_pg(obs, Role.FOLLOWER, (Action(Kind.FOLLOW, leader.address),),
+                         "starting PostgreSQL as a follower")
     repair = _repair(obs, leader) if obs.stream_stuck else None
     if repair is not None:
         # Our WAL holds what the leader never had (received from an old leader after another took

@@ -83,3 +83,12 @@ def takeover_hold() -> float:
     than the old leader can keep answering 200 after the takeover, by the new leader's clock
     (rates may differ by RATE_DRIFT each way), plus one urgent tick."""
     return old_leader_quiet_after() * (1 + 2 * RATE_DRIFT) + URGENT_TICK_SECONDS
+
+
+def pg_restart_after_crash() -> float:
+    """How long runit waits (the PostgreSQL service's `finish`) before it starts again a PostgreSQL that
+    exited by itself: a crash, a kill -9 or, with `restart_after_crash = off`, a backend that died. The
+    node may have answered 200 until one ready validity after its last look at a running server, and
+    the frontends route to it for a while after that; a standby started any sooner would show them the
+    commits that waited for the standbys at the crash, which the next leader may not have."""
+    return READY_VALIDITY_SECONDS * (1 + RATE_DRIFT) + frontends_route_after_200()

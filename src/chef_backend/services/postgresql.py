@@ -13,6 +13,7 @@ yields a writable node without a valid leader lease.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
@@ -28,6 +29,7 @@ from chef_backend.config.options import PG_MAJOR
 from chef_backend.config.settings import Settings
 from chef_backend.host import fsutil
 from chef_backend.host.paths import NodePaths
+from chef_backend.leader.timing import pg_restart_after_crash
 from chef_backend.node import client_networks
 from chef_backend.secrets import Secrets
 from chef_backend.supervision.runit import CHPST, ServiceSpec
@@ -147,6 +149,10 @@ def render_conf(settings: Settings, layout: PgLayout, cert: CertPaths, guid: str
         "archive_timeout": s["postgresql.archive_timeout"],
         "hot_standby": s["postgresql.hot_standby"],
         "hot_standby_feedback": "on",
+        # After a backend crash PostgreSQL would reinitialise in place and come back as it was — a
+        # primary, showing at once the commits that waited for the standbys. Exiting instead lets runit
+        # start it as a standby after a pause, and the leader manager decide (see service_spec).
+        "restart_after_crash": "off",
         # Followers notice a dead leader, and the leader a dead follower, within seconds.
         "wal_receiver_status_interval": "'1s'",
         "wal_receiver_timeout": "'10s'",
@@ -336,6 +342,12 @@ def service_spec(settings: Settings, layout: PgLayout) -> ServiceSpec:
     # runit's 'down' sends TERM, which PostgreSQL treats as a *smart* shutdown that waits for every
     # client to leave. A fast shutdown (INT) is what an operator expects from `stop`.
     fast_stop = '#!/bin/sh\nkill -INT "$(cat supervise/pid)" 2>/dev/null\nexit 0\n'
+    # A stop we asked for (fast or immediate shutdown) exits 0. Any other exit — a crash, a kill -9, a
+    # backend that died (`restart_after_crash = off`) — waits before runit starts it again: see
+    # timing.pg_restart_after_crash (issue 14, path 7: commits that waited for the standbys at the crash
+    # become visible on restart, and the frontends may still route here).
+    pause = math.ceil(pg_restart_after_crash())
+    finish = f'#!/bin/sh\n# $1: the exit code of ./run, -1 when a signal ended it\n[ "$1" = 0 ] || exec sleep {pause}\n'
     return ServiceSpec(
         name="postgresql",
         run_script=run,
@@ -344,6 +356,7 @@ def service_spec(settings: Settings, layout: PgLayout) -> ServiceSpec:
         file_maxbytes=settings["postgresql.log_rotation.file_maxbytes"],
         num_to_keep=settings["postgresql.log_rotation.num_to_keep"],
         control={"d": fast_stop, "t": fast_stop},
+        finish_script=finish,
         start_down=True,  # the leader manager decides when PostgreSQL may run
         environment=settings["postgresql.environment"],
     )

@@ -41,6 +41,7 @@ class ServiceSpec:
     control: dict[str, str] | None = None  # runit control overrides, e.g. {"d": "#!/bin/sh ..."}
     environment: dict[str, str] | None = None  # <service>.environment, read by `chpst -e ./env`
     log_drop: tuple[str, ...] = ()  # svlogd patterns of lines not worth keeping
+    finish_script: str | None = None  # runsv runs it after `run` exits, before it starts it again
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,10 @@ class Supervisor:
         """Write (or update) a service definition and link it into the service directory."""
         sv = self.paths.sv_dir / spec.name
         fsutil.write_file(sv / "run", spec.run_script, mode=0o755)
+        if spec.finish_script is not None:
+            fsutil.write_file(sv / "finish", spec.finish_script, mode=0o755)
+        else:
+            (sv / "finish").unlink(missing_ok=True)
         down = sv / "down"
         if spec.start_down:
             down.touch()
@@ -190,11 +195,12 @@ class Supervisor:
             return ServiceStatus(name, "unknown", None, 0, line or result.stderr.strip())
         return ServiceStatus(name, m.group(1), int(m.group(3)) if m.group(3) else None, int(m.group(4)), line)
 
-    def wait_state(self, name: str, state: str, timeout: float) -> bool:
-        """Wait until the service reports `state` (e.g. "run"); True if it did."""
+    def wait_state(self, name: str, state: str | tuple[str, ...], timeout: float) -> bool:
+        """Wait until the service reports `state` (e.g. "run"), or one of several; True if it did."""
+        states = (state,) if isinstance(state, str) else state
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.status(name).state == state:
+            if self.status(name).state in states:
                 return True
             time.sleep(0.05)
         return False
