@@ -207,16 +207,16 @@ def test_a_synchronous_member_frozen_when_the_leader_dies(env) -> None:
     own position. Thawed, the members elect a leader with every acknowledged commit."""
     cluster, writer, prober = env.cluster, env.writer, env.prober
     old, (frozen, other) = healthy_under_load(cluster, writer)
+    store = etcd(cluster)
+    guid = guid_of(store, other)
     pids = frozen.postgresql_pids()
     assert pids
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     try:
         old.crash()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert other.leader_code() != 200, f"{other.name} led while {frozen.name}'s PostgreSQL was frozen"
-            time.sleep(0.5)
+        _neither_leads([other], lambda: bool(posted_status(store, guid).get("final")), writer, cluster.password(),
+                       f"while {frozen.name}'s PostgreSQL was frozen")
     finally:
         for pid in pids:
             try:
@@ -403,8 +403,9 @@ def test_path6_a_member_joins_and_one_leaves_without_the_quorum_outrunning_the_m
     recovered(cluster, writer, prober)
 
 
-def _neither_leads(followers: list[NsNode], settled: Callable[[], bool], writer: Writer, password: str) -> None:
-    """No follower answers 200 until `settled` (both report final positions) and 5 s beyond, past
+def _neither_leads(followers: list[NsNode], settled: Callable[[], bool], writer: Writer, password: str,
+                   when: str = "without the commits only the removed member and the old leader held") -> None:
+    """No follower answers 200 until `settled` (they report final positions) and 5 s beyond, past
     the tie grace: a follower that may lead does by then."""
     deadline, watch_until = time.monotonic() + 30, None
     while watch_until is None or time.monotonic() < watch_until:
@@ -412,8 +413,7 @@ def _neither_leads(followers: list[NsNode], settled: Callable[[], bool], writer:
             if node.leader_code() == 200:
                 with node.connect(password) as conn:
                     lost = writer.missing_on(conn)
-                raise AssertionError(f"{node.name} led without the commits only the removed member and the old "
-                                     f"leader held: {len(lost)} acknowledged rows missing there")
+                raise AssertionError(f"{node.name} led {when}: {len(lost)} acknowledged rows missing there")
         if watch_until is None and settled():
             watch_until = time.monotonic() + 5
         assert time.monotonic() < deadline, "the followers did not both report final positions"
