@@ -153,15 +153,18 @@ class Supervisor:
 
     def shutdown(self, timeout: float = 20.0) -> None:
         """Stop the whole supervision tree (services must already be down)."""
-        for name in self.installed():
-            if self._supervised(name):
-                self.sv("exit", name, wait=int(timeout))
+        # runsvdir first: it TERMs every runsv (each exits, its service being down) and exits. Told one
+        # by one with `sv exit` while runsvdir runs, a runsv that exited was started again at its next
+        # scan, and sv waited out its whole timeout for it now and then (20 s a stop).
         pid = self.runsvdir_pid()
         if pid is not None:
-            os.kill(pid, signal.SIGHUP)  # runsvdir: TERM every runsv, then exit
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.runsvdir_pid() is not None:
-                time.sleep(0.1)
+            os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.runsvdir_pid() is not None:
+            time.sleep(0.1)
+        for name in self.installed():  # a runsv left without its runsvdir
+            if self._supervised(name):
+                self.sv("exit", name, wait=max(1, int(deadline - time.monotonic())))
         self.paths.runsvdir_pidfile.unlink(missing_ok=True)
 
     # -- sv ------------------------------------------------------------------------------------
