@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -117,16 +118,22 @@ def test_a_stopped_follower_does_not_stop_writes(env) -> None:
     assert_nothing_lost(cluster, writer)
 
 
-def test_a_followers_postgresql_killed_comes_back_after_runits_pause(env) -> None:
-    """A PostgreSQL that exits by itself (here kill -9 of a follower's postmaster) is started again by
-    runit only after the service's `finish` pause (timing.pg_restart_after_crash: on a leader, the
-    frontends may still route to it); then it streams again and nothing is lost."""
+def test_a_followers_postgresql_whose_checkpointer_died_comes_back_after_runits_pause(env) -> None:
+    """A PostgreSQL process that dies (here kill -9 of a follower's checkpointer) takes the server down
+    rather than letting it reinitialise in place (`restart_after_crash = off`: a primary would come
+    back as a primary, showing the commits that waited for its standbys), and runit starts it again
+    only after the service's `finish` pause (timing.pg_restart_after_crash: on a leader, the frontends
+    may still route to it); then it streams again and nothing is lost."""
     cluster, writer, _ = env
     cluster.wait_healthy()
     leader = cluster.wait_leader()
     follower = next(n for n in cluster.nodes if n is not leader)
     sv = follower.root / "opt/chef-backend/service/postgresql"
-    assert follower.signal("postgres", signal.SIGKILL)
+    checkpointer = [pid for pid in follower.postgresql_pids()
+                    if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"postgres: ") and
+                    b"checkpointer" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(checkpointer) == 1
+    os.kill(checkpointer[0], signal.SIGKILL)
 
     def state() -> str:
         return subprocess.run(["sv", "status", str(sv)], capture_output=True, text=True).stdout
