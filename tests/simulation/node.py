@@ -209,6 +209,8 @@ class Manager:
                     node.memory = feed(node.memory, action, False, self.clock())
                     break
                 node.memory = feed(node.memory, action, ok, self.clock())
+                if not ok and action.kind is Kind.POST_STATUS:
+                    break  # Manager.execute: a retraction that did not land stops the plan
             w.check()
             pause = (URGENT_TICK_SECONDS if plan.urgent else TICK_SECONDS) - (self.clock() - started)
             yield max(0.05, pause)
@@ -314,6 +316,10 @@ class Manager:
             assert action.report is not None
             doc = records.encode_status(action.report, node.guid, {"address": node.address})
             lid = node.memory.lease
+            if action.leader_revision is not None:
+                rev = action.leader_revision
+                guard = (keys.LEADER, "mod", rev) if rev else (keys.LEADER, "create", 0)
+                return (yield from self.etcd(lambda e: e.txn([guard], [(keys.STATUS + node.guid, doc, lid)])))
             ok = yield from self.etcd(lambda e: e.put(keys.STATUS + node.guid, doc, lid))
             if not ok:
                 raise EtcdDown()

@@ -56,6 +56,11 @@ REGRESSIONS: dict[str, list[int]] = {
     # commits waited for its stalled standbys, was started again at once and replayed them, and clients
     # still routed there by HAProxy read them before the node died:
     "7: a crashed primary started again while still routed; its unacknowledged tail read and lost": [6898],
+    # Found by the sweep of seeds 9899-16259 on that policy: the leader's VM suspended; a follower's
+    # final report counted by the taker, it saw the old leader answer again and retracted it just after
+    # the takeover, then re-attached to the old leader anyway and acknowledged a commit the taker lacked:
+    "2: a report retracted just after the takeover that counted it; the follower re-attached to the old "
+    "leader": [16259],
 }
 
 CI_SEEDS = range(60)

@@ -297,6 +297,10 @@ def test_path2_a_final_report_is_retracted_before_re_attaching() -> None:
     m, plan = step(m, sensed(2.0, pg=standby(lsn=80), etcd=back, leader_answers=True), 2.0)
     assert [a.kind for a in plan.actions] == [Kind.POST_STATUS, Kind.FOLLOW]
     assert not plan.actions[0].report.final and plan.actions[1].target == ADDR[C]
+    # Seed 16259: the retraction lands only while the key is the one this decision saw; a takeover
+    # that counted our report either came first (the retraction fails, and with it the plan) or fails.
+    key = back.leader
+    assert key is not None and plan.actions[0].leader_revision == key.mod_revision
 
 
 def test_path3_a_receiver_that_outlives_the_detachment_is_stopped_by_a_restart() -> None:

@@ -319,8 +319,14 @@ class Manager:
             "version": __version__,
         }
 
-    def post_status(self, doc: dict[str, Any]) -> None:
-        self.store.put(keys.STATUS + self.me, dict(doc, updated=time.time()), lease=self.memory.lease)
+    def post_status(self, doc: dict[str, Any], leader_revision: int | None = None) -> bool:
+        """Post our status; with `leader_revision`, only while the leader key's is that (0: absent)."""
+        value = dict(doc, updated=time.time())
+        if leader_revision is None:
+            self.store.put(keys.STATUS + self.me, value, lease=self.memory.lease)
+            return True
+        compare = Store.cmp_mod(keys.LEADER, leader_revision) if leader_revision else Store.cmp_absent(keys.LEADER)
+        return self.store.txn([compare], [Store.op_put(keys.STATUS + self.me, value, self.memory.lease)])
 
     def execute(self, plan: Plan) -> None:
         """Carry out the plan's actions in order, feeding each outcome back; stop at a failure."""
@@ -329,8 +335,8 @@ class Manager:
             try:
                 if action.kind is Kind.POST_STATUS:
                     assert action.report is not None
-                    self.post_status(records.encode_status(action.report, self.me, self.status_extra()))
-                    ok = True
+                    ok = self.post_status(records.encode_status(action.report, self.me, self.status_extra()),
+                                          action.leader_revision)
                 else:
                     ok = self.executor.run(action, plan.decision.reason)
             except Exception as exc:
@@ -338,6 +344,8 @@ class Manager:
                 self.memory = feed(self.memory, action, False, clock())
                 break
             self.memory = feed(self.memory, action, ok, clock())
+            if not ok and action.kind is Kind.POST_STATUS:
+                break  # a retraction that did not land: what it announced must not happen
 
     def housekeeping(self, plan: Plan, snapshot: Snapshot | None, members: tuple[str, ...]) -> None:
         """What a node keeps in order besides leadership: the search node's seeds and quorum, and

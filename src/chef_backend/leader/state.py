@@ -197,6 +197,9 @@ class Action:
     # (GUID, mod revision) of every status a TAKEOVER or ACQUIRE counted: it happens only if none changed
     guards: tuple[tuple[str, int], ...] = ()
     position: Position | None = None  # ACQUIRE/TAKEOVER: our final position (the fork point); APPLY_SYNC: the WAL end
+    # POST_STATUS that retracts a final report: post it only while the leader key's mod revision is
+    # still this (0: no key), the key the decision to move saw
+    leader_revision: int | None = None
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,11 @@ def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
     report = _report(obs, decision, final and not moves)
     last = memory.last_report
     if last is not None and last.final and not report.final:
-        actions = (Action(Kind.POST_STATUS, report=report), *actions)
+        # The retraction, and so the move, happens only if the leader key is still the one this
+        # decision saw: a candidate's takeover that counted our final report either changed the key
+        # first (we do not re-attach to the old leader) or fails on our retraction.
+        revision = obs.leader.mod_revision if obs.leader is not None else 0
+        actions = (Action(Kind.POST_STATUS, report=report, leader_revision=revision), *actions)
     elif _should_post(memory, sensed, obs, report, now):
         actions = (*actions, Action(Kind.POST_STATUS, report=report))
     urgent = (obs.switchover is not None or decision.role in (Role.WAITING, Role.PROMOTING)
