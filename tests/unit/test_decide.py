@@ -273,6 +273,17 @@ def test_without_confirmed_sync_standby_only_last_leader_may_lead() -> None:
     assert kinds(d) == [Kind.ACQUIRE]
 
 
+def test_the_last_leader_without_a_confirmed_set_defers_to_no_older_tail() -> None:
+    # Found by the simulation (seed 16291): B, an older leader re-promoted on a timeline whose number
+    # A's takeover also chose, reported more WAL on it than A, the last leader, had; A deferred to
+    # B, which may not lead: no leader ever again.
+    d = decide(obs(me=A, sync=SyncSet(), last_leader=A, pg=standby(lsn=100, tl=3), peers={B: peer(B, lsn=120, tl=3)}))
+    assert kinds(d) == [Kind.ACQUIRE]
+    # At a bootstrap (no last leader) everyone may lead, so everyone compares.
+    d = decide(obs(me=A, sync=SyncSet(), last_leader=None, pg=standby(lsn=100), peers={B: peer(B, lsn=120)}))
+    assert d.actions == () and "behind" in d.reason
+
+
 def test_two_candidates_at_once_defer_by_guid_during_grace() -> None:
     o = obs(last_leader=C, peers={B: peer(B)}, leaderless_seconds=0.5)
     assert kinds(decide(o)) == [Kind.ACQUIRE]  # A < B: A goes first

@@ -352,9 +352,11 @@ def candidacy(obs: Observation) -> str | None:
         # Being at least as far as the synchronous set is what safety needs. Beyond it, defer only to
         # nodes that could lead instead: an ineligible ex-leader's unacknowledged WAL (or a full
         # disk's), or a node outside the set that is not the last leader (it never may lead), must
-        # not keep everyone else from leading.
+        # not keep everyone else from leading. With no set confirmed, only the last leader may lead
+        # (or anyone at a bootstrap): an older leader's tail, on a timeline whose number ours may
+        # share, is no reason for the last leader to wait.
         def could_lead(g: str, p: Peer) -> bool:
-            may = g in obs.sync.members or g == obs.last_leader or not obs.sync.members
+            may = g in obs.sync.members or g == obs.last_leader or (not obs.sync.members and bootstrap)
             return may and p.eligible and (obs.storage_full is not None or not p.storage_full)
 
         compared = {g: p for g, p in fresh.items() if g in obs.sync.members or could_lead(g, p)}
