@@ -102,7 +102,14 @@ class Manager:
                 yield ETCD_TIMEOUT - 0.03
                 continue
             w.etcd.expire(w.now)
-            return op(w.etcd)
+            result = op(w.etcd)
+            if w.response_lost(self.node, result):
+                # Done in etcd, but the answer never comes (the member died, or a cut fell, right
+                # after): the Store waits out its timeout (a reset ends it at once) and sends the
+                # same request to the next member.
+                yield 0.001 if w.reject else ETCD_TIMEOUT
+                continue
+            return result
         raise EtcdDown()
 
     def probe(self, target: Node, path: str) -> Steps:

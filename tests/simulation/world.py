@@ -38,6 +38,9 @@ HAPROXY_INTER = 2.0
 HAPROXY_CHECK_TIMEOUT = 1.0
 HAPROXY_DOWNINTER = 0.25
 FRONTENDS = 2
+# With lost answers on, the chance that etcd's answer to one request it carried out never comes
+# (a schedule sends a few thousand while its faults last).
+LOST_ANSWER_CHANCE = 0.002
 
 
 class Violation(Exception):
@@ -75,6 +78,7 @@ class World:
     # change when the code under test behaves differently (a seed names the same schedule before and after a fix)
     orng: random.Random = field(init=False)  # the operator's switchovers: a stream of their own, too
     hrng: random.Random = field(init=False)  # when each HAProxy's checks fall: and a stream of its own
+    lrng: random.Random = field(init=False)  # which etcd answers are lost: one more
     nodes: list[Node] = field(init=False)
     etcd: Etcd = field(default_factory=Etcd)
     network: Network = field(default_factory=Network)
@@ -94,12 +98,15 @@ class World:
     read_upto: dict[int, tuple[list, int]] = field(default_factory=dict)  # node -> (its WAL, how far all was read)
     promotions: list[tuple[float, int, frozenset[int]]] = field(default_factory=list)  # (when, node, commits)
     commits: int = 0
+    lose_response: Callable[[Node, Any], bool] | None = None  # a scenario's choice of answers that never come
+    lost_answers: float = 0.0  # the chance that etcd's answer to a request it carried out is lost
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.frng = random.Random(self.seed * 7919 + 1)
         self.orng = random.Random(self.seed * 104729 + 3)
         self.hrng = random.Random(self.seed * 15485863 + 5)
+        self.lrng = random.Random(self.seed * 2750159 + 7)
         self.proxies = [HAProxy(f"fe{k + 1}") for k in range(FRONTENDS)]
         self.nodes = [Node(i, f"{i + 1:x}" * 32, f"10.0.0.{i + 1}") for i in range(self.size)]
         for n in self.nodes:
@@ -147,6 +154,17 @@ class World:
         return next(n for n in self.nodes if n.address == address)
 
     # -- etcd availability ----------------------------------------------------------------------------
+    def response_lost(self, node: Node, result: Any) -> bool:
+        """Whether the answer to a request etcd has just carried out never reaches `node`: a
+        scenario's choice, or while the faults last, at random (drawn on a stream of its own, so
+        that a schedule without a lost answer is the same as before answers could be lost)."""
+        if self.lose_response is not None:
+            return self.lose_response(node, result)
+        lost = not self.calm and self.lost_answers > 0 and self.lrng.random() < self.lost_answers
+        if lost:
+            self.note(f"etcd's answer to n{node.index} is lost")
+        return lost
+
     def etcd_member_serves(self, i: int) -> bool:
         """Whether member i is in a connected majority of live members (so raft has a leader)."""
         live = [j for j, n in enumerate(self.nodes) if n.host_up and n.etcd_up]
@@ -662,13 +680,18 @@ class World:
 
 
 def run(seed: int, size: int | None = None, ttl: float | None = None, trace: bool = False,
-        duration: float = 150.0, checks: frozenset[str] | None = None) -> Outcome:
-    """One schedule. Size and TTL, unless given, follow from the seed (3 or 5 nodes; TTL 30 or 10)."""
+        duration: float = 150.0, checks: frozenset[str] | None = None, lost_answers: bool | None = None) -> Outcome:
+    """One schedule. Size and TTL, unless given, follow from the seed (3 or 5 nodes; TTL 30 or 10), and
+    so does whether etcd's answers are lost now and then (`lost_answers`: half of the seeds; False
+    replays a seed found before lost answers were modelled as it was found)."""
     pick = random.Random(seed ^ 0x5EED)
     size = size or pick.choice((3, 3, 5))
     ttl = ttl or pick.choice((30.0, 10.0))
     reject = pick.random() < 0.5
-    world = World(seed, size=size, ttl=ttl, duration=duration, keep_trace=trace, reject=reject)
+    if lost_answers is None:
+        lost_answers = random.Random(seed ^ 0xA115).random() < 0.5
+    world = World(seed, size=size, ttl=ttl, duration=duration, keep_trace=trace, reject=reject,
+                  lost_answers=LOST_ANSWER_CHANCE if lost_answers else 0.0)
     if checks is not None:
         world.checks = checks
     return world.run()

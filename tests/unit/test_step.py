@@ -186,6 +186,15 @@ def test_takeover_holds_503_until_the_hold_ends_or_the_old_leader_answers_503() 
     assert plan.decision.ready
 
 
+def test_a_takeover_that_seems_to_have_failed_holds_503_too() -> None:
+    # etcd may have carried it out and its answer been lost: the Store's resend to another member
+    # then fails its compare while the key is ours, and the next tick promotes on it.
+    takeover = Action(Kind.TAKEOVER, leader=LeaderKey(C, ADDR[C], 7, 3))
+    m = feed(Memory(lease=1), takeover, False, 0.0)
+    _, plan = step(m, sensed(1.0, pg=primary(standbys=(B,)), etcd=view(leader=A)), 1.0)
+    assert not plan.decision.ready
+
+
 def test_rejoin_rewinds_then_rebuilds_after_a_failed_rewind_then_backs_off() -> None:
     m = Memory(lease=1)
     etcd = view(leader=C)

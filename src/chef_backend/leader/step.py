@@ -120,7 +120,10 @@ def _ready_until(obs: Observation, ready: bool, observed_at: float) -> float:
 def feed(memory: Memory, action: Action, ok: bool, now: float) -> Memory:
     """Fold an action's outcome into memory (`ok`: it did what it was asked)."""
     kind = action.kind
-    if kind is Kind.TAKEOVER and ok:
+    if kind is Kind.TAKEOVER:
+        # Held whether or not it seems to have worked: etcd may have carried the transaction out and
+        # its answer been lost, and then the Store's resend to the next member fails its compare while
+        # the key is ours (a lost hold would let our first 200 overlap the old leader's last).
         assert action.leader is not None
         return replace(memory, hold_until=now + takeover_hold(), hold_probe=action.leader.address)
     lsn = action.position.lsn if action.position is not None else 0
