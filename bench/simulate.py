@@ -5,7 +5,9 @@
 Each schedule is one seed: 3 or 5 nodes, TTL 30 or 10, cuts that drop or reset, and a random
 fault schedule over `--duration` simulated seconds, with every invariant checked after every event.
 Prints schedules/s, the seeds tried, and the first failing seed with its violation and schedule
-(replay it with `python -m tests.simulation SEED --trace`).
+(replay it with `python -m tests.simulation SEED --trace`). A progress line goes to stderr every
+500 schedules; stopped early (Ctrl-C, SIGTERM), it still prints what it tried, the seeds from
+--start on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import signal
 import sys
 import time
 from pathlib import Path
@@ -27,6 +30,11 @@ def one(args: tuple[int, float]) -> Outcome:
     return run(seed, duration=duration)
 
 
+def _worker_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent reports and stops the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--schedules", type=int, default=1000)
@@ -38,18 +46,31 @@ def main() -> int:
     started = time.monotonic()
     failing: Outcome | None = None
     tried = commits = acknowledged = promotions = 0
-    with multiprocessing.Pool(args.jobs) as pool:
-        for outcome in pool.imap(one, ((s, args.duration) for s in seeds), chunksize=4):
+    stop: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: stop.append(signum))
+    with multiprocessing.Pool(args.jobs, initializer=_worker_signals) as pool:
+        # In seed order, so that the seeds tried are always start .. start + tried - 1.
+        outcomes = pool.imap(one, ((s, args.duration) for s in seeds))
+        while tried < len(seeds) and not stop:
+            try:
+                outcome = outcomes.next(timeout=1.0)
+            except multiprocessing.TimeoutError:
+                continue
             tried += 1
             commits += outcome.commits
             acknowledged += outcome.acknowledged
             promotions += outcome.promotions
-            if outcome.violation and failing is None:
+            if tried % 500 == 0:
+                print(f"{tried} schedules, seeds {args.start}-{args.start + tried - 1} clean, "
+                      f"{tried / (time.monotonic() - started):.2f}/s", file=sys.stderr, flush=True)
+            if outcome.violation:
                 failing = outcome
-                pool.terminate()
                 break
+        pool.terminate()
     seconds = time.monotonic() - started
     report = {
+        "interrupted": bool(stop),
         "schedules": tried,
         "seconds": round(seconds, 2),
         "schedules_per_second": round(tried / seconds, 2) if seconds else None,
