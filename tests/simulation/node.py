@@ -16,7 +16,7 @@ from chef_backend.cluster.store import Entry, Snapshot
 from chef_backend.leader import records
 from chef_backend.leader.pg import fresh_standbys
 from chef_backend.leader.state import Action, Health, Kind, Knobs, Lease, Memory, PgState, Sensed
-from chef_backend.leader.step import feed, refresh_ready, step, wants_leader_probe
+from chef_backend.leader.step import feed, next_timer, refresh_ready, step, wants_leader_probe
 from chef_backend.leader.timing import READY_LOOK_SECONDS, TICK_SECONDS, URGENT_TICK_SECONDS
 from tests.simulation.models import Pg
 
@@ -219,7 +219,11 @@ class Manager:
                 if not ok and action.kind is Kind.POST_STATUS:
                     break  # Manager.execute: a retraction that did not land stops the plan
             w.check()
-            pause = (URGENT_TICK_SECONDS if plan.urgent else TICK_SECONDS) - (self.clock() - started)
+            now = self.clock()
+            pause = (URGENT_TICK_SECONDS if plan.urgent else TICK_SECONDS) - (now - started)
+            timer = next_timer(node.memory, now)
+            if timer is not None:  # Manager.run
+                pause = min(pause, timer - now + 0.01)
             yield max(0.05, pause)
 
     def watch(self) -> Steps:

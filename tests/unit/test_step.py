@@ -21,7 +21,7 @@ from chef_backend.leader.state import (
     Sensed,
     SyncSet,
 )
-from chef_backend.leader.step import feed, refresh_ready, step
+from chef_backend.leader.step import feed, next_timer, refresh_ready, step
 from chef_backend.leader.timing import (
     RATE_DRIFT,
     READY_VALIDITY_SECONDS,
@@ -220,6 +220,15 @@ def test_a_position_is_still_from_the_first_look_after_whatever_could_move_it() 
     assert m.still_since == 2.0 and not plan.report.final and plan.report.receiver_gone_for == 0.0
     m, _ = step(m, sensed(3.0, pg=replace(standby(), receiving=True), etcd=etcd), 3.0)
     assert m.still_since is None
+
+
+def test_the_next_tick_comes_when_a_timer_runs_out() -> None:
+    assert next_timer(Memory(), 5.0) is None
+    silent = Memory(unreachable_since=5.0)
+    assert next_timer(silent, 5.5) == 5.0 + SUSPECT_AFTER_SECONDS
+    assert next_timer(silent, 5.0 + SUSPECT_AFTER_SECONDS) is None  # suspected already
+    held = replace(silent, hold_until=6.0)
+    assert next_timer(held, 5.5) == 6.0 and next_timer(held, 6.0) == 5.0 + SUSPECT_AFTER_SECONDS
 
 
 def test_a_takeover_that_seems_to_have_failed_holds_503_too() -> None:

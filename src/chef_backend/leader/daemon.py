@@ -57,7 +57,7 @@ from chef_backend.leader.config import ManagerConfig
 from chef_backend.leader.http import HttpServer, Published
 from chef_backend.leader.pg import LocalPg, ReplyTracker
 from chef_backend.leader.state import Action, Health, Kind, Knobs, Lease, Memory, PgState, Plan, Role, Sensed
-from chef_backend.leader.step import feed, refresh_ready, step, wants_leader_probe
+from chef_backend.leader.step import feed, next_timer, refresh_ready, step, wants_leader_probe
 from chef_backend.leader.timing import READY_LOOK_SECONDS, TICK_SECONDS, URGENT_TICK_SECONDS, clock
 from chef_backend.services import elasticsearch, etcd_tls, postgresql
 from chef_backend.supervision.runit import Supervisor
@@ -463,9 +463,10 @@ class Manager:
                 log.exception("tick failed")
             now = clock()
             pause = (URGENT_TICK_SECONDS if self.urgent else TICK_SECONDS) - (now - started)
-            if now < self.memory.hold_until:
-                # The first tick after a takeover's hold is the one that starts answering 200.
-                pause = min(pause, self.memory.hold_until - now + 0.01)
+            timer = next_timer(self.memory, now)
+            if timer is not None:
+                # E.g. the first tick after a takeover's hold is the one that starts answering 200.
+                pause = min(pause, timer - now + 0.01)
             self.wake.wait(max(0.05, pause))
             self.wake.clear()
         self.shutdown()

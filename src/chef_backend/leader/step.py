@@ -92,6 +92,16 @@ def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
     return memory, Plan(decision, actions, report, ready_until, memory.deadline, urgent)
 
 
+def next_timer(memory: Memory, now: float) -> float | None:
+    """When the next of memory's timers runs out (the takeover hold, the suspicion of a silent
+    leader), if one runs: the tick that acts on it should start then, not up to a tick later."""
+    ends = [memory.hold_until]
+    if memory.unreachable_since is not None:
+        ends.append(memory.unreachable_since + SUSPECT_AFTER_SECONDS)
+    pending = [t for t in ends if t > now]
+    return min(pending) if pending else None
+
+
 def refresh_ready(memory: Memory, pg: PgState, observed_at: float, required_active_followers: int) -> Memory:
     """Keep a ready leader's 200 going from a fresh look at PostgreSQL alone, before the tick's etcd
     round trips (which can take seconds while etcd elects a raft leader). Only the standbys'
@@ -424,4 +434,4 @@ def _should_post(memory: Memory, sensed: Sensed, obs: Observation, report: Repor
     return obs.leader is None or changed or now - memory.last_post >= sensed.knobs.status_interval
 
 
-__all__ = ["desired_sync_set", "feed", "refresh_ready", "step", "wants_leader_probe"]
+__all__ = ["desired_sync_set", "feed", "next_timer", "refresh_ready", "step", "wants_leader_probe"]
