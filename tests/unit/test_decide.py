@@ -428,6 +428,17 @@ def test_async_mode_never_takes_over_before_the_lease_expires() -> None:
     assert kinds(d) == [Kind.FOLLOW] and d.actions[0].target == ADDR[C]
 
 
+def test_a_silent_leader_is_left_at_once_and_not_followed_again_while_silent() -> None:
+    d = decide(obs(leader=DEAD, leader_silent=True, detached=False, pg=standby(upstream=None)))
+    assert d.actions == (Action(Kind.FOLLOW, None),) and d.role is Role.FOLLOWER
+    d = decide(obs(leader=DEAD, leader_silent=True, detached=True, pg=standby(upstream=None)))
+    assert d.actions == () and "silent" in d.reason
+    # Asynchronous mode has no early takeover, so nothing to detach for.
+    d = decide(obs(leader=DEAD, leader_silent=True, synchronous=False, sync=SyncSet(), detached=True,
+                   pg=standby(upstream=None)))
+    assert d.actions == (Action(Kind.FOLLOW, ADDR[C]),)
+
+
 def test_unsuspected_leader_is_followed_again_after_a_false_alarm() -> None:
     d = decide(obs(leader=DEAD, leader_suspected=False, detached=True, pg=standby(upstream=None)))
     assert d.actions == (Action(Kind.FOLLOW, ADDR[C]),)

@@ -81,9 +81,14 @@ def test_lease_deadline_counts_from_when_the_renewal_was_sent() -> None:
 def test_leader_is_suspected_only_after_it_was_silent_for_a_while() -> None:
     m = Memory(following=ADDR[C])
     m, plan = step(m, sensed(0.0, etcd=view(), leader_answers=False), 0.0)
-    assert kinds(plan) == [] and m.unreachable_since == 0.0
+    # Silent, not suspect yet: we detach at once, so that our position is final by the time it is.
+    assert kinds(plan) == [Kind.FOLLOW] and plan.actions[0].target is None and m.unreachable_since == 0.0
+    assert m.leaderless_since is None and "silent" in plan.decision.reason
+    m = feed(m, plan.actions[0], True, 0.0)
+    m, plan = step(m, sensed(1.0, etcd=view(), leader_answers=False), 1.0)
+    assert kinds(plan) == [] and not plan.report.final  # one look so far
     m, plan = step(m, sensed(SUSPECT_AFTER_SECONDS, etcd=view(), leader_answers=False), SUSPECT_AFTER_SECONDS)
-    assert kinds(plan) == [Kind.FOLLOW] and plan.actions[0].target is None
+    assert plan.report.final and "looks dead" in plan.decision.reason
     assert m.leaderless_since == SUSPECT_AFTER_SECONDS and m.leaderless_revision == 100
 
 

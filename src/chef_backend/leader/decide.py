@@ -240,6 +240,14 @@ def _as_follower(obs: Observation) -> Decision:
     if not obs.pg.running:
         return _start_pg(obs, Role.FOLLOWER, (Action(Kind.FOLLOW, leader.address),),
                          "starting PostgreSQL as a follower")
+    if obs.leader_silent and obs.synchronous and obs.pg.in_recovery:
+        # Our stream from the leader broke and its manager does not answer: stop streaming now rather
+        # than once the silence makes it suspect, so that our position is final by then and the
+        # takeover hold counts from here (step._standbys_quiet_since). A receiver it would restart could
+        # not reach it anyway; if it answers again, we follow again (retracting a final report first).
+        if obs.detached:
+            return Decision(Role.FOLLOWER, False, (), f"leader {leader.guid} silent: detached until it answers")
+        return Decision(Role.FOLLOWER, False, (Action(Kind.FOLLOW, None),), f"leader {leader.guid} silent: detaching")
     repair = _repair(obs, leader) if obs.stream_stuck else None
     if repair is not None:
         # Our WAL holds what the leader never had (received from an old leader after another took

@@ -138,6 +138,9 @@ class Observation:
     # The leader key exists but its holder looks dead: its lease has not been renewed for a while
     # and our WAL receiver lost it. Only then may the synchronous set take over before the TTL.
     leader_suspected: bool = False
+    # Our WAL receiver lost the leader and its manager did not answer our last look, for less long
+    # than makes it suspect (or longer: then leader_suspected too).
+    leader_silent: bool = False
     hold_ready: bool = False  # just took over: wait until the old leader must have stopped answering 200
     # Our WAL end when we promoted, while fewer than a quorum of our synchronous standbys have flushed
     # that far (0 otherwise): until they have, what we hold may be ours alone.

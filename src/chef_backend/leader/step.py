@@ -288,6 +288,7 @@ def _observe(memory: Memory, sensed: Sensed, now: float) -> tuple[Observation, M
         failover_enabled=view.failover_enabled,
         leaderless_seconds=0.0 if memory.leaderless_since is None else now - memory.leaderless_since,
         leader_suspected=suspected,
+        leader_silent=memory.unreachable_since is not None,
         switchover=view.switchover,
         force_leader=view.force_leader == me and leader is None,
         handover_position=leader.handover if mine and leader is not None else None,
