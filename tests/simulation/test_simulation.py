@@ -67,6 +67,13 @@ REGRESSIONS: dict[str, list[int]] = {
     # unacknowledged tail on it, and no node ever led again:
     "liveness: the last leader deferring to an older leader's tail on a timeline of the same number": [16291],
 }
+# Found since the model loses etcd answers (they replay with them):
+FOUND_WITH_LOST_ANSWERS: dict[str, list[int]] = {
+    # Every process of the leader killed, the host back 1.3 s later: its new manager started PostgreSQL
+    # read-only at once, and clients still routed there by HAProxy read the old leader's last,
+    # unacknowledged commit, which the next leader lacked:
+    "7: a restarted manager on a node that led starting PostgreSQL while still routed": [19042],
+}
 
 CI_SEEDS = range(60)
 
@@ -97,9 +104,11 @@ def test_random_schedule(seed: int) -> None:
     assert outcome.violation is None, fail(outcome)
 
 
-@pytest.mark.parametrize(("path", "seed"), [(p, s) for p, seeds in REGRESSIONS.items() for s in seeds])
-def test_seed_that_found_a_path_of_issue_14(path: str, seed: int) -> None:
-    outcome = run(seed, lost_answers=False)  # as found: all of them before lost answers were modelled
+@pytest.mark.parametrize(("path", "seed", "lost_answers"),
+                         [(p, s, False) for p, seeds in REGRESSIONS.items() for s in seeds]
+                         + [(p, s, True) for p, seeds in FOUND_WITH_LOST_ANSWERS.items() for s in seeds])
+def test_seed_that_found_a_path_of_issue_14(path: str, seed: int, lost_answers: bool) -> None:
+    outcome = run(seed, lost_answers=lost_answers)  # as found
     assert outcome.violation is None, f"path {path}: " + fail(outcome)
 
 

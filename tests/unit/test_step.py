@@ -164,6 +164,22 @@ def test_a_leader_cut_off_right_after_promoting_never_answers_200() -> None:
     assert plan.decision.ready and m.promoted_from == 0
 
 
+def test_a_restarted_manager_on_a_node_that_led_counts_as_routed_from_its_start() -> None:
+    # Found by the simulation (seed 19042): every process of the leader killed and the host back 1.3 s
+    # later; the new manager, which had not answered 200 itself, started PostgreSQL read-only at once,
+    # and clients still routed there read the old leader's unacknowledged last commit.
+    down = PgState(running=False)
+    led = Health(was_leader=True)
+    m, plan = step(Memory(), sensed(50.0, pg=down, etcd=None, lease=None, health=led), 50.0)
+    assert Kind.START_PG not in kinds(plan) and "routing" in plan.decision.reason
+    later = 50.0 + frontends_route_after_200()
+    _, plan = step(m, sensed(later, pg=down, etcd=None, lease=None, health=led), later)
+    assert Kind.START_PG in kinds(plan)
+    # A node that did not lead since its last re-sync was never routed to: no wait.
+    _, plan = step(Memory(), sensed(50.0, pg=down, etcd=None, lease=None), 50.0)
+    assert Kind.START_PG in kinds(plan)
+
+
 def test_frontends_count_as_routing_here_until_their_next_check_after_the_last_200() -> None:
     m = Memory(lease=1, applied_sync=SyncSet((B, C), 1), deadline=100.0)
     m, plan = step(m, sensed(10.0, pg=primary(standbys=(B,), fresh_until=11.0), etcd=None, lease=None), 10.0)

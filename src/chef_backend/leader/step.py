@@ -53,6 +53,11 @@ def wants_leader_probe(sensed_pg: PgState, leader: LeaderKey | None, me: str) ->
 
 def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
     """The next plan for this node, and the memory to carry to the next tick."""
+    if memory.last_obs is None and sensed.health.was_leader:
+        # This manager has just started (after a kill -9 of the one before it, or a quick reboot of the
+        # host) on a node that led: the one before may have answered 200 until moments ago, and the
+        # frontends route here until their next checks (decide._start_pg waits for them).
+        memory = replace(memory, served_until=max(memory.served_until, now))
     memory = _count(memory, sensed, now)
     memory = _lease(memory, sensed)
     memory, final = _finality(memory, sensed.pg, now)
