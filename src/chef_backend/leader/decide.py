@@ -243,8 +243,10 @@ def _as_follower(obs: Observation) -> Decision:
     if obs.leader_silent and obs.synchronous and obs.pg.in_recovery:
         # Our stream from the leader broke and its manager does not answer: stop streaming now rather
         # than once the silence makes it suspect, so that our position is final by then and the
-        # takeover hold counts from here (step._standbys_quiet_since). A receiver it would restart could
-        # not reach it anyway; if it answers again, we follow again (retracting a final report first).
+        # takeover can follow the suspicion at once (its hold still counts from the takeover: the time
+        # in between is the margin for a last reply that reaches the old leader late). A receiver it
+        # would restart could not reach it anyway; if it answers again, we follow again (retracting a
+        # final report first).
         if obs.detached:
             return Decision(Role.FOLLOWER, False, (), f"leader {leader.guid} silent: detached until it answers")
         return Decision(Role.FOLLOWER, False, (Action(Kind.FOLLOW, None),), f"leader {leader.guid} silent: detaching")
