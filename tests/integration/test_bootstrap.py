@@ -76,7 +76,7 @@ def test_only_the_leader_answers_200(cluster: Cluster) -> None:
 
 def test_an_idle_leader_stays_ready_on_its_standbys_answers_to_its_heartbeats(cluster: Cluster) -> None:
     # With no client writing, the leader's manager still writes a WAL heartbeat after each look
-    # at PostgreSQL, and each standby's reply to it keeps the leader's 200 going: that is what
+    # at PostgreSQL, and each standby's flush of it keeps the leader's 200 going: that is what
     # lets a leader cut off from its standbys turn 503 within timing.STANDBY_STALE_SECONDS.
     leader = cluster.nodes[0]
     with leader.connect(cluster.password()) as conn:

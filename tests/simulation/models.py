@@ -138,7 +138,12 @@ class Pg:
     receiver_linger_until: float = 0.0  # a receiver told to stop keeps going until then (replay conflict)
     receiving_since_start: bool = False  # pg_last_wal_receive_lsn() is NULL until the receiver got something
     sync: SyncSet = field(default_factory=SyncSet)  # synchronous_standby_names
-    replies: dict[str, tuple[int, float]] = field(default_factory=dict)  # standby -> (flush, reply time)
+    # standby -> (flush, reply time: when the standby sent it, heard: when this server received it)
+    replies: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    # Replies on their way here, in the order sent: (not before, standby, flush, sent at). TCP delivers
+    # them in order, once both directions work and a retransmission got through.
+    inflight: list[tuple[float, str, int, float]] = field(default_factory=list)
+    status_sent: float = float("-inf")  # as a standby: the last reply its WAL receiver sent
     # (WAL index, issued at, sent through HAProxy) waiting for standbys
     pending: list[tuple[int, float, bool]] = field(default_factory=list)
 

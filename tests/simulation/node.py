@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from chef_backend.cluster import store as keys
 from chef_backend.cluster.store import Entry, Snapshot
 from chef_backend.leader import records
-from chef_backend.leader.pg import fresh_standbys
+from chef_backend.leader.pg import HeartbeatLog
 from chef_backend.leader.state import Action, Health, Kind, Knobs, Lease, Memory, PgState, Sensed
 from chef_backend.leader.step import feed, next_timer, refresh_ready, step, wants_leader_probe
 from chef_backend.leader.timing import READY_LOOK_SECONDS, TICK_SECONDS, URGENT_TICK_SECONDS
@@ -28,7 +28,6 @@ Steps = Generator[float, None, Any]
 ETCD_TIMEOUT = 2.0  # per endpoint, as the daemon's Store at the default settings
 PROBE_TIMEOUT = 0.5
 PG_CHECK_TIMEOUT = 3.0
-WAL_SENDER_TIMEOUT = 10.0
 
 
 class EtcdDown(Exception):
@@ -52,8 +51,7 @@ class Node:
     deadline: float = 0.0
     was_leader: bool = False
     unsynced: str | None = None
-    replies_seen: dict[str, tuple[str, float]] = field(default_factory=dict)
-    last_look: float = float("-inf")
+    beats: HeartbeatLog = field(default_factory=HeartbeatLog)
     promoted_at: float = -1.0  # real time of this node's last promotion
     generation: int = 0  # bumped at each kill: a dead manager's generator stops
 
@@ -140,12 +138,11 @@ class Manager:
         yield 0.002
         if not pg.running or self.now < pg.accepting_at:
             return PgState(running=False)  # down, or starting: the check fails
-        rows = [f"{g}={t}" for g, (_, t) in pg.replies.items() if self.now - t < WAL_SENDER_TIMEOUT]
         now = self.clock()
-        self.node.replies_seen, until = fresh_standbys(self.node.replies_seen, rows, self.node.last_look, now)
-        self.node.last_look = now
+        flushes = [(g, f) for g, (f, _, _) in pg.replies.items()]
         if pg.in_recovery:
-            until = ()
+            self.node.beats.forget()
+        until = self.node.beats.fresh(flushes) if not pg.in_recovery else ()
         return PgState(
             running=True,
             in_recovery=pg.in_recovery,
@@ -156,7 +153,7 @@ class Manager:
             fresh_until=until,
             receiving=pg.receiver is not None,
             wal_exhausted=pg.in_recovery and pg.receiver is None and pg.replayed >= len(pg.wal),
-            flushed=tuple(sorted((g, f) for g, (f, _) in pg.replies.items())),
+            flushed=tuple(sorted((g, f) for g, (f, _, _) in pg.replies.items())),
             timeline_start=pg.timeline_start() if pg.in_recovery else None,
         )
 
@@ -241,6 +238,17 @@ class Manager:
             node.memory = refresh_ready(node.memory, pg, observed_at, 0)
             if node.ready_until:
                 node.ready_until = max(node.ready_until, node.memory.ready_until)
+            if not pg.in_recovery:
+                yield from self.heartbeat()
+
+    def heartbeat(self) -> Steps:
+        """LocalPg.heartbeat: a WAL record, and where it ends and when its write began."""
+        began = self.clock()
+        yield 0.002
+        pg = self.node.pg
+        if pg.primary() and not pg.frozen:
+            self.world.heartbeat(self.node)
+            self.node.beats.record(len(pg.wal), began)
 
     # -- actions ------------------------------------------------------------------------------------
     def stop_pg(self, why: str) -> None:

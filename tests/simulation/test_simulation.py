@@ -125,6 +125,62 @@ def test_path0_leader_cut_off_from_everyone(ttl: float, reject: bool) -> None:
     assert outcome.promotions == 2  # a new leader was elected
 
 
+@pytest.mark.parametrize("stagger", [0.3, 1.3, 2.5])
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_path0_a_leader_whose_followers_hear_nothing_from_it_stops_answering_200(seed: int, stagger: float) -> None:
+    """The leader's packets to its followers are dropped (all ports), theirs to it still arrive: their
+    WAL receivers hear nothing until their timeout (10 s), and their replies, which TCP cannot get
+    through without the leader's acknowledgements, queue up. The leader must turn 503 before clients
+    cancel its waiting commits and read them through HAProxy. (A first version of the model let
+    those replies through, as if TCP needed no acknowledgements, and the rule that counted a standby
+    fresh while its replies changed then failed here; real processes showed the stall instead:
+    tests/faults, test_asymmetric_cut_leader_receives_but_cannot_send.)"""
+    world = World(seed, ttl=30.0, faults=False, duration=90)
+
+    def cut_from(leader: Node, follower: Node) -> None:
+        world.network.cut |= {(leader.index, follower.index, p) for p in PORTS}
+        world.note(f"n{leader.index}'s packets to n{follower.index} dropped")
+
+    def cut() -> None:
+        leader = next(n for n in world.nodes if n.pg.primary())
+        first, second = (n for n in world.nodes if n is not leader)
+        cut_from(leader, first)
+        world.at(world.now + stagger, lambda: cut_from(leader, second))
+
+    world.at(30.0, cut)
+    outcome = world.run()
+    assert outcome.violation is None, fail(outcome)
+    assert outcome.promotions == 2  # a new leader was elected
+
+
+@pytest.mark.parametrize("seed", range(1, 5))
+def test_path0_replies_that_arrive_after_a_heal_do_not_bring_the_old_leader_back(seed: int) -> None:
+    """The leader cut off from everyone while every standby reply is held up by retransmissions; a
+    moment after a follower took the key over, the old leader's link to one follower comes back and
+    the replies queued on it arrive in a burst. They say nothing of when that follower last received
+    anything: the old leader must not count it as streaming again."""
+    world = World(seed, ttl=30.0, faults=False, duration=90, late_replies=1.0)
+    old: list[Node] = []
+
+    def heal_when_taken() -> None:
+        entry = world.etcd.kv.get(keys.LEADER)
+        if entry is not None and entry.value.get("guid") != old[0].guid:
+            other = next(n for n in world.nodes if n is not old[0] and n.guid != entry.value.get("guid"))
+            back = {c for c in world.network.cut if other.index in c[:2] and old[0].index in c[:2]}
+            world.at(world.now + 0.3, lambda: world.heal(back, f"heal n{old[0].index}<->n{other.index}"))
+        else:
+            world.at(world.now + 0.01, heal_when_taken)
+
+    def cut() -> None:
+        old.append(isolate_leader(world))
+        heal_when_taken()
+
+    world.at(30.0, cut)
+    outcome = world.run()
+    assert outcome.violation is None, fail(outcome)
+    assert outcome.promotions == 2
+
+
 @pytest.mark.parametrize("reject", [False, True])
 @pytest.mark.parametrize("seed", range(1, 6))
 def test_path2_partial_heal_while_the_followers_elect(seed: int, reject: bool) -> None:

@@ -15,15 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chef_backend.cluster import store as keys
+from chef_backend.leader.pg import HeartbeatLog
 from chef_backend.leader.state import Memory
 from chef_backend.leader.timing import pg_restart_after_crash
 from tests.simulation.models import PORTS, Etcd, HAProxy, Network
-from tests.simulation.node import WAL_SENDER_TIMEOUT, Manager, Node
+from tests.simulation.node import Manager, Node
 
 REPLICATION_TICK = 0.1
 WRITE_EVERY = 0.1
 COMMIT_WAIT = 5.0  # a client cancels a commit that waits for its standbys longer (the cancel hole)
 RECEIVER_TIMEOUT = 10.0  # wal_receiver_timeout
+WAL_SENDER_TIMEOUT = 10.0  # wal_sender_timeout: a walsender that heard nothing for this long ends
+STATUS_INTERVAL = 1.0  # wal_receiver_status_interval: a receiver that gets nothing still replies this often
 SETTLE_SECONDS = 60.0  # the last minute of a schedule has no faults: the cluster must settle
 # ...and if it has not by then (a leader key that waits out its dead holder's TTL, then a rewind and
 # one of the model's slow starts of up to 30 s), the schedule runs on until it has, this long at most.
@@ -41,6 +44,9 @@ FRONTENDS = 2
 # With lost answers on, the chance that etcd's answer to one request it carried out never comes
 # (a schedule sends a few thousand while its faults last).
 LOST_ANSWER_CHANCE = 0.002
+# With late replies on, the chance that a standby's reply is held up by TCP retransmissions (one to
+# three lost segments: 0.2 to 1.4 s); the replies it sends after it wait behind it.
+LATE_REPLY_CHANCE = 0.01
 
 
 class Violation(Exception):
@@ -79,6 +85,7 @@ class World:
     orng: random.Random = field(init=False)  # the operator's switchovers: a stream of their own, too
     hrng: random.Random = field(init=False)  # when each HAProxy's checks fall: and a stream of its own
     lrng: random.Random = field(init=False)  # which etcd answers are lost: one more
+    trng: random.Random = field(init=False)  # which standby replies come late: and one more
     nodes: list[Node] = field(init=False)
     etcd: Etcd = field(default_factory=Etcd)
     network: Network = field(default_factory=Network)
@@ -100,6 +107,7 @@ class World:
     commits: int = 0
     lose_response: Callable[[Node, Any], bool] | None = None  # a scenario's choice of answers that never come
     lost_answers: float = 0.0  # the chance that etcd's answer to a request it carried out is lost
+    late_replies: float = 0.0  # the chance that a standby's reply is held up by retransmissions
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -107,6 +115,7 @@ class World:
         self.orng = random.Random(self.seed * 104729 + 3)
         self.hrng = random.Random(self.seed * 15485863 + 5)
         self.lrng = random.Random(self.seed * 2750159 + 7)
+        self.trng = random.Random(self.seed * 179424673 + 11)
         self.proxies = [HAProxy(f"fe{k + 1}") for k in range(FRONTENDS)]
         self.nodes = [Node(i, f"{i + 1:x}" * 32, f"10.0.0.{i + 1}") for i in range(self.size)]
         for n in self.nodes:
@@ -187,7 +196,7 @@ class World:
         pg.receiver, pg.receiver_connected = None, False
         pg.pending.clear()
         pg.replies.clear()
-        node.replies_seen = {}
+        pg.inflight.clear()  # the walsenders are gone: what was on its way is refused
 
     def start_pg(self, node: Node) -> None:
         pg = node.pg
@@ -225,6 +234,7 @@ class World:
         pg.in_recovery = False
         pg.receiver, pg.receiver_connected, pg.conninfo = None, False, None
         pg.replies.clear()
+        pg.inflight.clear()
         node.promoted_at = self.now
         have = frozenset(r for kind, r in pg.wal if kind == "c")
         self.note(f"n{node.index} promoted at {pg.position()}")
@@ -267,8 +277,10 @@ class World:
                 if not getattr(n, "replay_stalled", False):
                     pg.replayed = min(len(pg.wal), pg.replayed + 5)  # 50 records/s
             else:
-                for g in [g for g, (_, t) in pg.replies.items() if self.now - t > WAL_SENDER_TIMEOUT]:
-                    del pg.replies[g]
+                self.deliver_replies(n)
+                for g in [g for g, (_, _, heard) in pg.replies.items() if self.now - heard > WAL_SENDER_TIMEOUT]:
+                    del pg.replies[g]  # the walsender ends, and its connection with what was on its way
+                    pg.inflight = [e for e in pg.inflight if e[1] != g]
                 self.acknowledge(n)
         self.at(self.now + REPLICATION_TICK, self.replicate)
 
@@ -288,12 +300,51 @@ class World:
             pg.wal.extend(upg.wal[len(pg.wal):])
             pg.receiver_connected, pg.receiver_heard = True, self.now
             pg.receiving_since_start = True
-            if self.network.delivers(n.index, up.index, "pg") and not upg.in_recovery:
-                upg.replies[n.guid] = (len(pg.wal), self.now)
+            self.send_reply(n, up)
         elif reachable:
             pg.receiver_connected = False  # diverged: the receiver fails and retries
         elif self.now - pg.receiver_heard > RECEIVER_TIMEOUT:
             pg.receiver_connected = False
+        elif pg.receiver_connected and up.host_up and upg.running and self.now - pg.status_sent >= STATUS_INTERVAL:
+            # Nothing comes from the primary (a cut, a frozen server), yet the receiver does not know
+            # its connection is dead and keeps replying: the primary gets those once TCP gets through.
+            self.send_reply(n, up)
+
+    def send_reply(self, n: Node, up: Node) -> None:
+        """Standby n's WAL receiver replies to `up` with its flush position. TCP delivers in order,
+        and only while segments and their acknowledgements both get through (a sender that hears no
+        acknowledgement only retransmits what it sent first): a reply sent while either direction
+        is cut arrives once both work again (unless the walsender ended first), and one held up by
+        retransmissions holds up those sent after it."""
+        pg, upg = n.pg, up.pg
+        pg.status_sent = self.now
+        if upg.in_recovery:
+            return  # a cascading walsender: its replies count for nothing here
+        if self.reject and not self.network.ok(n.index, up.index, "pg"):
+            pg.receiver_connected = False  # the cut resets the connection
+            upg.inflight = [e for e in upg.inflight if e[1] != n.guid]
+            return
+        delay = 0.0
+        if self.late_replies > 0 and not self.calm and self.trng.random() < self.late_replies:
+            delay = self.trng.uniform(0.2, 1.4)
+        queued = [e[0] for e in upg.inflight if e[1] == n.guid]
+        upg.inflight.append((max([self.now + delay, *queued]), n.guid, len(pg.wal), self.now))
+        self.deliver_replies(up)
+
+    def deliver_replies(self, up: Node) -> None:
+        """Replies that reach `up`'s running server now, each standby's in the order it sent them."""
+        upg, keep, held = up.pg, [], set()
+        if upg.frozen:
+            return  # in the socket buffers until the walsender runs again
+        for entry in upg.inflight:
+            not_before, guid, flush, sent = entry
+            src = next(m for m in self.nodes if m.guid == guid)
+            if guid in held or self.now < not_before or not self.network.ok(src.index, up.index, "pg"):
+                held.add(guid)
+                keep.append(entry)
+            else:
+                upg.replies[guid] = (flush, sent, self.now)
+        upg.inflight = keep
 
     def acknowledge(self, n: Node) -> None:
         pg = n.pg
@@ -311,6 +362,11 @@ class World:
             elif self.now - issued < self.commit_wait:
                 keep.append((index, issued, routed))
         pg.pending = keep
+
+    def heartbeat(self, n: Node) -> None:
+        """The leader manager's heartbeat: a WAL record that is no commit."""
+        self.next_record += 1
+        n.pg.wal.append(("h", self.next_record))
 
     def write(self) -> None:
         """Clients write to every primary they reach (stale connections included)."""
@@ -632,7 +688,7 @@ class World:
             n.pg.finish_until = 0.0  # a new runsv: no finish pending
         n.manager_frozen = n.pg.frozen = False
         n.memory = Memory(following=n.pg.conninfo, applied_sync=n.pg.sync)
-        n.replies_seen, n.last_look = {}, float("-inf")
+        n.beats = HeartbeatLog()
         self.spawn(n)
 
     def thaw(self, n: Node, what: str) -> None:
@@ -680,18 +736,24 @@ class World:
 
 
 def run(seed: int, size: int | None = None, ttl: float | None = None, trace: bool = False,
-        duration: float = 150.0, checks: frozenset[str] | None = None, lost_answers: bool | None = None) -> Outcome:
+        duration: float = 150.0, checks: frozenset[str] | None = None, lost_answers: bool | None = None,
+        late_replies: bool | None = None) -> Outcome:
     """One schedule. Size and TTL, unless given, follow from the seed (3 or 5 nodes; TTL 30 or 10), and
-    so does whether etcd's answers are lost now and then (`lost_answers`: half of the seeds; False
-    replays a seed found before lost answers were modelled as it was found)."""
+    so do whether etcd's answers are lost now and then (`lost_answers`: half of the seeds; False
+    replays a seed found before lost answers were modelled as it was found) and whether standbys'
+    replies are held up by retransmissions now and then (`late_replies`: half of the seeds, drawn
+    apart from the other)."""
     pick = random.Random(seed ^ 0x5EED)
     size = size or pick.choice((3, 3, 5))
     ttl = ttl or pick.choice((30.0, 10.0))
     reject = pick.random() < 0.5
     if lost_answers is None:
         lost_answers = random.Random(seed ^ 0xA115).random() < 0.5
+    if late_replies is None:
+        late_replies = random.Random(seed ^ 0x1A7E).random() < 0.5
     world = World(seed, size=size, ttl=ttl, duration=duration, keep_trace=trace, reject=reject,
-                  lost_answers=LOST_ANSWER_CHANCE if lost_answers else 0.0)
+                  lost_answers=LOST_ANSWER_CHANCE if lost_answers else 0.0,
+                  late_replies=LATE_REPLY_CHANCE if late_replies else 0.0)
     if checks is not None:
         world.checks = checks
     return world.run()

@@ -17,8 +17,8 @@ its leadership as valid until
 `/leader` compares the current time with `deadline` on every request, so it turns 503 at the
 deadline even if this loop is stuck, and a thread of its own (`fence_on_time`) stops PostgreSQL
 (immediate shutdown) when it passes; the margin covers that shutdown and scheduling delays. A
-second thread (`keep_ready`) looks at PostgreSQL every 0.25 s on a primary: a 200 rests on fresh
-standby replies (step._ready_until), whatever etcd requests the loop is waiting on. Followers act
+second thread (`keep_ready`) looks at PostgreSQL every 0.25 s on a primary: a 200 rests on standbys
+that flushed a recent heartbeat (step._ready_until), whatever etcd requests the loop is waiting on. Followers act
 only once the key is gone on etcd's side, i.e. after t0 + T: by then the old leader has answered
 503 for `margin` seconds and stopped PostgreSQL.
 
@@ -55,7 +55,7 @@ from chef_backend.leader import records
 from chef_backend.leader.actions import Executor, Markers, parse_sync_standby_names
 from chef_backend.leader.config import ManagerConfig
 from chef_backend.leader.http import HttpServer, Published
-from chef_backend.leader.pg import LocalPg, ReplyTracker
+from chef_backend.leader.pg import HeartbeatLog, LocalPg
 from chef_backend.leader.state import Action, Health, Kind, Knobs, Lease, Memory, PgState, Plan, Role, Sensed
 from chef_backend.leader.step import feed, next_timer, refresh_ready, step, wants_leader_probe
 from chef_backend.leader.timing import READY_LOOK_SECONDS, TICK_SECONDS, URGENT_TICK_SECONDS, clock
@@ -87,10 +87,10 @@ class Manager:
         # hung request delays the whole tick (and so the detection of a dead PostgreSQL leader).
         self.store = Store(list(config.etcd_endpoints), timeout=min(timeout, 2.0, max(1.0, ttl / 6)),
                            tls=etcd_tls.client_tls(self.settings))
-        replies = ReplyTracker()
-        self.pg = LocalPg(self.settings, config.secrets.db_superuser_password, replies)
+        beats = HeartbeatLog()
+        self.pg = LocalPg(self.settings, config.secrets.db_superuser_password, beats)
         # The readiness watcher's own connection: it looks while the loop waits on etcd.
-        self.watch_pg = LocalPg(self.settings, config.secrets.db_superuser_password, replies)
+        self.watch_pg = LocalPg(self.settings, config.secrets.db_superuser_password, beats)
         self.lock = threading.Lock()  # memory and published readiness, shared with the watcher
         self.supervisor = Supervisor(self.paths)
         self.executor = Executor(
@@ -396,9 +396,9 @@ class Manager:
 
     def keep_ready(self) -> None:
         """Look at PostgreSQL every READY_LOOK_SECONDS. On a primary, keep a ready leader's 200 going
-        from those looks: the loop may wait seconds on etcd, and a 200 rests on standby replies seen
-        less than STANDBY_STALE ago; after each look, a WAL heartbeat makes every standby reply
-        before the next one (LocalPg.heartbeat). On a standby that streams, wake the loop the moment the stream
+        from those looks: the loop may wait seconds on etcd, and a 200 rests on standbys that flushed a
+        heartbeat written less than STANDBY_STALE ago; after each look, it writes the next one
+        (LocalPg.heartbeat). On a standby that streams, wake the loop the moment the stream
         stops, so that suspicion of a dead leader starts then, not up to a tick later."""
         required = self.settings["leaderl.required_active_followers"]
         while not self.stopping.wait(READY_LOOK_SECONDS):

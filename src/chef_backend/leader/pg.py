@@ -32,8 +32,6 @@ SELECT pg_is_in_recovery(),
        (SELECT status FROM pg_stat_wal_receiver),
        (SELECT sender_host FROM pg_stat_wal_receiver),
        (SELECT received_tli FROM pg_stat_wal_receiver),
-       (SELECT coalesce(array_agg(application_name || '=' || coalesce(reply_time::text, '')), '{}')
-          FROM pg_stat_replication WHERE state = 'streaming'),
        (SELECT coalesce(array_agg(application_name || '=' || coalesce((flush_lsn - '0/0')::text, '0')), '{}')
           FROM pg_stat_replication),
        (SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'startup')
@@ -59,35 +57,40 @@ def timeline_start(history: str) -> int | None:
     return None
 
 
-class ReplyTracker:
-    """What the standbys' replies looked like at the last look, shared by every look at this node's
-    PostgreSQL (the loop's and the readiness watcher's), so that freshness is judged from the most
-    recent look whoever made it."""
+class HeartbeatLog:
+    """The heartbeats this node wrote as a primary in the last STANDBY_STALE_SECONDS: (end LSN, when
+    the write began), shared by every look at this node's PostgreSQL (the loop's and the readiness
+    watcher's), so that freshness is judged from the newest heartbeat whoever wrote it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._replies: dict[str, tuple[str, float]] = {}  # standby -> (last reply_time, when it changed)
-        self._last_look = float("-inf")
+        self._beats: list[tuple[int, float]] = []
 
-    def update(self, rows: list[str]) -> tuple[tuple[str, float], ...]:
+    def record(self, lsn: int, written_at: float) -> None:
         with self._lock:
-            now = clock()
-            self._replies, until = fresh_standbys(self._replies, rows, self._last_look, now)
-            self._last_look = now
-            return until
+            self._beats = [b for b in self._beats if b[1] > written_at - STANDBY_STALE_SECONDS] + [(lsn, written_at)]
+
+    def fresh(self, flushes: list[tuple[str, int]]) -> tuple[tuple[str, float], ...]:
+        with self._lock:
+            return fresh_standbys(tuple(self._beats), flushes)
+
+    def forget(self) -> None:
+        """Seen in recovery: what was written as a primary before says nothing of the next promotion's WAL."""
+        with self._lock:
+            self._beats = []
 
 
 class LocalPg:
     """One reusable superuser connection to this node's PostgreSQL."""
 
-    def __init__(self, settings: Settings, password: str, replies: ReplyTracker | None = None) -> None:
+    def __init__(self, settings: Settings, password: str, beats: HeartbeatLog | None = None) -> None:
         self.settings = settings
         self._dsn = postgresql.conninfo(
             settings, settings.publish_address, password, timeout_s=max(1, settings["leaderl.db_timeout"] // 1000)
         )
         self._conn: psycopg.Connection | None = None
         self._last_tli = 0  # timeline last seen streaming, kept once the receiver stops
-        self._replies = replies or ReplyTracker()
+        self._beats = beats or HeartbeatLog()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-look")
 
     def _connection(self) -> psycopg.Connection:
@@ -137,7 +140,6 @@ class LocalPg:
             wr_status,
             sender,
             recv_tli,
-            standbys,
             flushes,
             startup_wait,
         ) = row
@@ -151,7 +153,10 @@ class LocalPg:
         else:
             tli, lsn = int(cur_tli), int(cur_lsn)
             self._last_tli = tli
-        until = self._fresh_standbys(list(standbys or ()))
+        flushed = _flushed(list(flushes or ()))
+        if in_recovery:
+            self._beats.forget()
+        until = self._beats.fresh(flushed) if not in_recovery else ()
         # pg_stat_wal_receiver has a row while a receiver process runs, in whatever state.
         now = clock()
         return PgState(
@@ -164,7 +169,7 @@ class LocalPg:
             fresh_until=until,
             receiving=wr_status is not None,
             wal_exhausted=startup_wait == "RecoveryRetrieveRetryInterval",
-            flushed=tuple(sorted(_flushed(list(flushes or ())))),
+            flushed=tuple(sorted(flushed)),
             timeline_start=start,
         )
 
@@ -179,21 +184,22 @@ class LocalPg:
             return None
         return timeline_start(str(row[0])) if row and row[0] else None
 
-    def _fresh_standbys(self, rows: list[str]) -> tuple[tuple[str, float], ...]:
-        return self._replies.update(rows)
-
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         cur = self._connection().execute(sql, params)
         return cur.fetchall() if cur.description else []
 
     def heartbeat(self) -> None:
-        """Write a tiny WAL record and flush it locally (no wait for standbys): each standby that
-        receives it replies at once, so an idle primary still sees its standbys' replies change at
-        every look, not only every wal_receiver_status_interval. That is what lets STANDBY_STALE,
-        and with it the takeover hold, be short. Transactional, because a non-transactional message
-        is not flushed until something else flushes WAL."""
-        self._timed_query("SELECT set_config('synchronous_commit', 'local', true), "
-                          "pg_logical_emit_message(true, 'leaderl', '')")
+        """Write a tiny WAL record and flush it locally (no wait for standbys), and note where it ends
+        and when the write began: a standby that has flushed up to there was receiving from us after
+        that moment. Its replies alone prove nothing: a receiver that gets nothing (a one-way cut, a
+        reply held up by retransmissions) still replies every wal_receiver_status_interval, and a reply
+        can arrive long after it was sent. Transactional, because a non-transactional message is not
+        flushed until something else flushes WAL."""
+        began = clock()
+        row = self._timed_query("SELECT set_config('synchronous_commit', 'local', true), "
+                                "pg_logical_emit_message(true, 'leaderl', '') - '0/0'")
+        if row is not None:
+            self._beats.record(int(row[1]), began)
 
     def promote(self) -> None:
         self.execute("SELECT pg_promote(true, 60)")
@@ -225,21 +231,19 @@ class LocalPg:
                 log.info("dropped replication slot %s of a removed member", slot)
 
 
-def fresh_standbys(previous: dict[str, tuple[str, float]], rows: list[str], last_look: float,
-                   now: float) -> tuple[dict[str, tuple[str, float]], tuple[tuple[str, float], ...]]:
-    """How long each standby (`name=reply_time` rows) counts as replying, by this node's clock (no
-    skew between nodes): a reply seen to change since the last look changed *after* that look, so
-    it counts from then (never from now: a look after a long pause must not make an old reply
-    new), for STANDBY_STALE_SECONDS. A standby not listed at the last look connected since, so its
-    reply too counts from that look. Returns the replies to remember for the next look, and
-    (name, fresh until) per standby."""
-    seen = {}
-    for row in rows:
-        name, _, reply = row.partition("=")
-        last = previous.get(name)
-        changed_at = last_look if last is None or last[0] != reply else last[1]
-        seen[name] = (reply, changed_at)
-    return seen, tuple(sorted((n, at + STANDBY_STALE_SECONDS) for n, (_, at) in seen.items()))
+def fresh_standbys(beats: tuple[tuple[int, float], ...],
+                   flushes: list[tuple[str, int]]) -> tuple[tuple[str, float], ...]:
+    """Until when each standby counts as streaming from us, by this node's clock: STANDBY_STALE_SECONDS
+    after the newest heartbeat (end LSN, when its write began) it has flushed was written. The write
+    came before the standby received it, so however late its reply arrives, a standby that stopped
+    receiving at T counts no longer than T + STANDBY_STALE. A standby that flushed none of `beats`
+    is not listed."""
+    out = []
+    for name, flushed in flushes:
+        written = [at for lsn, at in beats if lsn <= flushed]
+        if written:
+            out.append((name, max(written) + STANDBY_STALE_SECONDS))
+    return tuple(sorted(out))
 
 
 def _flushed(rows: list[str]) -> list[tuple[str, int]]:

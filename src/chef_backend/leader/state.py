@@ -49,8 +49,8 @@ class PgState:
     position: Position = Position()
     upstream: str | None = None  # host the WAL receiver streams from
     streaming: bool = False
-    standbys: tuple[str, ...] = ()  # GUIDs streaming from us with a recent reply (we are primary)
-    fresh_until: tuple[tuple[str, float], ...] = ()  # (GUID, until when its last reply counts as recent)
+    standbys: tuple[str, ...] = ()  # GUIDs that flushed a recent heartbeat of ours (we are primary)
+    fresh_until: tuple[tuple[str, float], ...] = ()  # (GUID, until when it counts as streaming from us)
     receiving: bool = False  # a WAL receiver process exists (in whatever state)
     # In recovery, the startup process waits for WAL that no source has: everything on disk is
     # replayed, so the replay position is the end of this node's WAL (not a restartpoint's).

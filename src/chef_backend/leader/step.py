@@ -120,7 +120,7 @@ def refresh_ready(memory: Memory, pg: PgState, observed_at: float, required_acti
 
 def _ready_until(obs: Observation, ready: bool, observed_at: float) -> float:
     """Until when /leader may answer 200 after a look at `observed_at`: READY_VALIDITY at most,
-    and no longer than the quorum of synchronous standbys it needs counts as replying (so a
+    and no longer than the quorum of synchronous standbys it needs counts as streaming from it (so a
     leader that loses its standbys turns 503 in time even while this loop is blocked)."""
     if not ready or not obs.lease_ok:
         return 0.0

@@ -17,11 +17,11 @@ URGENT_TICK_SECONDS = 0.25  # while leadership moves: every fraction of a second
 # A leader whose WAL stream we lost and whose manager has not answered for this long is suspect.
 SUSPECT_AFTER_SECONDS = 1.25
 # How often a primary's readiness watcher looks at PostgreSQL (daemon.Manager.keep_ready); after
-# each look it writes a WAL heartbeat, which every streaming standby answers with a reply at once.
+# each look it writes a WAL heartbeat, which every streaming standby flushes and reports at once.
 READY_LOOK_SECONDS = 0.25
-# A standby whose reply was not seen to change for this long (counted from the look *before* the
-# change was noticed) is gone: four heartbeats unanswered. Without heartbeats (a blocked watcher),
-# wal_receiver_status_interval (1 s) alone still keeps a standby fresh.
+# A standby that has flushed no heartbeat written in this long is gone: four heartbeats missed.
+# Counted from the heartbeat's write, not from the reply: a receiver that gets nothing still replies
+# (wal_receiver_status_interval), and a reply may arrive late; neither may keep a standby fresh.
 STANDBY_STALE_SECONDS = 1.25
 # How long one look's "ready" keeps /leader at 200: a frozen or blocked loop cannot keep answering 200.
 READY_VALIDITY_SECONDS = 1.5
@@ -63,10 +63,11 @@ def fence_deadline(sent_at: float, ttl: float) -> float:
 
 
 def old_leader_quiet_after() -> float:
-    """After the synchronous standbys that detached stopped replying, how long the old leader can
-    keep answering 200, whatever its loop is doing (even blocked on an unreachable etcd): its 200
-    needs a quorum of standbys whose last reply, counted from the look before it was seen, is less
-    than STANDBY_STALE old (step.ready_until caps it there), a just-promoted leader included."""
+    """After the synchronous standbys that detached stopped receiving, how long the old leader can
+    keep answering 200, whatever its loop is doing (even blocked on an unreachable etcd) and however
+    late their last replies reach it: its 200 needs a quorum of standbys that flushed a heartbeat
+    written less than STANDBY_STALE ago (step.ready_until caps it there), a just-promoted leader
+    included; a heartbeat a standby flushed was written before it stopped receiving."""
     return STANDBY_STALE_SECONDS
 
 
