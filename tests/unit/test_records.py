@@ -6,13 +6,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chef_backend.leader import records
-from chef_backend.leader.state import LeaderKey, Position, Switchover, SyncSet
+from chef_backend.leader.state import LeaderKey, Position, Report, Role, Switchover, SyncSet
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
                     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
                     max_leaves=12)
 FIELDS = st.fixed_dictionaries({}, optional={k: JSON for k in (
-    "guid", "address", "position", "handover", "members", "quorum", "source", "target", "eligible", "detached")})
+    "guid", "address", "position", "handover", "members", "quorum", "source", "target", "eligible", "detached",
+    "receiver_gone_for")})
 
 
 @given(st.one_of(JSON, FIELDS))
@@ -45,3 +46,14 @@ def test_malformed_records_count_as_absent() -> None:
     assert records.peer("b", {"address": "x", "position": {"timeline": 1, "lsn": 5}, "eligible": "yes"},
                         True, 1).eligible is False
     assert records.guid_list("abc") == ()
+    # A duration that is not a positive finite number claims nothing (0: the takeover hold gets no head start).
+    for bad in ("1.5", -2.0, True, float("inf"), None):
+        value = {"address": "x", "position": {"timeline": 1, "lsn": 5}, "receiver_gone_for": bad}
+        assert records.peer("b", value, True, 1).receiver_gone_for == 0.0
+
+
+def test_a_final_reports_receiver_silence_goes_through_etcd() -> None:
+    report = Report(Role.WAITING, False, "", True, (), None, None, Position(1, 5), True, True, True, True, False,
+                    None, (), receiver_gone_for=0.7504)
+    doc = records.encode_status(report, "b", {"address": "10.0.0.2"})
+    assert records.peer("b", doc, True, 1).receiver_gone_for == 0.75

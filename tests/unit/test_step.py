@@ -23,6 +23,7 @@ from chef_backend.leader.state import (
 )
 from chef_backend.leader.step import feed, next_timer, refresh_ready, step
 from chef_backend.leader.timing import (
+    RATE_DRIFT,
     READY_VALIDITY_SECONDS,
     RECEIVER_STOP_GRACE_SECONDS,
     REJOIN_BACKOFF_SECONDS,
@@ -205,6 +206,41 @@ def test_takeover_holds_503_until_the_hold_ends_or_the_old_leader_answers_503() 
     t = takeover_hold()
     _, plan = step(m, sensed(t, pg=primary(standbys=(B,)), etcd=etcd, lease=Lease(1, t, TTL)), t)
     assert plan.decision.ready
+
+
+def test_the_takeover_hold_runs_from_when_the_counted_standbys_went_quiet() -> None:
+    # A (us) and B, the synchronous set, both detached from C, which looks dead. B says its WAL
+    # receiver has been gone 0.5 s (by its clock); ours since our first look without one, at 0.
+    b = replace(peer(B), receiver_gone_for=0.5)
+    etcd = view(leader=C, peers={B: b})
+    m, _ = step(Memory(lease=1), sensed(0.0, etcd=etcd, leader_answers=False), 0.0)
+    m, plan = step(m, sensed(2.0, etcd=etcd, leader_answers=False), 2.0)
+    takeover = next(a for a in plan.actions if a.kind is Kind.TAKEOVER)
+    assert m.still_since == 0.0  # (the report says it is no longer final: the takeover moves it)
+    quiet = 2.0 - 0.5 * (1 - 2 * RATE_DRIFT)  # B's clock may run slower than ours
+    assert takeover.quiet_since == quiet
+    assert feed(m, takeover, True, 2.1).hold_until == quiet + takeover_hold()
+    # A report that does not say (an older version's) gives no head start: the hold runs from now.
+    m0, _ = step(Memory(lease=1), sensed(0.0, etcd=view(leader=C, peers={B: peer(B)}), leader_answers=False), 0.0)
+    _, plan = step(m0, sensed(2.0, etcd=view(leader=C, peers={B: peer(B)}), leader_answers=False), 2.0)
+    assert next(a for a in plan.actions if a.kind is Kind.TAKEOVER).quiet_since == 2.0
+    # Nor do standbys when no synchronous set was confirmed (the old leader's 200 did not rest on them).
+    unconfirmed = view(leader=C, peers={B: b}, sync=SyncSet(), last=A)
+    m0, _ = step(Memory(lease=1), sensed(0.0, etcd=unconfirmed, leader_answers=False), 0.0)
+    _, plan = step(m0, sensed(2.0, etcd=unconfirmed, leader_answers=False), 2.0)
+    assert next(a for a in plan.actions if a.kind is Kind.TAKEOVER).quiet_since == 2.0
+
+
+def test_a_position_is_still_from_the_first_look_after_whatever_could_move_it() -> None:
+    etcd = view(leader=None)
+    m, _ = step(Memory(lease=1), sensed(0.0, etcd=etcd), 0.0)
+    m, plan = step(m, sensed(1.0, etcd=etcd), 1.0)
+    assert m.still_since == 0.0 and plan.report.receiver_gone_for == 1.0
+    m = feed(m, Action(Kind.RESTART_PG), True, 1.5)  # a restart may start a receiver we never see
+    m, plan = step(m, sensed(2.0, etcd=etcd), 2.0)
+    assert m.still_since == 2.0 and not plan.report.final and plan.report.receiver_gone_for == 0.0
+    m, _ = step(m, sensed(3.0, pg=replace(standby(), receiving=True), etcd=etcd), 3.0)
+    assert m.still_since is None
 
 
 def test_the_next_tick_comes_when_a_timer_runs_out() -> None:

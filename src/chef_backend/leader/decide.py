@@ -243,8 +243,9 @@ def _as_follower(obs: Observation) -> Decision:
     if obs.leader_silent and obs.synchronous and obs.pg.in_recovery:
         # Our stream from the leader broke and its manager does not answer: stop streaming now rather
         # than once the silence makes it suspect, so that our position is final by then and the
-        # takeover can follow the suspicion at once (its hold still counts from the takeover: the time
-        # in between is the margin for a last reply that reaches the old leader late). A receiver it
+        # takeover can follow the suspicion at once (its hold counts from this detachment: the old
+        # leader's 200 ends within STANDBY_STALE of our last receipt, however late our replies reach
+        # it, step._standbys_quiet_since). A receiver it
         # would restart could not reach it anyway; if it answers again, we follow again (retracting a
         # final report first).
         if obs.detached:

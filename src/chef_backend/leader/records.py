@@ -4,6 +4,7 @@ leader manager's loop) and writing them. The policy only ever sees the typed val
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from chef_backend.cluster import store as keys
@@ -19,6 +20,12 @@ def _str(value: Any) -> str | None:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _seconds(value: Any) -> float:
+    """A duration a node reported; 0 (claiming nothing) when absent, as from an older version, or malformed."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return float(value) if ok else 0.0
 
 
 def position(value: Any) -> Position | None:
@@ -52,7 +59,7 @@ def peer(guid: str, value: Any, fresh: bool, lease: int, mod_revision: int = 0) 
     return Peer(guid=guid, address=address, role=str(value.get("role", "")), eligible=value.get("eligible") is True,
                 position=pos, detached=value.get("detached") is True, fresh=fresh, lease=lease,
                 storage_full=bool(value.get("storage_full")), mod_revision=mod_revision,
-                final=value.get("final") is True)
+                final=value.get("final") is True, receiver_gone_for=_seconds(value.get("receiver_gone_for")))
 
 
 def sync_set(value: Any) -> SyncSet:
@@ -143,6 +150,7 @@ def encode_status(report: Report, guid: str, extra: dict[str, Any]) -> dict[str,
         "position": encode_position(report.position),
         "detached": report.detached,
         "final": report.final,
+        "receiver_gone_for": round(report.receiver_gone_for, 3),
         "pg": {
             "running": report.pg_running,
             "in_recovery": report.pg_in_recovery,

@@ -93,6 +93,8 @@ class Peer:
     # Its position can no longer grow: PostgreSQL runs in recovery, follows no one, has no WAL
     # receiver, and showed the same position at two looks in a row. Only such a report counts.
     final: bool = False
+    # With `final`: for how long, when it posted, it had had no WAL receiver that could receive anything
+    receiver_gone_for: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,9 @@ class Action:
     # POST_STATUS that retracts a final report: post it only while the leader key's mod revision is
     # still this (0: no key), the key the decision to move saw
     leader_revision: int | None = None
+    # TAKEOVER: by then, on our clock, every synchronous standby it counted had stopped receiving from
+    # the old leader (the takeover hold runs from here; None: from the takeover itself)
+    quiet_since: float | None = None
 
 
 @dataclass(frozen=True)
@@ -322,6 +327,7 @@ class Memory:
     last_report: Report | None = None
     last_obs: Observation | None = None  # for refreshing "ready" from a fresh look at PostgreSQL
     last_position: Position | None = None  # at the last look, if PostgreSQL was detached and receiving nothing
+    still_since: float | None = None  # the tick whose look began the current run of such looks
     detached_at: float | None = None  # when we last stopped following
     # The synchronous set last applied and the WAL end then: a stricter set is published exactly only
     # once enough of its members have flushed that far (until then the union stays published).
@@ -350,6 +356,7 @@ class Report:
     upstream: str | None
     standbys: tuple[str, ...]
     cause: Cause = Cause.NONE
+    receiver_gone_for: float = 0.0  # with `final`: how long we have had no WAL receiver (Peer.receiver_gone_for)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from chef_backend.leader.state import (
     SyncSet,
 )
 from chef_backend.leader.timing import (
+    RATE_DRIFT,
     READY_VALIDITY_SECONDS,
     RECEIVER_STOP_GRACE_SECONDS,
     REJOIN_BACKOFF_SECONDS,
@@ -78,7 +79,7 @@ def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
     # A final position stops being final the moment an action may move it: the report says so
     # before that action runs (and the action runs only if that report was posted).
     moves = any(a.kind not in (Kind.POST_STATUS, Kind.PUBLISH_SYNC) for a in actions)
-    report = _report(obs, decision, final and not moves)
+    report = _report(obs, decision, final and not moves, memory, now)
     last = memory.last_report
     if last is not None and last.final and not report.final:
         # The retraction, and so the move, happens only if the leader key is still the one this
@@ -140,7 +141,8 @@ def feed(memory: Memory, action: Action, ok: bool, now: float) -> Memory:
         # its answer been lost, and then the Store's resend to the next member fails its compare while
         # the key is ours (a lost hold would let our first 200 overlap the old leader's last).
         assert action.leader is not None
-        return replace(memory, hold_until=now + takeover_hold(), hold_probe=action.leader.address)
+        quiet = now if action.quiet_since is None else min(now, action.quiet_since)
+        return replace(memory, hold_until=quiet + takeover_hold(), hold_probe=action.leader.address)
     lsn = action.position.lsn if action.position is not None else 0
     if kind is Kind.PROMOTE and ok:
         sync = action.sync or SyncSet()
@@ -309,6 +311,8 @@ def _expand(memory: Memory, decision: Decision, obs: Observation, now: float) ->
             out.extend(changes)
         elif action.kind is Kind.PROMOTE:
             out.append(replace(action, position=obs.pg.position))
+        elif action.kind is Kind.TAKEOVER:
+            out.append(replace(action, quiet_since=_standbys_quiet_since(memory, obs, action.guards, now)))
         elif action.kind in (Kind.REJOIN, Kind.REBUILD):
             if now - memory.last_rejoin < REJOIN_BACKOFF_SECONDS:
                 break
@@ -369,6 +373,27 @@ def _streamed_from_leader(memory: Memory, obs: Observation) -> tuple[Memory, boo
     return memory, memory.streamed_from == key
 
 
+def _standbys_quiet_since(memory: Memory, obs: Observation, guards: tuple[tuple[str, int], ...],
+                          now: float) -> float:
+    """By when, at the latest (on our clock), the synchronous standbys a takeover counts had all stopped
+    receiving from the old leader: each counted report is final, so its node had had no WAL receiver
+    for the time it says (measured on its clock, which may run slower than ours by 2 × RATE_DRIFT)
+    before we read it; ours has been gone since our own first look without one. The old leader's 200
+    rests on a quorum of that set having flushed a heartbeat it wrote less than STANDBY_STALE before
+    (pg.fresh_standbys: however late their replies reach it), which these reporters deny it
+    (decide.candidacy), so the takeover hold may run from here rather than from the takeover.
+    Without a synchronous set, from now."""
+    if not (obs.synchronous and obs.sync.members) or memory.still_since is None:
+        return now
+    latest = memory.still_since
+    for guid, _ in guards:
+        peer = obs.peers.get(guid)
+        if peer is None or not peer.final:
+            return now
+        latest = max(latest, now - peer.receiver_gone_for * (1 - 2 * RATE_DRIFT))
+    return min(now, latest)
+
+
 def _finality(memory: Memory, pg: PgState, now: float) -> tuple[Memory, bool]:
     """Whether our position is final: PostgreSQL runs in recovery following no one, with no WAL
     receiver, has replayed all the WAL it has (after a restart pg_last_wal_receive_lsn() is NULL
@@ -379,10 +404,13 @@ def _finality(memory: Memory, pg: PgState, now: float) -> tuple[Memory, bool]:
     still = (memory.following is None and pg.running and pg.in_recovery and not pg.receiving
              and pg.wal_exhausted)
     final = still and memory.last_position == pg.position
-    return replace(memory, last_position=pg.position if still else None), final
+    # A run of such looks goes on while nothing reset it (an action that may move the position does).
+    since = memory.still_since if memory.last_position is not None and memory.still_since is not None else now
+    return replace(memory, last_position=pg.position if still else None, still_since=since if still else None), final
 
 
-def _report(obs: Observation, decision: Decision, final: bool) -> Report:
+def _report(obs: Observation, decision: Decision, final: bool, memory: Memory, now: float) -> Report:
+    gone_for = now - memory.still_since if final and memory.still_since is not None else 0.0
     return Report(
         role=decision.role,
         ready=decision.ready,
@@ -400,6 +428,7 @@ def _report(obs: Observation, decision: Decision, final: bool) -> Report:
         pg_streaming=obs.pg.streaming,
         upstream=obs.pg.upstream,
         standbys=obs.pg.standbys,
+        receiver_gone_for=gone_for,
     )
 
 
@@ -409,7 +438,7 @@ def _should_post(memory: Memory, sensed: Sensed, obs: Observation, report: Repor
     if sensed.etcd is None or not memory.lease:
         return False
     last = memory.last_report
-    changed = last is None or replace(report, position=last.position) != last
+    changed = last is None or replace(report, position=last.position, receiver_gone_for=last.receiver_gone_for) != last
     return obs.leader is None or changed or now - memory.last_post >= sensed.knobs.status_interval
 
 

@@ -80,9 +80,10 @@ def frontends_route_after_200() -> float:
 
 def takeover_hold() -> float:
     """How long a node that took the leader key over answers 503 (unless the old leader itself
-    answers 503; a refused connection proves nothing, a firewall's reset looks the same): longer
-    than the old leader can keep answering 200 after the takeover, by the new leader's clock
-    (rates may differ by RATE_DRIFT each way), plus one urgent tick."""
+    answers 503; a refused connection proves nothing, a firewall's reset looks the same), counted
+    from when the synchronous standbys it counted had stopped receiving from the old leader (at the
+    latest, the takeover): longer than the old leader can keep answering 200 after that, by the new
+    leader's clock (rates may differ by RATE_DRIFT each way), plus one urgent tick."""
     return old_leader_quiet_after() * (1 + 2 * RATE_DRIFT) + URGENT_TICK_SECONDS
 
 
