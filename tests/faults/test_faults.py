@@ -128,6 +128,23 @@ def test_asymmetric_cut_leader_sends_but_cannot_receive(env) -> None:
     recovered(cluster, writer, prober)
 
 
+def test_asymmetric_cut_leader_receives_but_cannot_send(env) -> None:
+    """The followers hear nothing from the leader, which still hears them, and the clients still
+    reach it. Its commits wait for standbys that cannot receive them; a client that gives up on one
+    leaves the row visible there (the cancel hole). The leader must stop answering 200 as soon as its
+    standbys stop receiving, so that no client reads such a row through HAProxy (the checkers count
+    every row read there as acknowledged)."""
+    cluster, writer, prober = env.cluster, env.writer, env.prober
+    old, others = healthy_under_load(cluster, writer)
+    old.cut_from(*others, direction="output")
+    try:
+        new_leader_among(cluster, others)
+        writer.wait_acks(20, timeout=RESUME_BOUND_S)
+    finally:
+        old.heal()
+    recovered(cluster, writer, prober)
+
+
 def test_packet_loss_and_delay_on_the_leader(env) -> None:
     """30 % of the leader's packets dropped and the rest sent 500 ms late, for 10 s: maybe a
     failover, never a lost write."""

@@ -141,12 +141,14 @@ class NsNode(Node):
         return ["ip", "netns", "exec", self.namespace]
 
     def cut_from(self, *others: NsNode, direction: str = "both") -> None:
-        """Drop packets between this host and `others`: "both" ways, or only "input" (this host
-        can still send to them but hears nothing back)."""
+        """Drop packets between this host and `others`: "both" ways, only "input" (this host can
+        still send to them but hears nothing back) or only "output" (they hear nothing from it)."""
         addrs = ", ".join(o.address for o in others)
-        chains = [f"  chain input {{ type filter hook input priority -10; policy accept;"
-                  f" ip saddr {{ {addrs} }} drop; }}"]
-        if direction == "both":
+        chains = []
+        if direction in ("both", "input"):
+            chains.append(f"  chain input {{ type filter hook input priority -10; policy accept;"
+                          f" ip saddr {{ {addrs} }} drop; }}")
+        if direction in ("both", "output"):
             chains.append(f"  chain output {{ type filter hook output priority -10; policy accept;"
                           f" ip daddr {{ {addrs} }} drop; }}")
         self._nft("table inet cbfault {\n" + "\n".join(chains) + "\n}\n")

@@ -287,6 +287,9 @@ class LeaderProber:
     samples: list[LeaderSample] = field(default_factory=list)
     direct: list[DirectWrite] = field(default_factory=list)
     stale_reads: list[StaleRead] = field(default_factory=list)
+    # The newest workload rows a client read through HAProxy: as good as acknowledged (a commit whose
+    # wait for the standbys was cancelled is visible on the primary), so no node may lose them.
+    read_ids: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _history: History | None = None
@@ -396,6 +399,8 @@ class LeaderProber:
                     " to_regclass('workload') IS NULL OR EXISTS (SELECT 1 FROM workload WHERE id = %s)",
                     (key or "", inserted or 0)).fetchone()
                 in_recovery, has_key, has_insert = row if row is not None else (True, True, True)
+                if through_haproxy:
+                    self._note_read(conn)
                 if through_haproxy or not in_recovery:
                     via = "haproxy" if through_haproxy else host
                     if key is not None and not has_key:
@@ -406,6 +411,16 @@ class LeaderProber:
                 if conn is not None and (conn.closed or conn.broken):
                     conn = None
             time.sleep(PROBE_EVERY_S)
+
+    def _note_read(self, conn: psycopg.Connection) -> None:
+        """Remember the newest workload row this read through HAProxy showed."""
+        try:
+            row = conn.execute("SELECT max(id) FROM workload").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return
+        if row is not None and row[0] is not None and (not self.read_ids or row[0] > self.read_ids[-1]):
+            self.read_ids.append(int(row[0]))
+            self._note(f"read workload {row[0]} through haproxy")
 
     def _stale(self, read: StaleRead) -> None:
         self.stale_reads.append(read)
@@ -501,13 +516,19 @@ def outage_after(writer: Writer, fault_at: float, timeout: float = 120) -> float
 
 def assert_nothing_lost(cluster: Cluster, writer: Writer, prober: LeaderProber | None = None) -> None:
     """Every acknowledged row is on every node (followers get a few seconds to catch up): the
-    writer's, and those the prober's direct writes had acknowledged."""
+    writer's, those the prober's direct writes had acknowledged, and the newest rows a client read
+    through HAProxy (a cancelled commit wait leaves a row visible that may be on no standby)."""
     password = cluster.password()
     direct = prober.acknowledged_direct() if prober is not None else []
+    read = list(prober.read_ids) if prober is not None else []
     for node in cluster.nodes:
         def missing(node: Node = node) -> list[str]:
             with node.connect(password) as conn:
                 lost = [str(i) for i in writer.missing_on(conn)]
+                if read:
+                    present = {r[0] for r in conn.execute("SELECT id FROM workload WHERE id = ANY(%s)",
+                                                          (read,)).fetchall()}
+                    lost += [f"{i} (read through haproxy)" for i in read if i not in present]
                 if direct:
                     present = {r[0] for r in conn.execute("SELECT key FROM direct_probe").fetchall()}
                     lost += [k for k in direct if k not in present]
