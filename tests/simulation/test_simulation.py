@@ -133,7 +133,7 @@ def test_path0_a_leader_whose_followers_hear_nothing_from_it_stops_answering_200
     cancel its waiting commits and read them through HAProxy. (A first version of the model let
     those replies through, as if TCP needed no acknowledgements, and the rule that counted a standby
     fresh while its replies changed then failed here; real processes showed the stall instead:
-    tests/faults, test_asymmetric_cut_leader_receives_but_cannot_send.)"""
+    tests/faults, test_asymmetric_cut_of_the_leader[output].)"""
     world = World(seed, ttl=30.0, faults=False, duration=90)
 
     def cut_from(leader: Node, follower: Node) -> None:
