@@ -287,6 +287,7 @@ class Manager:
             if self.clock() >= node.deadline:  # actions.Executor._do_promote: the lease ran out meanwhile
                 return False
             w.promote(node)
+            yield from self.heartbeat()  # LocalPg.promote
             return True
         if k is Kind.FENCE:
             self.stop_pg("fence")

@@ -204,6 +204,10 @@ class LocalPg:
     def promote(self) -> None:
         self.execute("SELECT pg_promote(true, 60)")
         log.info("PostgreSQL promoted")
+        # A first heartbeat at once: our standbys' flush of one is what lets us answer 200, and the
+        # readiness watcher writes its first only after the loop has seen us primary.
+        with contextlib.suppress(psycopg.Error):
+            self.heartbeat()
 
     def reload(self) -> None:
         self.execute("SELECT pg_reload_conf()")
