@@ -135,13 +135,14 @@ class Manager:
         if pg.running and pg.frozen:
             yield PG_CHECK_TIMEOUT  # the daemon gives a look up after this long
             return PgState(running=False)
+        began = self.clock()
         yield 0.002
         if not pg.running or self.now < pg.accepting_at:
             return PgState(running=False)  # down, or starting: the check fails
         now = self.clock()
         flushes = [(g, f) for g, (f, _, _) in pg.replies.items()]
         if pg.in_recovery:
-            self.node.beats.forget()
+            self.node.beats.forget(began)
         until = self.node.beats.fresh(flushes) if not pg.in_recovery else ()
         return PgState(
             running=True,

@@ -48,5 +48,7 @@ def test_the_log_forgets_what_it_wrote_before_it_was_seen_in_recovery() -> None:
     # says nothing about a heartbeat of the previous promotion.
     log = HeartbeatLog()
     log.record(100, 10.0)
-    log.forget()
+    log.record(300, 10.6)  # by a promotion that completed while the look in recovery ran
+    log.forget(10.5)
     assert log.fresh([("b", 150)]) == ()
+    assert log.fresh([("b", 300)]) == (("b", 10.6 + STALE),)

@@ -74,10 +74,12 @@ class HeartbeatLog:
         with self._lock:
             return fresh_standbys(tuple(self._beats), flushes)
 
-    def forget(self) -> None:
-        """Seen in recovery: what was written as a primary before says nothing of the next promotion's WAL."""
+    def forget(self, before: float) -> None:
+        """Seen in recovery by a look that began at `before`: what was written as a primary until then
+        says nothing of the next promotion's WAL (a heartbeat written since, by a promotion that
+        completed meanwhile, stays)."""
         with self._lock:
-            self._beats = []
+            self._beats = [b for b in self._beats if b[1] >= before]
 
 
 class LocalPg:
@@ -123,6 +125,7 @@ class LocalPg:
 
     def observe(self) -> PgState:
         """Query the server's role and WAL position; raises psycopg.Error when unreachable."""
+        began = clock()
         try:
             row = self._timed_query()
         except psycopg.Error:
@@ -155,7 +158,7 @@ class LocalPg:
             self._last_tli = tli
         flushed = _flushed(list(flushes or ()))
         if in_recovery:
-            self._beats.forget()
+            self._beats.forget(began)
         until = self._beats.fresh(flushed) if not in_recovery else ()
         # pg_stat_wal_receiver has a row while a receiver process runs, in whatever state.
         now = clock()
