@@ -134,10 +134,20 @@ def primary() -> int | None:
 
 
 def replicas_streaming() -> bool:
-    """One primary and the two others replicas that Patroni itself calls healthy."""
+    """One primary and the two others replicas that Patroni itself calls healthy, both streaming
+    from it. Patroni's /replica says 200 before a replica streams: the primary creates their
+    replication slots only at its next loop (up to loop_wait later), and until then a kill of the
+    primary leaves replicas without its data and, too far behind, refused as candidates."""
     lead = primary()
-    return lead is not None and all(code(f"http://{a}:8008/replica") == 200
-                                    for i, a in enumerate(ADDRS, 1) if i != lead)
+    if lead is None or not all(code(f"http://{a}:8008/replica") == 200 for i, a in enumerate(ADDRS, 1) if i != lead):
+        return False
+    try:
+        with psycopg.connect(host=ADDRS[lead - 1], user=USER, password=PASSWORD, dbname="postgres",
+                             connect_timeout=2, autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'").fetchone()
+    except psycopg.Error:
+        return False
+    return row is not None and row[0] == len(ADDRS) - 1
 
 
 def kill9_trials(trials: int, emit: Callable[[dict], None]) -> list[dict]:
