@@ -6,7 +6,7 @@ Measured on real processes, through HAProxy (`inter 1s fall 1 rise 1`, `on-marke
 shutdown-sessions`) as the fault suite's client sees the cluster:
   - write outage seen by an insert loop when every process of the leader node gets kill -9,
     at the default TTL (30 s) and at TTL 10, and the acknowledged rows lost;
-  - switchover (promote) outage;
+  - switchover (promote) outage, as many times as kill -9 trials, at each TTL;
   - /leader latency p50/p99 at 200 checks/s (a new connection per check, like HAProxy);
   - pgbench TPS through HAProxy with synchronous and with asynchronous replication;
   - the leader manager's resident memory on each node;
@@ -16,6 +16,7 @@ shutdown-sessions`) as the fault suite's client sees the cluster:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -91,8 +92,8 @@ def kill9_trials(ttl: int, trials: int) -> list[dict]:
                    "write_outage_s": round(outage, 2), "lost_rows": lost, "acked": len(writer.acked)}
             emit(doc)
             results.append(doc)
-        switch = switchover_trial(cluster, writer)
-        results.append(switch)
+        # As many switchovers: each outage is quantised by HAProxy's checks (1 s while a server is up).
+        results += [switchover_trial(cluster, writer, ttl) for _ in range(trials)]
         if ttl == 30:
             results.append(leader_latency(cluster))
             results.append(leaderl_memory(cluster))
@@ -102,7 +103,7 @@ def kill9_trials(ttl: int, trials: int) -> list[dict]:
     return results
 
 
-def switchover_trial(cluster: Cluster, writer: Writer) -> dict:
+def switchover_trial(cluster: Cluster, writer: Writer, ttl: int) -> dict:
     cluster.wait_healthy(120)
     writer.wait_acks(50)
     leader = cluster.wait_leader()
@@ -112,7 +113,7 @@ def switchover_trial(cluster: Cluster, writer: Writer) -> dict:
     writer.wait_acks(20, timeout=60)
     outage = writer.max_gap
     cluster.wait_healthy(120)
-    doc = {"bench": "switchover", "system": "chef-backend", "write_outage_s": round(outage, 2),
+    doc = {"bench": "switchover", "system": "chef-backend", "ttl": ttl, "write_outage_s": round(outage, 2),
            "lost_rows": lost_rows(cluster, writer)}
     emit(doc)
     return doc
@@ -197,16 +198,16 @@ def async_pgbench() -> dict:
 
 def summarize(results: list[dict]) -> dict:
     summary: dict = {"summary": True}
-    for ttl in (30, 10):
-        trials = [r for r in results if r["bench"] == "kill9" and r.get("ttl") == ttl and r["system"] == "chef-backend"]
+    for bench, ttl in itertools.product(("kill9", "switchover"), (30, 10)):
+        trials = [r for r in results if r["bench"] == bench and r.get("ttl") == ttl and r["system"] == "chef-backend"]
         if trials:
             outages = [r["write_outage_s"] for r in trials]
-            summary[f"kill9_ttl{ttl}"] = {
+            summary[f"{bench}_ttl{ttl}"] = {
                 "trials": len(trials), "outage_s_median": statistics.median(outages), "outage_s_max": max(outages),
                 "lost_rows": sum(r["lost_rows"] for r in trials),
             }
     for r in results:
-        if r["bench"] in ("switchover", "leader_latency", "leaderl_rss_mb"):
+        if r["bench"] in ("leader_latency", "leaderl_rss_mb"):
             summary[r["bench"]] = {k: v for k, v in r.items() if k != "bench"}
     tps = {r["replication"]: r["tps"] for r in results if r["bench"] == "pgbench"}
     if len(tps) == 2:
@@ -222,7 +223,7 @@ def summarize(results: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=3, help="kill -9 trials per TTL")
+    parser.add_argument("--trials", type=int, default=3, help="kill -9 trials and switchovers per TTL")
     parser.add_argument("--patroni", action="store_true", help="also run the kill -9 workload against Patroni")
     args = parser.parse_args()
     results: list[dict] = []
