@@ -214,8 +214,8 @@ class Manager:
                     node.memory = feed(node.memory, action, False, self.clock())
                     break
                 node.memory = feed(node.memory, action, ok, self.clock())
-                if not ok and action.kind is Kind.POST_STATUS:
-                    break  # Manager.execute: a retraction that did not land stops the plan
+                if not ok and action.kind in (Kind.POST_STATUS, Kind.PUBLISH_SYNC):
+                    break  # Manager.execute: a retraction or a set that did not land stops the plan
             w.check()
             now = self.clock()
             pause = (URGENT_TICK_SECONDS if plan.urgent else TICK_SECONDS) - (now - started)
@@ -260,6 +260,8 @@ class Manager:
         k = action.kind
         me_rec = records.encode_leader(node.guid, node.address, w.now, fork=action.position)
         guards = [(keys.STATUS + g, "mod", rev) for g, rev in action.guards]
+        if action.sync_revision is not None:
+            guards.append((keys.SYNC, "mod", action.sync_revision))
         if k in (Kind.ACQUIRE, Kind.TAKEOVER, Kind.CLAIM):
             entry = yield from self.etcd(lambda e: e.kv.get(keys.HISTORY))
             history = records.appended_history(entry.value if entry else None, {"guid": node.guid})
@@ -327,8 +329,8 @@ class Manager:
             return True
         if k is Kind.PUBLISH_SYNC:
             doc = records.encode_sync(action.sync) if action.sync else None
-            yield from self.etcd(lambda e: e.put(keys.SYNC, doc))
-            return True
+            return (yield from self.etcd(lambda e: e.txn([(keys.LEADER, "lease", node.memory.lease)],
+                                                         [(keys.SYNC, doc, 0)])))
         if k is Kind.APPLY_SYNC:
             yield from self.pg_call()
             node.pg.sync = action.sync or node.pg.sync

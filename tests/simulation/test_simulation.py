@@ -73,6 +73,15 @@ FOUND_WITH_LOST_ANSWERS: dict[str, list[int]] = {
     # unacknowledged commit, which the next leader lacked:
     "7: a restarted manager on a node that led starting PostgreSQL while still routed": [19042],
 }
+# Found since the model carries standby replies as TCP does (they replay with the seed's own choices):
+FOUND_WITH_REPLIES_MODELLED: dict[str, list[int]] = {
+    # The leader and then the next one cut off; a partial heal let the second re-acquire the key
+    # and publish a synchronous set with a member the third node had not counted, while the third
+    # took over against the set it had read: the second acknowledged commits through that member
+    # and the third promoted without them. Now a set is published only under our lease and a
+    # takeover fails if the set changed since its reports were counted:
+    "6: a synchronous set published after a takeover counted reports against the one before": [28534],
+}
 
 CI_SEEDS = range(60)
 
@@ -105,8 +114,9 @@ def test_random_schedule(seed: int) -> None:
 
 @pytest.mark.parametrize(("path", "seed", "lost_answers"),
                          [(p, s, False) for p, seeds in REGRESSIONS.items() for s in seeds]
-                         + [(p, s, True) for p, seeds in FOUND_WITH_LOST_ANSWERS.items() for s in seeds])
-def test_seed_that_found_a_path_of_issue_14(path: str, seed: int, lost_answers: bool) -> None:
+                         + [(p, s, True) for p, seeds in FOUND_WITH_LOST_ANSWERS.items() for s in seeds]
+                         + [(p, s, None) for p, seeds in FOUND_WITH_REPLIES_MODELLED.items() for s in seeds])
+def test_seed_that_found_a_path_of_issue_14(path: str, seed: int, lost_answers: bool | None) -> None:
     outcome = run(seed, lost_answers=lost_answers)  # as found
     assert outcome.violation is None, f"path {path}: " + fail(outcome)
 

@@ -402,9 +402,17 @@ DEAD = LeaderKey(C, ADDR[C], mod_revision=42, lease=7)
 
 
 def test_suspected_leader_is_taken_over_once_the_sync_set_detached() -> None:
-    d = decide(obs(leader=DEAD, leader_suspected=True, peers={B: peer(B), C: peer(C, lsn=999, detached=False)}))
-    assert d.actions == (Action(Kind.TAKEOVER, leader=DEAD, guards=((B, 0),), position=Position(1, 100)),)
+    d = decide(obs(leader=DEAD, leader_suspected=True, peers={B: peer(B), C: peer(C, lsn=999, detached=False)},
+                   sync_revision=17))
+    # Guarded by every report it counted and by the synchronous set it counted them against.
+    assert d.actions == (Action(Kind.TAKEOVER, leader=DEAD, guards=((B, 0),), position=Position(1, 100),
+                                sync_revision=17),)
     assert not d.ready
+
+
+def test_a_leaderless_cluster_is_acquired_against_the_synchronous_set_it_counted() -> None:
+    d = decide(obs(leader=None, peers={B: peer(B)}, sync_revision=5))
+    assert [(a.kind, a.sync_revision) for a in d.actions] == [(Kind.ACQUIRE, 5)]
 
 
 def test_suspected_leader_makes_followers_detach_first() -> None:

@@ -86,8 +86,13 @@ class Executor:
     @staticmethod
     def _guards(action: Action) -> list[dict[str, object]]:
         """The statuses the decision counted must be unchanged: a report retracted meanwhile (its
-        node re-attached to a leader) no longer vouches for anything."""
-        return [Store.cmp_mod(keys.STATUS + guid, revision) for guid, revision in action.guards]
+        node re-attached to a leader) no longer vouches for anything. So must the synchronous set
+        they were counted against: one a leader published since may hold members that were not
+        counted and can acknowledge its commits (simulation seed 28534)."""
+        guards = [Store.cmp_mod(keys.STATUS + guid, revision) for guid, revision in action.guards]
+        if action.sync_revision is not None:
+            guards.append(Store.cmp_mod(keys.SYNC, action.sync_revision))
+        return guards
 
     def _do_acquire(self, action: Action, reason: str) -> bool:
         cmp_history, put_history = self._history(reason)
@@ -323,8 +328,11 @@ class Executor:
         shutil.rmtree(aside, ignore_errors=True)
 
     # -- synchronous replication -----------------------------------------------------------------
-    def _do_publish_sync(self, action: Action, reason: str) -> None:
-        self.store.put(keys.SYNC, records.encode_sync(action.sync or SyncSet()))
+    def _do_publish_sync(self, action: Action, reason: str) -> bool:
+        """Publish only while the key is ours: a set published after another node took over would
+        let us apply it and acknowledge commits through members that node never counted."""
+        return self.store.txn([Store.cmp_lease(keys.LEADER, self.lease)],
+                              [Store.op_put(keys.SYNC, records.encode_sync(action.sync or SyncSet()))])
 
     def _do_apply_sync(self, action: Action, reason: str) -> None:
         sync = action.sync or SyncSet()

@@ -344,8 +344,10 @@ class Manager:
                 self.memory = feed(self.memory, action, False, clock())
                 break
             self.memory = feed(self.memory, action, ok, clock())
-            if not ok and action.kind is Kind.POST_STATUS:
-                break  # a retraction that did not land: what it announced must not happen
+            if not ok and action.kind in (Kind.POST_STATUS, Kind.PUBLISH_SYNC):
+                # A retraction that did not land: what it announced must not happen. A synchronous
+                # set not published (the key is no longer ours) must not be applied.
+                break
 
     def housekeeping(self, plan: Plan, snapshot: Snapshot | None, members: tuple[str, ...]) -> None:
         """What a node keeps in order besides leadership: the search node's seeds and quorum, and

@@ -305,9 +305,10 @@ def _leaderless(obs: Observation, takeover: LeaderKey | None = None) -> Decision
             # Our own key from a previous run over a primary that kept running: its timeline still
             # forks where it did.
             fork = takeover.fork if takeover.guid == obs.me and primary else obs.pg.position
-            action = Action(Kind.TAKEOVER, leader=takeover, guards=guards, position=fork)
+            action = Action(Kind.TAKEOVER, leader=takeover, guards=guards, position=fork,
+                            sync_revision=obs.sync_revision)
             return Decision(Role.PROMOTING, False, (action,), f"{gone}: taking over", Cause.LEADER_DEAD)
-        action = Action(Kind.ACQUIRE, guards=guards, position=obs.pg.position)
+        action = Action(Kind.ACQUIRE, guards=guards, position=obs.pg.position, sync_revision=obs.sync_revision)
         return Decision(Role.PROMOTING, False, (action,), f"{gone}: taking leadership",
                         Cause.FORCED if obs.force_leader else Cause.NO_LEADER)
     if primary:

@@ -106,6 +106,7 @@ def etcd_view(snapshot: Snapshot) -> EtcdView:
         members=tuple(sorted(snapshot.under(keys.NODES))),
         peers=peers,
         sync=sync_set(snapshot.value(keys.SYNC)),
+        sync_revision=sync_entry.mod_revision if (sync_entry := snapshot.get(keys.SYNC)) else 0,
         history=History(last_leader(history.value) if history else None, history.mod_revision if history else 0),
         switchover=switchover(snapshot.value(keys.CONTROL_SWITCHOVER)),
         failover_enabled=snapshot.value(keys.CONTROL_FAILOVER, "on") != "off",

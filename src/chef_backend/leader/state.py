@@ -128,6 +128,7 @@ class Observation:
     members: tuple[str, ...]  # registered GUIDs, this node included
     peers: dict[str, Peer] = field(default_factory=dict)
     sync: SyncSet = SyncSet()  # as published in etcd
+    sync_revision: int = 0  # the published set's mod revision: a takeover counts on it staying
     applied_sync: SyncSet = SyncSet()  # as PostgreSQL's synchronous_standby_names has it here
     synchronous: bool = True
     last_leader: str | None = None
@@ -201,6 +202,9 @@ class Action:
     report: Report | None = None  # what a POST_STATUS posts
     # (GUID, mod revision) of every status a TAKEOVER or ACQUIRE counted: it happens only if none changed
     guards: tuple[tuple[str, int], ...] = ()
+    # ACQUIRE, TAKEOVER: the published synchronous set's mod revision when the reports were counted
+    # against it; the transaction fails if a leader has published another set since
+    sync_revision: int | None = None
     position: Position | None = None  # ACQUIRE/TAKEOVER: our final position (the fork point); APPLY_SYNC: the WAL end
     # POST_STATUS that retracts a final report: post it only while the leader key's mod revision is
     # still this (0: no key), the key the decision to move saw
@@ -241,6 +245,7 @@ class EtcdView:
     sync: SyncSet
     history: History
     switchover: Switchover | None = None
+    sync_revision: int = 0  # the sync key's mod revision (0: absent)
     failover_enabled: bool = True
     blocked: tuple[str, ...] = ()  # nodes whose failover the operator turned off
     force_leader: str | None = None

@@ -289,6 +289,7 @@ def _observe(memory: Memory, sensed: Sensed, now: float) -> tuple[Observation, M
         members=view.members or (me,),
         peers=peers,
         sync=view.sync,
+        sync_revision=view.sync_revision,
         last_leader=view.history.last_leader,
         failover_enabled=view.failover_enabled,
         leaderless_seconds=0.0 if memory.leaderless_since is None else now - memory.leaderless_since,
