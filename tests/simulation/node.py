@@ -143,7 +143,9 @@ class Manager:
         flushes = [(g, f) for g, (f, _, _) in pg.replies.items()]
         if pg.in_recovery:
             self.node.beats.forget(began)
-        until = self.node.beats.fresh(flushes) if not pg.in_recovery else ()
+            until: tuple[tuple[str, float], ...] = ()
+        else:
+            until = self.node.beats.fresh(flushes)
         return PgState(
             running=True,
             in_recovery=pg.in_recovery,

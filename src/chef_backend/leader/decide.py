@@ -245,9 +245,8 @@ def _as_follower(obs: Observation) -> Decision:
         # than once the silence makes it suspect, so that our position is final by then and the
         # takeover can follow the suspicion at once (its hold counts from this detachment: the old
         # leader's 200 ends within STANDBY_STALE of our last receipt, however late our replies reach
-        # it, step._standbys_quiet_since). A receiver it
-        # would restart could not reach it anyway; if it answers again, we follow again (retracting a
-        # final report first).
+        # it, step._standbys_quiet_since). A receiver it would restart could not reach it anyway; if
+        # it answers again, we follow again (retracting a final report first).
         if obs.detached:
             return Decision(Role.FOLLOWER, False, (), f"leader {leader.guid} silent: detached until it answers")
         return Decision(Role.FOLLOWER, False, (Action(Kind.FOLLOW, None),), f"leader {leader.guid} silent: detaching")

@@ -159,7 +159,9 @@ class LocalPg:
         flushed = _flushed(list(flushes or ()))
         if in_recovery:
             self._beats.forget(began)
-        until = self._beats.fresh(flushed) if not in_recovery else ()
+            until: tuple[tuple[str, float], ...] = ()
+        else:
+            until = self._beats.fresh(flushed)
         # pg_stat_wal_receiver has a row while a receiver process runs, in whatever state.
         now = clock()
         return PgState(
