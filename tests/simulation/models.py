@@ -125,6 +125,7 @@ class Pg:
 
     wal: list[Record] = field(default_factory=list)
     running: bool = False
+    starts: int = 0  # how often the server started: a connection to an earlier start is dead
     frozen: bool = False  # SIGSTOP
     want_up: bool = False  # runit's wish: a crashed server comes back
     finish_until: float = 0.0  # after an exit nobody asked for, runsv's `finish` pauses until then
@@ -134,6 +135,7 @@ class Pg:
     conninfo: str | None = None  # primary_conninfo's host, as last reloaded (None: detached)
     receiver: str | None = None  # the host the running WAL receiver streams from
     receiver_connected: bool = False
+    receiver_upstream_start: int = 0  # which start of the upstream's server the connection is to
     receiver_heard: float = 0.0  # last message from the upstream (wal_receiver_timeout 10 s)
     receiver_linger_until: float = 0.0  # a receiver told to stop keeps going until then (replay conflict)
     receiving_since_start: bool = False  # pg_last_wal_receive_lsn() is NULL until the receiver got something

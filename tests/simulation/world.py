@@ -208,6 +208,7 @@ class World:
             self.at(pg.finish_until, lambda: self.start_pg(node) if node.host_up and pg.want_up else None)
             return
         pg.running, pg.in_recovery = True, True  # always boots as a standby
+        pg.starts += 1
         # Replay restarts from the last restartpoint: somewhere before the end of the local WAL.
         pg.replayed = self.rng.randint(max(0, len(pg.wal) - 200), len(pg.wal))
         # Crash recovery before it accepts connections: usually quick, sometimes slow.
@@ -295,9 +296,17 @@ class World:
         upg = up.pg
         reachable = (up.host_up and upg.running and not upg.frozen and up is not n and self.now >= upg.accepting_at
                      and self.network.delivers(up.index, n.index, "pg"))
+        if (pg.receiver_connected and up.host_up and (not upg.running or upg.starts != pg.receiver_upstream_start)
+                and self.network.delivers(up.index, n.index, "pg")):
+            # The server it streamed from exited, and its host runs (or booted again): the kernel
+            # closed the connection (FIN, or RST to the receiver's next reply), which the receiver
+            # hears as soon as that gets through, not after wal_receiver_timeout.
+            pg.receiver_connected = False
         # Records are unique and keep their index, so equal last records mean equal prefixes.
         if reachable and len(upg.wal) >= len(pg.wal) and (not pg.wal or upg.wal[len(pg.wal) - 1] == pg.wal[-1]):
             pg.wal.extend(upg.wal[len(pg.wal):])
+            if not pg.receiver_connected:
+                pg.receiver_upstream_start = upg.starts
             pg.receiver_connected, pg.receiver_heard = True, self.now
             pg.receiving_since_start = True
             self.send_reply(n, up)
