@@ -45,3 +45,14 @@ def test_any_bytes_get_an_http_answer_or_a_close(server: tuple[str, int], start:
     answer = exchange(server, start + rest)
     assert answer == b"" or answer.startswith(b"HTTP/1.1 ")
     assert http_status(f"http://{server[0]}:{server[1]}/leader", 2) == 503
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /leader HTTP/1.1\r\nHost: x\r\n"])
+def test_a_client_that_stops_sending_is_closed_after_the_idle_timeout(
+    server: tuple[str, int], sent: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("chef_backend.leader.http.IDLE_TIMEOUT_SECONDS", 0.3)
+    with socket.create_connection(server, timeout=5) as sock:
+        sock.sendall(sent)
+        assert sock.recv(65536) == b""  # closed by the server, not by our 5 s timeout
+    assert http_status(f"http://{server[0]}:{server[1]}/leader", 2) == 503

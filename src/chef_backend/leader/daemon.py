@@ -529,5 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, lambda signum, frame: manager.reload_requested.set())
     os.umask(0o077)
+    # /leader is answered on a thread of its own: a check that arrives while the control loop or
+    # the readiness watcher holds the GIL would otherwise wait up to the default 5 ms for it.
+    sys.setswitchinterval(0.0005)
     manager.run()
     return 0

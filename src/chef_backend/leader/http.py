@@ -68,6 +68,13 @@ class Published:
         return now < self.ready_until and now < self.lease_deadline
 
 
+async def _read(reader: asyncio.StreamReader) -> bytes:
+    """The next bytes from a client, or TimeoutError after IDLE_TIMEOUT_SECONDS (a timeout scope
+    costs less than wait_for's task per read, which counts at HAProxy's check rates)."""
+    async with asyncio.timeout(IDLE_TIMEOUT_SECONDS):
+        return await reader.read(8192)
+
+
 class HttpServer:
     def __init__(self, published: Published, host: str, port: int) -> None:
         self.published = published
@@ -141,7 +148,7 @@ class HttpServer:
                 await self._error_response(conn, writer, exc.error_status_hint)
                 return
             if event is h11.NEED_DATA:
-                data = await asyncio.wait_for(reader.read(8192), IDLE_TIMEOUT_SECONDS)
+                data = await _read(reader)
                 conn.receive_data(data)
                 continue
             if isinstance(event, h11.Request):
@@ -162,7 +169,7 @@ class HttpServer:
                         await self._error_response(conn, writer, exc.error_status_hint)
                         return
                     if nxt is h11.NEED_DATA:
-                        data = await asyncio.wait_for(reader.read(8192), IDLE_TIMEOUT_SECONDS)
+                        data = await _read(reader)
                         conn.receive_data(data)
                         continue
                     if isinstance(nxt, h11.EndOfMessage):
