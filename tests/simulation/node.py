@@ -80,8 +80,9 @@ class Manager:
         return self.node.clock(self.world.now)
 
     # -- I/O -----------------------------------------------------------------------------------------
-    def etcd(self, op: Any) -> Steps:
-        """One etcd request: tried on the local member, then the others, as the daemon's Store does."""
+    def etcd(self, op: Any, what: str = "") -> Steps:
+        """One etcd request: tried on the local member, then the others, as the daemon's Store does.
+        `what` names it for a scenario that holds some requests up."""
         w, me = self.world, self.node.index
         order = [me] + [i for i in range(len(w.nodes)) if i != me]
         for i in order:
@@ -98,6 +99,11 @@ class Manager:
             yield w.rng.uniform(0.002, 0.03)
             if not w.etcd_member_serves(i) or not w.network.ok(me, i, "etcd"):
                 yield ETCD_TIMEOUT - 0.03
+                continue
+            delay = w.effect_delay(self.node, what)
+            if delay is not None:
+                w.at(w.now + delay, lambda: w.take_effect_late(self.node, op))
+                yield 0.001 if w.reject else ETCD_TIMEOUT
                 continue
             w.etcd.expire(w.now)
             result = op(w.etcd)
@@ -331,8 +337,8 @@ class Manager:
             return True
         if k is Kind.PUBLISH_SYNC:
             doc = records.encode_sync(action.sync) if action.sync else None
-            return (yield from self.etcd(lambda e: e.txn([(keys.LEADER, "lease", node.memory.lease)],
-                                                         [(keys.SYNC, doc, 0)])))
+            compares = [(keys.LEADER, "lease", node.memory.lease), (keys.SYNC, "mod", action.sync_revision or 0)]
+            return (yield from self.etcd(lambda e: e.txn(compares, [(keys.SYNC, doc, 0)])))
         if k is Kind.APPLY_SYNC:
             yield from self.pg_call()
             node.pg.sync = action.sync or node.pg.sync
@@ -340,15 +346,12 @@ class Manager:
         if k is Kind.POST_STATUS:
             assert action.report is not None
             doc = records.encode_status(action.report, node.guid, {"address": node.address})
-            lid = node.memory.lease
+            puts = [(keys.STATUS + node.guid, doc, node.memory.lease)]
+            compares = [(keys.STATUS + node.guid, "mod", action.status_revision or 0)]
             if action.leader_revision is not None:
-                rev = action.leader_revision
-                guard = (keys.LEADER, "mod", rev) if rev else (keys.LEADER, "create", 0)
-                return (yield from self.etcd(lambda e: e.txn([guard], [(keys.STATUS + node.guid, doc, lid)])))
-            ok = yield from self.etcd(lambda e: e.put(keys.STATUS + node.guid, doc, lid))
-            if not ok:
-                raise EtcdDown()
-            return True
+                compares.append((keys.LEADER, "mod", action.leader_revision))
+            what = "final report" if action.report.final else "report"
+            return (yield from self.etcd(lambda e: e.txn(compares, puts), what))
         if k is Kind.HANDOVER:
             # A fast shutdown sends all WAL to the standbys streaming from us before it exits; the
             # key then moves to the heir, under its lease, with the position we stopped at.
@@ -363,8 +366,8 @@ class Manager:
             record = records.encode_leader(heir.guid, heir.address, w.now, handover=position)
             lid = node.memory.lease
             moved = [(keys.LEADER, record, heir.lease)]
-            ok = yield from self.etcd(lambda e: e.txn([(keys.LEADER, "lease", lid)], moved))
-            return ok
+            compares = [(keys.LEADER, "lease", lid), (keys.LEADER, "mod", action.leader_revision or 0)]
+            return (yield from self.etcd(lambda e: e.txn(compares, moved)))
         if k is Kind.END_SWITCHOVER:
             yield from self.etcd(lambda e: e.delete(keys.CONTROL_SWITCHOVER))
             return True

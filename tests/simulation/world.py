@@ -47,6 +47,10 @@ LOST_ANSWER_CHANCE = 0.002
 # With late replies on, the chance that a standby's reply is held up by TCP retransmissions (one to
 # three lost segments: 0.2 to 1.4 s); the replies it sends after it wait behind it.
 LATE_REPLY_CHANCE = 0.01
+# With late effects on, the chance that an etcd request is held up on its way (its sender gives up
+# and resends it elsewhere) and takes effect up to LATE_EFFECT_MAX seconds later.
+LATE_EFFECT_CHANCE = 0.002
+LATE_EFFECT_MAX = 10.0
 
 
 class Violation(Exception):
@@ -86,6 +90,7 @@ class World:
     hrng: random.Random = field(init=False)  # when each HAProxy's checks fall: and a stream of its own
     lrng: random.Random = field(init=False)  # which etcd answers are lost: one more
     trng: random.Random = field(init=False)  # which standby replies come late: and one more
+    drng: random.Random = field(init=False)  # which etcd requests take effect late: and another
     nodes: list[Node] = field(init=False)
     etcd: Etcd = field(default_factory=Etcd)
     network: Network = field(default_factory=Network)
@@ -106,8 +111,10 @@ class World:
     promotions: list[tuple[float, int, frozenset[int]]] = field(default_factory=list)  # (when, node, commits)
     commits: int = 0
     lose_response: Callable[[Node, Any], bool] | None = None  # a scenario's choice of answers that never come
+    hold_up: Callable[[Node, str], float | None] | None = None  # a scenario's choice of requests taking effect late
     lost_answers: float = 0.0  # the chance that etcd's answer to a request it carried out is lost
     late_replies: float = 0.0  # the chance that a standby's reply is held up by retransmissions
+    late_effects: float = 0.0  # the chance that an etcd request takes effect only after its sender gave up
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -116,6 +123,7 @@ class World:
         self.hrng = random.Random(self.seed * 15485863 + 5)
         self.lrng = random.Random(self.seed * 2750159 + 7)
         self.trng = random.Random(self.seed * 179424673 + 11)
+        self.drng = random.Random(self.seed * 87178291 + 13)
         self.proxies = [HAProxy(f"fe{k + 1}") for k in range(FRONTENDS)]
         self.nodes = [Node(i, f"{i + 1:x}" * 32, f"10.0.0.{i + 1}") for i in range(self.size)]
         for n in self.nodes:
@@ -173,6 +181,24 @@ class World:
         if lost:
             self.note(f"etcd's answer to n{node.index} is lost")
         return lost
+
+    def effect_delay(self, node: Node, what: str) -> float | None:
+        """While the faults last, now and then: how much later a request etcd received takes effect
+        (a proposal held up on its way to the raft leader, a member stalled on its disk). Its
+        sender hears nothing and gives up; linearizability allows the request to take effect at any
+        time after it was sent, even after the sender's next requests."""
+        if self.hold_up is not None:
+            return self.hold_up(node, what)
+        if self.calm or self.late_effects <= 0 or self.drng.random() >= self.late_effects:
+            return None
+        delay = self.drng.uniform(0.5, LATE_EFFECT_MAX)
+        self.note(f"n{node.index}'s etcd request is held up: no answer, it takes effect {delay:.1f}s later")
+        return delay
+
+    def take_effect_late(self, node: Node, op: Callable[[Etcd], Any]) -> None:
+        self.etcd.expire(self.now)
+        result = op(self.etcd)
+        self.note(f"n{node.index}'s held-up etcd request takes effect: {str(result)[:40]}")
 
     def etcd_member_serves(self, i: int) -> bool:
         """Whether member i is in a connected majority of live members (so raft has a leader)."""
@@ -746,12 +772,13 @@ class World:
 
 def run(seed: int, size: int | None = None, ttl: float | None = None, trace: bool = False,
         duration: float = 150.0, checks: frozenset[str] | None = None, lost_answers: bool | None = None,
-        late_replies: bool | None = None) -> Outcome:
+        late_replies: bool | None = None, late_effects: bool | None = None) -> Outcome:
     """One schedule. Size and TTL, unless given, follow from the seed (3 or 5 nodes; TTL 30 or 10), and
     so do whether etcd's answers are lost now and then (`lost_answers`: half of the seeds; False
     replays a seed found before lost answers were modelled as it was found) and whether standbys'
     replies are held up by retransmissions now and then (`late_replies`: half of the seeds, drawn
-    apart from the other)."""
+    apart from the other), and whether etcd requests take effect late now and then (`late_effects`:
+    half of the seeds, drawn apart; False replays a seed found before they were modelled)."""
     pick = random.Random(seed ^ 0x5EED)
     size = size or pick.choice((3, 3, 5))
     ttl = ttl or pick.choice((30.0, 10.0))
@@ -760,9 +787,12 @@ def run(seed: int, size: int | None = None, ttl: float | None = None, trace: boo
         lost_answers = random.Random(seed ^ 0xA115).random() < 0.5
     if late_replies is None:
         late_replies = random.Random(seed ^ 0x1A7E).random() < 0.5
+    if late_effects is None:
+        late_effects = random.Random(seed ^ 0xDE1A).random() < 0.5
     world = World(seed, size=size, ttl=ttl, duration=duration, keep_trace=trace, reject=reject,
                   lost_answers=LOST_ANSWER_CHANCE if lost_answers else 0.0,
-                  late_replies=LATE_REPLY_CHANCE if late_replies else 0.0)
+                  late_replies=LATE_REPLY_CHANCE if late_replies else 0.0,
+                  late_effects=LATE_EFFECT_CHANCE if late_effects else 0.0)
     if checks is not None:
         world.checks = checks
     return world.run()

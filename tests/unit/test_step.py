@@ -378,6 +378,44 @@ def test_path2_a_final_report_is_retracted_before_re_attaching() -> None:
     assert key is not None and plan.actions[0].leader_revision == key.mod_revision
 
 
+def test_a_final_report_whose_post_got_no_answer_is_retracted_before_re_attaching() -> None:
+    """etcd may have carried the post out, or may still (held up on its way, it lands later): the
+    node re-attaches only after a retraction has landed, and posts the report again meanwhile."""
+    m = Memory(lease=1)
+    lost = replace(view(leader=None, peers={B: peer(B, lsn=999, rev=200)}), status_revisions={A: 60})
+    m, _ = step(m, sensed(0.0, pg=standby(lsn=80), etcd=lost), 0.0)
+    m, plan = step(m, sensed(1.0, pg=standby(lsn=80), etcd=lost), 1.0)
+    post = plan.actions[-1]
+    assert post.kind is Kind.POST_STATUS and post.report.final and post.status_revision == 60
+    m = feed(m, post, False, 1.0)
+    m, plan = step(m, sensed(1.5, pg=standby(lsn=80), etcd=lost), 1.5)
+    assert [a.kind for a in plan.actions] == [Kind.POST_STATUS]  # again at once, not a status interval later
+    back = replace(view(leader=C), status_revisions={A: 60})
+    m, plan = step(m, sensed(2.0, pg=standby(lsn=80), etcd=back, leader_answers=True), 2.0)
+    assert [a.kind for a in plan.actions] == [Kind.POST_STATUS, Kind.FOLLOW]
+    retraction = plan.actions[0]
+    assert not retraction.report.final and retraction.status_revision == 60 and retraction.leader_revision == 7
+
+
+def test_every_post_holds_only_over_the_status_key_this_tick_read() -> None:
+    """A post held up in etcd cannot land after a later post: each compares our status key's mod
+    revision with the one this tick's snapshot showed (0: absent)."""
+    for revisions, expected in (({A: 41, B: 9}, 41), ({B: 9}, 0)):
+        m = Memory(lease=1, following=ADDR[C])
+        etcd = replace(view(leader=C), status_revisions=revisions)
+        _, plan = step(m, sensed(0.0, pg=standby(upstream=ADDR[C]), etcd=etcd), 0.0)
+        posts = [a for a in plan.actions if a.kind is Kind.POST_STATUS]
+        assert posts and all(a.status_revision == expected for a in posts)
+
+
+def test_a_synchronous_set_is_published_only_over_the_set_this_tick_read() -> None:
+    m = Memory(lease=1, applied_sync=SyncSet((B,), 1))
+    etcd = replace(view(leader=A, sync=SyncSet((B,), 1), last=A), sync_revision=77)
+    _, plan = step(m, sensed(0.0, pg=primary(standbys=(B, C)), etcd=etcd), 0.0)
+    publish = [a for a in plan.actions if a.kind is Kind.PUBLISH_SYNC]
+    assert publish and publish[0].sync_revision == 77
+
+
 def test_path3_a_receiver_that_outlives_the_detachment_is_stopped_by_a_restart() -> None:
     m = Memory(lease=1, following=ADDR[C])
     m = feed(m, Action(Kind.FOLLOW, None), True, 0.0)

@@ -247,6 +247,11 @@ class Store:
     def cmp_mod(key: str, mod_revision: int) -> dict[str, Any]:
         return {"key": _b64(key), "result": "EQUAL", "target": "MOD", "mod_revision": str(mod_revision)}
 
+    @classmethod
+    def cmp_revision(cls, key: str, mod_revision: int) -> dict[str, Any]:
+        """`key` is unchanged since it was read at `mod_revision` (0: it was absent, and still is)."""
+        return cls.cmp_mod(key, mod_revision) if mod_revision else cls.cmp_absent(key)
+
     def create(self, key: str, value: Any, lease: int | None = None) -> bool:
         """Create `key` only if it does not exist (the election's atomic step)."""
         return self.txn([self.cmp_absent(key)], [self.op_put(key, value, lease)])

@@ -91,7 +91,7 @@ class Executor:
         counted and can acknowledge its commits (simulation seed 28534)."""
         guards = [Store.cmp_mod(keys.STATUS + guid, revision) for guid, revision in action.guards]
         if action.sync_revision is not None:
-            guards.append(Store.cmp_mod(keys.SYNC, action.sync_revision))
+            guards.append(Store.cmp_revision(keys.SYNC, action.sync_revision))
         return guards
 
     def _do_acquire(self, action: Action, reason: str) -> bool:
@@ -128,7 +128,10 @@ class Executor:
         self.stop_pg(immediate=False)
         position = self._checkpoint_position()
         record = records.encode_leader(heir.guid, heir.address, time.time(), handover=position)
-        if self.store.txn([Store.cmp_lease(keys.LEADER, self.lease)], [Store.op_put(keys.LEADER, record, heir.lease)]):
+        # Only while the key is ours and unchanged since the decision: a handover held up in etcd
+        # (no answer: we went on leading, and claimed the key again to promote) must not land later.
+        compare = [Store.cmp_lease(keys.LEADER, self.lease), Store.cmp_mod(keys.LEADER, action.leader_revision or 0)]
+        if self.store.txn(compare, [Store.op_put(keys.LEADER, record, heir.lease)]):
             # The heir records itself in the history when it promotes (CLAIM): until then
             # this node, which holds every commit, stays the last leader.
             log.warning("handed leadership to %s at %s (%s)", heir.guid, position, reason)
@@ -330,9 +333,10 @@ class Executor:
     # -- synchronous replication -----------------------------------------------------------------
     def _do_publish_sync(self, action: Action, reason: str) -> bool:
         """Publish only while the key is ours: a set published after another node took over would
-        let us apply it and acknowledge commits through members that node never counted."""
-        return self.store.txn([Store.cmp_lease(keys.LEADER, self.lease)],
-                              [Store.op_put(keys.SYNC, records.encode_sync(action.sync or SyncSet()))])
+        let us apply it and acknowledge commits through members that node never counted. And only
+        over the set the decision saw: a publication held up in etcd must not land over a later one."""
+        compare = [Store.cmp_lease(keys.LEADER, self.lease), Store.cmp_revision(keys.SYNC, action.sync_revision or 0)]
+        return self.store.txn(compare, [Store.op_put(keys.SYNC, records.encode_sync(action.sync or SyncSet()))])
 
     def _do_apply_sync(self, action: Action, reason: str) -> None:
         sync = action.sync or SyncSet()

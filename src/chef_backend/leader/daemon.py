@@ -319,14 +319,14 @@ class Manager:
             "version": __version__,
         }
 
-    def post_status(self, doc: dict[str, Any], leader_revision: int | None = None) -> bool:
-        """Post our status; with `leader_revision`, only while the leader key's is that (0: absent)."""
+    def post_status(self, doc: dict[str, Any], status_revision: int, leader_revision: int | None = None) -> bool:
+        """Post our status only while our status key's mod revision is `status_revision` (0: absent);
+        with `leader_revision`, only while the leader key's is that (0: absent) too."""
         value = dict(doc, updated=time.time())
-        if leader_revision is None:
-            self.store.put(keys.STATUS + self.me, value, lease=self.memory.lease)
-            return True
-        compare = Store.cmp_mod(keys.LEADER, leader_revision) if leader_revision else Store.cmp_absent(keys.LEADER)
-        return self.store.txn([compare], [Store.op_put(keys.STATUS + self.me, value, self.memory.lease)])
+        compare = [Store.cmp_revision(keys.STATUS + self.me, status_revision)]
+        if leader_revision is not None:
+            compare.append(Store.cmp_revision(keys.LEADER, leader_revision))
+        return self.store.txn(compare, [Store.op_put(keys.STATUS + self.me, value, self.memory.lease)])
 
     def execute(self, plan: Plan) -> None:
         """Carry out the plan's actions in order, feeding each outcome back; stop at a failure."""
@@ -336,7 +336,7 @@ class Manager:
                 if action.kind is Kind.POST_STATUS:
                     assert action.report is not None
                     ok = self.post_status(records.encode_status(action.report, self.me, self.status_extra()),
-                                          action.leader_revision)
+                                          action.status_revision or 0, action.leader_revision)
                 else:
                     ok = self.executor.run(action, plan.decision.reason)
             except Exception as exc:

@@ -95,7 +95,8 @@ def etcd_view(snapshot: Snapshot) -> EtcdView:
     entry = snapshot.get(keys.LEADER)
     leader = leader_key(entry.value, entry.mod_revision, entry.lease) if entry else None
     peers = {}
-    for guid, st in snapshot.under(keys.STATUS).items():
+    statuses = snapshot.under(keys.STATUS)
+    for guid, st in statuses.items():
         if (p := peer(guid, st.value, False, st.lease, st.mod_revision)) is not None:
             peers[guid] = p
     history = snapshot.get(keys.HISTORY)
@@ -107,6 +108,7 @@ def etcd_view(snapshot: Snapshot) -> EtcdView:
         peers=peers,
         sync=sync_set(snapshot.value(keys.SYNC)),
         sync_revision=sync_entry.mod_revision if (sync_entry := snapshot.get(keys.SYNC)) else 0,
+        status_revisions={guid: st.mod_revision for guid, st in statuses.items()},
         history=History(last_leader(history.value) if history else None, history.mod_revision if history else 0),
         switchover=switchover(snapshot.value(keys.CONTROL_SWITCHOVER)),
         failover_enabled=snapshot.value(keys.CONTROL_FAILOVER, "on") != "off",

@@ -203,12 +203,18 @@ class Action:
     # (GUID, mod revision) of every status a TAKEOVER or ACQUIRE counted: it happens only if none changed
     guards: tuple[tuple[str, int], ...] = ()
     # ACQUIRE, TAKEOVER: the published synchronous set's mod revision when the reports were counted
-    # against it; the transaction fails if a leader has published another set since
+    # against it; the transaction fails if a leader has published another set since. PUBLISH_SYNC:
+    # the set it replaces (a publication held up in etcd cannot land after a later one)
     sync_revision: int | None = None
     position: Position | None = None  # ACQUIRE/TAKEOVER: our final position (the fork point); APPLY_SYNC: the WAL end
     # POST_STATUS that retracts a final report: post it only while the leader key's mod revision is
-    # still this (0: no key), the key the decision to move saw
+    # still this (0: no key), the key the decision to move saw. HANDOVER: only while our key is still
+    # the one the decision saw (a handover held up in etcd must not land after we claimed it again)
     leader_revision: int | None = None
+    # POST_STATUS: only while our status key's mod revision is still this (0: absent). A post held up
+    # in etcd (its answer lost, the Store gone on to the next member) then cannot land after a later
+    # one: a final report must not come back after its node retracted it and re-attached
+    status_revision: int | None = None
     # TAKEOVER: by then, on our clock, every synchronous standby it counted had stopped receiving from
     # the old leader (the takeover hold runs from here; None: from the takeover itself)
     quiet_since: float | None = None
@@ -246,6 +252,7 @@ class EtcdView:
     history: History
     switchover: Switchover | None = None
     sync_revision: int = 0  # the sync key's mod revision (0: absent)
+    status_revisions: dict[str, int] = field(default_factory=dict)  # every status key's mod revision
     failover_enabled: bool = True
     blocked: tuple[str, ...] = ()  # nodes whose failover the operator turned off
     force_leader: str | None = None

@@ -81,14 +81,16 @@ def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
     moves = any(a.kind not in (Kind.POST_STATUS, Kind.PUBLISH_SYNC) for a in actions)
     report = _report(obs, decision, final and not moves, memory, now)
     last = memory.last_report
+    mine = sensed.etcd.status_revisions.get(sensed.me, 0) if sensed.etcd is not None else 0
     if last is not None and last.final and not report.final:
         # The retraction, and so the move, happens only if the leader key is still the one this
         # decision saw: a candidate's takeover that counted our final report either changed the key
         # first (we do not re-attach to the old leader) or fails on our retraction.
         revision = obs.leader.mod_revision if obs.leader is not None else 0
-        actions = (Action(Kind.POST_STATUS, report=report, leader_revision=revision), *actions)
+        actions = (Action(Kind.POST_STATUS, report=report, leader_revision=revision, status_revision=mine),
+                   *actions)
     elif _should_post(memory, sensed, obs, report, now):
-        actions = (*actions, Action(Kind.POST_STATUS, report=report))
+        actions = (*actions, Action(Kind.POST_STATUS, report=report, status_revision=mine))
     urgent = (obs.switchover is not None or decision.role in (Role.WAITING, Role.PROMOTING)
               or memory.unreachable_since is not None or obs.promoted_from != 0)
     if memory.promoted_from and (decision.ready or not sensed.pg.running or sensed.pg.in_recovery):
@@ -161,6 +163,11 @@ def feed(memory: Memory, action: Action, ok: bool, now: float) -> Memory:
                        detached_at=None if ok else memory.detached_at)
     if kind is Kind.POST_STATUS and ok:
         return replace(memory, last_post=now, last_report=action.report)
+    if kind is Kind.POST_STATUS and action.report is not None and action.report.final:
+        # No answer is no proof: etcd may have the report, or get it later (held up on its way, it
+        # lands unless another post lands first). So it must be retracted before this node moves,
+        # and it is posted again at the next tick.
+        return replace(memory, last_post=-1e9, last_report=action.report)
     if kind is Kind.RESTART_PG:
         return replace(memory, last_position=None, detached_at=now)
     if kind is Kind.FENCE or kind is Kind.HANDOVER:
@@ -332,10 +339,10 @@ def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> tuple[lis
     if current != wanted:
         union = tuple(sorted(set(current.members) | set(wanted.members)))
         quorum = min(current.quorum, wanted.quorum) if current.members else 0
-        return [Action(Kind.PUBLISH_SYNC, sync=SyncSet(union, quorum)),
+        return [Action(Kind.PUBLISH_SYNC, sync=SyncSet(union, quorum), sync_revision=obs.sync_revision),
                 Action(Kind.APPLY_SYNC, sync=wanted, position=obs.pg.position)], memory
     if not wanted.members:
-        return [Action(Kind.PUBLISH_SYNC, sync=wanted)], memory
+        return [Action(Kind.PUBLISH_SYNC, sync=wanted, sync_revision=obs.sync_revision)], memory
     switch = memory.sync_switch
     if switch is None or switch[0] != wanted:
         # PostgreSQL has this set, but when it took it is unknown (a restarted manager read it back
@@ -347,7 +354,7 @@ def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> tuple[lis
     # may stand alone only once `quorum` of its own members hold everything up to it.
     if obs.pg.flushed_past(wanted.members, switch[1]) < max(1, wanted.quorum):
         return [], memory
-    return [Action(Kind.PUBLISH_SYNC, sync=wanted)], memory
+    return [Action(Kind.PUBLISH_SYNC, sync=wanted, sync_revision=obs.sync_revision)], memory
 
 
 def _stream_stuck(memory: Memory, obs: Observation, leader_answers: bool, now: float) -> tuple[Memory, bool]:
