@@ -288,8 +288,10 @@ class Manager:
                 yield from self.etcd(lambda e: e.revoke(old.lease))
             return ok
         if k is Kind.RELEASE:
-            lid = node.memory.lease
-            yield from self.etcd(lambda e: e.txn([(keys.LEADER, "lease", lid)], []) and e.delete(keys.LEADER))
+            compares = [(keys.LEADER, "lease", node.memory.lease)]
+            if action.leader_revision is not None:
+                compares.append((keys.LEADER, "mod", action.leader_revision))
+            yield from self.etcd(lambda e: e.txn(compares, []) and e.delete(keys.LEADER))
             return True
         if k is Kind.PROMOTE:
             node.was_leader = True

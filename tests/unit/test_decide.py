@@ -458,11 +458,9 @@ def test_switchover_source_hands_the_key_to_an_eligible_heir() -> None:
     from chef_backend.leader.state import Switchover
 
     heir = replace(peer(B), lease=99)
-    d = decide(obs(leader=LeaderKey(A, ADDR[A], mod_revision=31), pg=primary(standbys=(B, C)), sync=SyncSet((B, C), 1),
+    d = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=primary(standbys=(B, C)), sync=SyncSet((B, C), 1),
                    switchover=Switchover(A, B), peers={B: heir}))
-    # Only over the key the decision saw: a handover held up in etcd cannot land after a re-claim.
-    handover = Action(Kind.HANDOVER, leader=LeaderKey(B, ADDR[B], lease=99), leader_revision=31)
-    assert d.actions == (handover,) and not d.ready
+    assert d.actions == (Action(Kind.HANDOVER, leader=LeaderKey(B, ADDR[B], lease=99)),) and not d.ready
 
 
 def test_switchover_to_an_ineligible_node_is_refused() -> None:

@@ -416,6 +416,21 @@ def test_a_synchronous_set_is_published_only_over_the_set_this_tick_read() -> No
     assert publish and publish[0].sync_revision == 77
 
 
+def test_a_handover_or_a_release_holds_only_over_the_key_the_decision_saw() -> None:
+    """One held up in etcd (no answer: the node went on, and may have claimed or taken its key again)
+    must not land later: each compares the key's mod revision with the one the decision read."""
+    from chef_backend.leader.state import Switchover
+
+    heir = replace(peer(B, detached=False), role="follower", lease=99)
+    etcd = replace(view(leader=A, peers={B: heir}, last=A), switchover=Switchover(A, B))
+    m = Memory(lease=1, applied_sync=AB)
+    _, plan = step(m, sensed(0.0, pg=primary(standbys=(B, C)), etcd=etcd), 0.0)
+    assert kinds(plan) == [Kind.HANDOVER] and plan.actions[0].leader_revision == 7
+    m = Memory(lease=1, pg_failures=5, last_pg_failure=0.0)
+    _, plan = step(m, sensed(1.0, pg=PgState(running=False), etcd=view(leader=A, sync=SyncSet())), 1.0)
+    assert kinds(plan) == [Kind.RELEASE, Kind.FENCE] and plan.actions[0].leader_revision == 7
+
+
 def test_path3_a_receiver_that_outlives_the_detachment_is_stopped_by_a_restart() -> None:
     m = Memory(lease=1, following=ADDR[C])
     m = feed(m, Action(Kind.FOLLOW, None), True, 0.0)

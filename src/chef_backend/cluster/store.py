@@ -256,10 +256,6 @@ class Store:
         """Create `key` only if it does not exist (the election's atomic step)."""
         return self.txn([self.cmp_absent(key)], [self.op_put(key, value, lease)])
 
-    def delete_if_lease(self, key: str, lease: int) -> bool:
-        """Delete `key` only while it is still bound to `lease` (release what we hold, nothing else)."""
-        return self.txn([self.cmp_lease(key, lease)], [self.op_delete(key)])
-
     # -- leases --------------------------------------------------------------------------------
     def grant(self, ttl: int) -> int:
         result = self._call("/lease/grant", {"TTL": str(ttl), "ID": "0"})

@@ -168,7 +168,10 @@ class Executor:
         return True
 
     def _do_release(self, action: Action, reason: str) -> None:
-        if self.store.delete_if_lease(keys.LEADER, self.lease):
+        compare = [Store.cmp_lease(keys.LEADER, self.lease)]
+        if action.leader_revision is not None:  # None: the manager is stopping, no decision saw the key
+            compare.append(Store.cmp_revision(keys.LEADER, action.leader_revision))
+        if self.store.txn(compare, [Store.op_delete(keys.LEADER)]):
             log.warning("released leadership: %s", reason)
 
     def _do_promote(self, action: Action, reason: str) -> bool:

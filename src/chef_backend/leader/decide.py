@@ -170,8 +170,7 @@ def _as_leader(obs: Observation, required_active_followers: int) -> Decision:
             return Decision(Role.LEADER, False, (Action(Kind.END_SWITCHOVER, target=REFUSED),),
                             f"switchover to {switchover.target} refused: it is not streaming from this leader")
         heir = LeaderKey(target.guid, target.address, lease=target.lease)
-        revision = obs.leader.mod_revision if obs.leader is not None else 0
-        return Decision(Role.LEADER, False, (Action(Kind.HANDOVER, leader=heir, leader_revision=revision),),
+        return Decision(Role.LEADER, False, (Action(Kind.HANDOVER, leader=heir),),
                         f"switchover: handing leadership to {target.guid}", Cause.SWITCHOVER)
     if not obs.pg.running:
         return _start_pg(obs, Role.PROMOTING, (), "starting PostgreSQL to lead")

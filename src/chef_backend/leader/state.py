@@ -208,8 +208,8 @@ class Action:
     sync_revision: int | None = None
     position: Position | None = None  # ACQUIRE/TAKEOVER: our final position (the fork point); APPLY_SYNC: the WAL end
     # POST_STATUS that retracts a final report: post it only while the leader key's mod revision is
-    # still this (0: no key), the key the decision to move saw. HANDOVER: only while our key is still
-    # the one the decision saw (a handover held up in etcd must not land after we claimed it again)
+    # still this (0: no key), the key the decision to move saw. HANDOVER, RELEASE: only while our key
+    # is still the one the decision saw (one held up in etcd must not land after we claimed it again)
     leader_revision: int | None = None
     # POST_STATUS: only while our status key's mod revision is still this (0: absent). A post held up
     # in etcd (its answer lost, the Store gone on to the next member) then cannot land after a later

@@ -321,6 +321,10 @@ def _expand(memory: Memory, decision: Decision, obs: Observation, now: float) ->
             out.append(replace(action, position=obs.pg.position))
         elif action.kind is Kind.TAKEOVER:
             out.append(replace(action, quiet_since=_standbys_quiet_since(memory, obs, action.guards, now)))
+        elif action.kind in (Kind.RELEASE, Kind.HANDOVER):
+            # Only over the key this decision saw: one held up in etcd (no answer, so we went on, and
+            # may have claimed or taken the key again) must not land later.
+            out.append(replace(action, leader_revision=obs.leader.mod_revision if obs.leader is not None else 0))
         elif action.kind in (Kind.REJOIN, Kind.REBUILD):
             if now - memory.last_rejoin < REJOIN_BACKOFF_SECONDS:
                 break
