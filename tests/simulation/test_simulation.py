@@ -541,12 +541,11 @@ def test_a_final_report_that_takes_effect_after_its_node_re_attached_is_not_coun
         lead.append(isolate_leader(world).index)
 
     def hold_up(node: Node, what: str) -> float | None:
-        late = max((n for n in world.nodes if lead and n.index != lead[0]), key=lambda n: n.guid, default=None)
-        if held or what != "final report" or node is not late:
+        if held or what != "final report" or not lead or node.index == lead[0]:
             return None
         held.append(world.now)
-        world.network.cut -= {c for c in world.network.cut if {c[0], c[1]} == {lead[0], late.index}}
-        world.note(f"n{late.index}'s final report is held up in etcd; heal n{lead[0]}<->n{late.index}")
+        world.network.cut -= {c for c in world.network.cut if {c[0], c[1]} == {lead[0], node.index}}
+        world.note(f"n{node.index}'s final report is held up in etcd; heal n{lead[0]}<->n{node.index}")
         return hold
 
     world.hold_up = hold_up

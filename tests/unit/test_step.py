@@ -262,7 +262,7 @@ def test_a_takeover_that_seems_to_have_failed_holds_503_too() -> None:
 
 
 def test_rejoin_rewinds_then_rebuilds_after_a_failed_rewind_then_backs_off() -> None:
-    m = Memory(lease=1)
+    m = Memory(lease=1, posted=True)
     etcd = view(leader=C)
     pg = primary()
     m, plan = step(m, sensed(0.0, pg=pg, etcd=etcd, leader_answers=True), 0.0)
@@ -286,7 +286,7 @@ def test_path8_a_follower_that_never_streamed_from_the_leader_rebuilds_when_stuc
     etcd = replace(view(leader=C), leader=key)
     ours = replace(standby(lsn=305), position=Position(3, 305), timeline_start=277, receiving=True,
                    wal_exhausted=False)
-    m = Memory(lease=1, following=ADDR[C])
+    m = Memory(lease=1, following=ADDR[C], posted=True)
     m, plan = step(m, sensed(0.0, pg=ours, etcd=etcd, leader_answers=True), 0.0)
     assert kinds(plan) == [] and not plan.decision.reason.startswith("cannot stream")
     m, plan = step(m, sensed(6.0, pg=ours, etcd=etcd, leader_answers=True), 6.0)
@@ -429,6 +429,22 @@ def test_a_handover_or_a_release_holds_only_over_the_key_the_decision_saw() -> N
     m = Memory(lease=1, pg_failures=5, last_pg_failure=0.0)
     _, plan = step(m, sensed(1.0, pg=PgState(running=False), etcd=view(leader=A, sync=SyncSet())), 1.0)
     assert kinds(plan) == [Kind.RELEASE, Kind.FENCE] and plan.actions[0].leader_revision == 7
+
+
+def test_a_restarted_manager_posts_before_it_re_attaches() -> None:
+    """Its previous run may have been killed while a final report was held up in etcd: until a post
+    of this run has landed (after which none held up can), it posts first, guarded, and moves only
+    if that landed; detaching is never held back."""
+    etcd = replace(view(leader=C), status_revisions={A: 33})
+    m = Memory(lease=1)
+    m, plan = step(m, sensed(0.0, pg=primary(), etcd=etcd, leader_answers=True), 0.0)
+    assert [a.kind for a in plan.actions] == [Kind.POST_STATUS, Kind.REWIND]
+    assert plan.actions[0].status_revision == 33 and plan.actions[0].leader_revision == 7
+    m = feed(m, plan.actions[0], True, 0.0)
+    assert m.posted
+    m = Memory(following=ADDR[C])
+    _, plan = step(m, sensed(0.0, etcd=view(), leader_answers=False), 0.0)
+    assert plan.actions[0].kind is Kind.FOLLOW and plan.actions[0].target is None
 
 
 def test_path3_a_receiver_that_outlives_the_detachment_is_stopped_by_a_restart() -> None:

@@ -337,6 +337,9 @@ class Memory:
     served_until: float = 0.0  # the latest ready_until: the frontends route here until a while after
     last_post: float = -1e9
     last_report: Report | None = None
+    # A post of this run has landed. Until then a post of the run before (a manager killed while
+    # its post was held up in etcd) may still land: it may be a final report this run never saw.
+    posted: bool = False
     last_obs: Observation | None = None  # for refreshing "ready" from a fresh look at PostgreSQL
     last_position: Position | None = None  # at the last look, if PostgreSQL was detached and receiving nothing
     still_since: float | None = None  # the tick whose look began the current run of such looks

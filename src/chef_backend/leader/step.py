@@ -52,6 +52,11 @@ def wants_leader_probe(sensed_pg: PgState, leader: LeaderKey | None, me: str) ->
     return not (sensed_pg.streaming and sensed_pg.upstream == leader.address)
 
 
+# Actions that point this node at a leader (FOLLOW with a target). Starting or restarting PostgreSQL
+# keeps what it followed: a previous run re-attached only after a retraction of its own landed.
+_REATTACHING = frozenset({Kind.FOLLOW, Kind.REWIND, Kind.REBUILD})
+
+
 def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
     """The next plan for this node, and the memory to carry to the next tick."""
     if memory.last_obs is None and sensed.health.was_leader:
@@ -82,10 +87,14 @@ def step(memory: Memory, sensed: Sensed, now: float) -> tuple[Memory, Plan]:
     report = _report(obs, decision, final and not moves, memory, now)
     last = memory.last_report
     mine = sensed.etcd.status_revisions.get(sensed.me, 0) if sensed.etcd is not None else 0
-    if last is not None and last.final and not report.final:
+    unsure = not memory.posted and any(a.kind in _REATTACHING and (a.kind is not Kind.FOLLOW or a.target)
+                                       for a in actions)
+    if not report.final and ((last is not None and last.final) or unsure):
         # The retraction, and so the move, happens only if the leader key is still the one this
         # decision saw: a candidate's takeover that counted our final report either changed the key
-        # first (we do not re-attach to the old leader) or fails on our retraction.
+        # first (we do not re-attach to the old leader) or fails on our retraction. A restarted
+        # manager retracts whatever its previous run may have posted before it re-attaches: once
+        # this post lands, no post held up from then can (each holds only over the status it read).
         revision = obs.leader.mod_revision if obs.leader is not None else 0
         actions = (Action(Kind.POST_STATUS, report=report, leader_revision=revision, status_revision=mine),
                    *actions)
@@ -162,7 +171,7 @@ def feed(memory: Memory, action: Action, ok: bool, now: float) -> Memory:
         return replace(memory, last_rejoin=now, rewind_failed=False, following=following,
                        detached_at=None if ok else memory.detached_at)
     if kind is Kind.POST_STATUS and ok:
-        return replace(memory, last_post=now, last_report=action.report)
+        return replace(memory, last_post=now, last_report=action.report, posted=True)
     if kind is Kind.POST_STATUS and action.report is not None and action.report.final:
         # No answer is no proof: etcd may have the report, or get it later (held up on its way, it
         # lands unless another post lands first). So it must be retracted before this node moves,
