@@ -325,7 +325,10 @@ def _expand(memory: Memory, decision: Decision, obs: Observation, now: float) ->
     for action in decision.actions:
         if action.kind is Kind.SET_SYNC:
             changes, memory = _sync_change(memory, obs, action.sync or SyncSet())
-            out.extend(changes)
+            # A publication holds only over the set this decision read (one held up in etcd must
+            # not land over a later one).
+            out.extend(replace(a, sync_revision=obs.sync_revision) if a.kind is Kind.PUBLISH_SYNC else a
+                       for a in changes)
         elif action.kind is Kind.PROMOTE:
             out.append(replace(action, position=obs.pg.position))
         elif action.kind is Kind.TAKEOVER:
@@ -352,10 +355,10 @@ def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> tuple[lis
     if current != wanted:
         union = tuple(sorted(set(current.members) | set(wanted.members)))
         quorum = min(current.quorum, wanted.quorum) if current.members else 0
-        return [Action(Kind.PUBLISH_SYNC, sync=SyncSet(union, quorum), sync_revision=obs.sync_revision),
+        return [Action(Kind.PUBLISH_SYNC, sync=SyncSet(union, quorum)),
                 Action(Kind.APPLY_SYNC, sync=wanted, position=obs.pg.position)], memory
     if not wanted.members:
-        return [Action(Kind.PUBLISH_SYNC, sync=wanted, sync_revision=obs.sync_revision)], memory
+        return [Action(Kind.PUBLISH_SYNC, sync=wanted)], memory
     switch = memory.sync_switch
     if switch is None or switch[0] != wanted:
         # PostgreSQL has this set, but when it took it is unknown (a restarted manager read it back
@@ -367,7 +370,7 @@ def _sync_change(memory: Memory, obs: Observation, wanted: SyncSet) -> tuple[lis
     # may stand alone only once `quorum` of its own members hold everything up to it.
     if obs.pg.flushed_past(wanted.members, switch[1]) < max(1, wanted.quorum):
         return [], memory
-    return [Action(Kind.PUBLISH_SYNC, sync=wanted, sync_revision=obs.sync_revision)], memory
+    return [Action(Kind.PUBLISH_SYNC, sync=wanted)], memory
 
 
 def _stream_stuck(memory: Memory, obs: Observation, leader_answers: bool, now: float) -> tuple[Memory, bool]:
