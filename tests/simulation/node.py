@@ -222,8 +222,8 @@ class Manager:
                     node.memory = feed(node.memory, action, False, self.clock())
                     break
                 node.memory = feed(node.memory, action, ok, self.clock())
-                if not ok and action.kind in (Kind.POST_STATUS, Kind.PUBLISH_SYNC):
-                    break  # Manager.execute: a retraction or a set that did not land stops the plan
+                if not ok:
+                    break  # Manager.execute: what follows rests on it
             w.check()
             now = self.clock()
             pause = (URGENT_TICK_SECONDS if plan.urgent else TICK_SECONDS) - (now - started)
@@ -369,7 +369,7 @@ class Manager:
             lid = node.memory.lease
             moved = [(keys.LEADER, record, heir.lease)]
             compares = [(keys.LEADER, "lease", lid), (keys.LEADER, "mod", action.leader_revision or 0)]
-            return (yield from self.etcd(lambda e: e.txn(compares, moved)))
+            return (yield from self.etcd(lambda e: e.txn(compares, moved), "handover"))
         if k is Kind.END_SWITCHOVER:
             yield from self.etcd(lambda e: e.delete(keys.CONTROL_SWITCHOVER))
             return True

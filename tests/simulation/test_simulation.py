@@ -553,3 +553,56 @@ def test_a_final_report_that_takes_effect_after_its_node_re_attached_is_not_coun
     outcome = world.run()
     assert held, "the scenario did not happen"
     assert outcome.violation is None, fail(outcome)
+
+
+def _switchover_with_a_held_up_handover(seed: int, reject: bool, lands_after: float | None) -> tuple[World, Outcome]:
+    """A switchover whose handover (the key moved to the heir) reaches etcd but is held up there on
+    every member the Store tries: the old leader, told nothing, refuses the switchover, starts
+    PostgreSQL again (as a standby: it always boots as one) and claims its key to promote. The
+    handover lands `lands_after` seconds after the first tick whose plan claims (None: never)."""
+    world = World(seed, ttl=30.0, faults=False, duration=70, reject=reject, keep_trace=True)
+    sent: list[float] = []
+    claimed = [] if lands_after is None else [_first_claim_after_the_handover(seed, reject)]
+
+    def promote() -> None:
+        lead = next(n for n in world.nodes if n.pg.primary())
+        heir = next(n for n in world.nodes if n is not lead)
+        world.etcd.put(keys.CONTROL_SWITCHOVER, {"source": lead.guid, "target": heir.guid})
+        world.note(f"promote n{heir.index}")
+        world.await_switchover(heir, world.now + 30.0)
+
+    def hold_up(node: Node, what: str) -> float | None:
+        if what != "handover" or (sent and world.now > sent[0] + 10.0):
+            return None
+        sent.append(world.now)
+        world.note(f"n{node.index}'s handover is held up in etcd")
+        return claimed[0] + (lands_after or 0.0) - world.now if claimed else 1000.0
+
+    world.hold_up = hold_up
+    world.at(30.0, promote)
+    return world, world.run()
+
+
+def _first_claim_after_the_handover(seed: int, reject: bool) -> float:
+    world, _ = _switchover_with_a_held_up_handover(seed, reject, None)
+    lead = next(i for i, n in enumerate(world.nodes) if n.was_leader and n.pg.primary())
+    return next(float(line.split()[0]) for line in world.trace
+                if line.split()[1] == f"n{lead}" and float(line.split()[0]) > 30.0 and "'claim'" in line)
+
+
+@pytest.mark.parametrize("reject", [False, True])
+@pytest.mark.parametrize("seed", [1, 2, 4])
+def test_a_handover_that_lands_while_the_old_leader_claims_its_key_again_leaves_one_primary(seed: int,
+                                                                                             reject: bool) -> None:
+    """The handover lands just after the old leader's tick read its key and decided to claim it (and
+    promote). The claim fails (the key is the heir's now) and nothing may be promoted: the heir
+    promotes, and a second primary beside it could acknowledge commits through the standbys still
+    streaming from it. (Before the fix the plan went on after the failed claim: the old leader
+    promoted on every one of these runs.)"""
+    world, outcome = _switchover_with_a_held_up_handover(seed, reject, 0.001)
+    assert outcome.violation is None, fail(outcome)
+    landed = [float(line.split()[0]) for line in world.trace if "held-up etcd request takes effect: True" in line]
+    assert landed, "the scenario did not happen"
+    heir = world.etcd.kv[keys.LEADER].value["guid"]
+    late = [(when, i) for when, i, _ in world.promotions if when > landed[0] and world.nodes[i].guid != heir]
+    assert not late, fail(outcome)

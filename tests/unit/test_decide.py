@@ -491,6 +491,13 @@ def test_old_leader_waits_for_its_heir_to_promote_before_re_syncing(pg: PgState)
     assert decide(obs(leader=claimed, pg=pg, was_leader=True)).actions == (Action(Kind.REJOIN, ADDR[B]),)
 
 
+def test_an_old_leader_still_primary_while_its_heir_promotes_is_fenced() -> None:
+    """Rule 1 holds while waiting for the heir too: a primary without the key is stopped."""
+    handed = LeaderKey(B, ADDR[B], lease=99, handover=Position(1, 500))
+    d = decide(obs(leader=handed, pg=primary(), was_leader=True))
+    assert kinds(d) == [Kind.FENCE] and "to promote" in d.reason
+
+
 def test_heir_promotes_only_from_the_handover_position() -> None:
     ok = decide(obs(leader=LeaderKey(A, ADDR[A]), pg=standby(lsn=500), handover_position=Position(1, 500)))
     # Path 5 of issue 14: the heir records itself as the last leader before it promotes.

@@ -344,9 +344,10 @@ class Manager:
                 self.memory = feed(self.memory, action, False, clock())
                 break
             self.memory = feed(self.memory, action, ok, clock())
-            if not ok and action.kind in (Kind.POST_STATUS, Kind.PUBLISH_SYNC):
-                # A retraction that did not land: what it announced must not happen. A synchronous
-                # set not published (the key is no longer ours) must not be applied.
+            if not ok:
+                # What follows rests on it: a retraction that did not land (what it announced must not
+                # happen), a synchronous set not published (it must not be applied), a claim that
+                # failed (the key moved meanwhile: nothing may be promoted).
                 break
 
     def housekeeping(self, plan: Plan, snapshot: Snapshot | None, members: tuple[str, ...]) -> None:

@@ -228,8 +228,11 @@ def _as_follower(obs: Observation) -> Decision:
         if leader.handover is not None and leader.fork is None:
             # Our switchover's heir has not promoted (claimed the key) yet, and may never: it may have died
             # meanwhile. Until it does, our WAL is the complete copy of every commit — re-syncing from the
-            # heir could replace it with a shorter one.
-            return Decision(Role.FOLLOWER, False, (), f"waiting for {leader.guid} to promote (switchover)")
+            # heir could replace it with a shorter one. A primary here (none runs without the key unless
+            # something went wrong) is fenced all the same: the key is not ours.
+            primary = obs.pg.running and not obs.pg.in_recovery
+            return Decision(Role.FOLLOWER, False, (Action(Kind.FENCE),) if primary else (),
+                            f"waiting for {leader.guid} to promote (switchover)")
         # A former leader may hold WAL the new leader never had: rewind before serving anything. If
         # our timeline is past the leader's fork, the leader's new one may carry its number, and
         # pg_rewind would find nothing to do (see _repair): a base backup.
