@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from chef_backend.leader.daemon import Manager
@@ -15,15 +16,20 @@ class FakeExecutor:
     lease: int = 0
     deadline: float = 0.0
 
+    raising: bool = False
+
     def run(self, action: Action, reason: str) -> bool:
         self.ran.append(action.kind)
+        if self.raising and action.kind is self.failing:
+            raise OSError("etcd unreachable")
         return action.kind is not self.failing
 
 
-def carry_out(actions: tuple[Action, ...], failing: Kind) -> list[Kind]:
+def carry_out(actions: tuple[Action, ...], failing: Kind, raising: bool = False) -> list[Kind]:
     manager = object.__new__(Manager)
     manager.memory = Memory()
-    manager.executor = FakeExecutor(failing)  # type: ignore[assignment]
+    manager.lock = threading.Lock()
+    manager.executor = FakeExecutor(failing, raising=raising)  # type: ignore[assignment]
     report = Report(Role.PROMOTING, False, "", True, (), None, None, Position(1, 0), True, False, True, True,
                     False, None, ())
     manager.execute(Plan(Decision(Role.PROMOTING, False, actions, "test"), actions, report, 0.0, 0.0, False))
@@ -33,6 +39,11 @@ def carry_out(actions: tuple[Action, ...], failing: Kind) -> list[Kind]:
 def test_a_failed_claim_promotes_nothing() -> None:
     """The key moved (a switchover's handover held up in etcd landed) between the look and the claim."""
     ran = carry_out((Action(Kind.CLAIM), Action(Kind.PROMOTE)), failing=Kind.CLAIM)
+    assert ran == [Kind.CLAIM]
+
+
+def test_an_action_that_raises_stops_the_plan_too() -> None:
+    ran = carry_out((Action(Kind.CLAIM), Action(Kind.PROMOTE)), failing=Kind.CLAIM, raising=True)
     assert ran == [Kind.CLAIM]
 
 

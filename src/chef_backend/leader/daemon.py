@@ -243,7 +243,8 @@ class Manager:
     def read_etcd(self) -> tuple[Lease | None, Snapshot | None]:
         try:
             lease = self.renew_lease()
-            self.memory = replace(self.memory, lease=lease.lease)  # a new grant is ours even if the read fails
+            with self.lock:  # the watcher writes memory too: no write of either may be lost
+                self.memory = replace(self.memory, lease=lease.lease)  # a new grant is ours even if the read fails
             snapshot = self.store.snapshot()
         except (StoreError, OSError, ValueError) as exc:
             log.warning("etcd unreachable (%d in a row): %s", self.memory.etcd_failures + 1, describe(exc))
@@ -341,9 +342,9 @@ class Manager:
                     ok = self.executor.run(action, plan.decision.reason)
             except Exception as exc:
                 log.error("%s failed: %s", action.kind.value, exc)
-                self.memory = feed(self.memory, action, False, clock())
-                break
-            self.memory = feed(self.memory, action, ok, clock())
+                ok = False
+            with self.lock:  # the watcher writes memory too: an outcome (a takeover's hold) must not be lost
+                self.memory = feed(self.memory, action, ok, clock())
             if not ok:
                 # What follows rests on it: a retraction that did not land (what it announced must not
                 # happen), a synchronous set not published (it must not be applied), a claim that
