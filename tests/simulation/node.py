@@ -283,7 +283,7 @@ class Manager:
             if k is not Kind.CLAIM or action.target == "history":
                 puts.append((keys.HISTORY, history, 0))
                 compares.append((keys.HISTORY, "mod", rev))
-            ok = yield from self.etcd(lambda e: e.txn(compares, puts))
+            ok = yield from self.etcd(lambda e: e.txn(compares, puts), k.value)
             if ok and k is Kind.TAKEOVER and old is not None:
                 yield from self.etcd(lambda e: e.revoke(old.lease))
             return ok
@@ -291,7 +291,7 @@ class Manager:
             compares = [(keys.LEADER, "lease", node.memory.lease)]
             if action.leader_revision is not None:
                 compares.append((keys.LEADER, "mod", action.leader_revision))
-            yield from self.etcd(lambda e: e.txn(compares, []) and e.delete(keys.LEADER))
+            yield from self.etcd(lambda e: e.txn(compares, []) and e.delete(keys.LEADER), "release")
             return True
         if k is Kind.PROMOTE:
             node.was_leader = True
@@ -340,7 +340,7 @@ class Manager:
         if k is Kind.PUBLISH_SYNC:
             doc = records.encode_sync(action.sync) if action.sync else None
             compares = [(keys.LEADER, "lease", node.memory.lease), (keys.SYNC, "mod", action.sync_revision or 0)]
-            return (yield from self.etcd(lambda e: e.txn(compares, [(keys.SYNC, doc, 0)])))
+            return (yield from self.etcd(lambda e: e.txn(compares, [(keys.SYNC, doc, 0)]), "publish_sync"))
         if k is Kind.APPLY_SYNC:
             yield from self.pg_call()
             node.pg.sync = action.sync or node.pg.sync
@@ -371,7 +371,7 @@ class Manager:
             compares = [(keys.LEADER, "lease", lid), (keys.LEADER, "mod", action.leader_revision or 0)]
             return (yield from self.etcd(lambda e: e.txn(compares, moved), "handover"))
         if k is Kind.END_SWITCHOVER:
-            yield from self.etcd(lambda e: e.delete(keys.CONTROL_SWITCHOVER))
+            yield from self.etcd(lambda e: e.delete(keys.CONTROL_SWITCHOVER), "end_switchover")
             return True
         return True
 
