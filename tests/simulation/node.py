@@ -49,6 +49,7 @@ class Node:
     memory: Memory = field(default_factory=Memory)
     ready_until: float = 0.0
     deadline: float = 0.0
+    may_be_primary: bool = False  # the fence thread's belief (Manager.may_be_primary)
     was_leader: bool = False
     unsynced: str | None = None
     beats: HeartbeatLog = field(default_factory=HeartbeatLog)
@@ -181,6 +182,8 @@ class Manager:
             started = self.clock()
             observed_at = self.clock()
             pg = yield from self.look_at_pg()
+            if pg.running or not node.pg.running:  # a check that failed on a running server says nothing
+                node.may_be_primary = pg.running and not pg.in_recovery
             node.memory = refresh_ready(node.memory, pg, observed_at, 0)
             node.ready_until = node.memory.ready_until
             lease, view = None, None
@@ -244,6 +247,8 @@ class Manager:
             pg = yield from self.look_at_pg()
             if not pg.running:
                 continue
+            if not pg.in_recovery:
+                node.may_be_primary = True
             node.memory = refresh_ready(node.memory, pg, observed_at, 0)
             if node.ready_until:
                 node.ready_until = max(node.ready_until, node.memory.ready_until)
@@ -294,6 +299,7 @@ class Manager:
             yield from self.etcd(lambda e: e.txn(compares, []) and e.delete(keys.LEADER), "release")
             return True
         if k is Kind.PROMOTE:
+            node.may_be_primary = True
             node.was_leader = True
             yield from self.pg_call()
             node.pg.sync = action.sync or node.pg.sync

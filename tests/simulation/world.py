@@ -293,8 +293,9 @@ class World:
     # -- the data plane -------------------------------------------------------------------------------
     def replicate(self) -> None:
         for n in self.nodes:
-            if n.host_up and n.manager_up and not n.manager_frozen and n.pg.primary() \
-                    and n.clock(self.now) >= n.deadline:
+            # The fence thread (Manager.fence_on_time): by its belief, once a step has set a deadline.
+            if n.host_up and n.manager_up and not n.manager_frozen and n.may_be_primary and n.pg.running \
+                    and n.memory.last_obs is not None and n.clock(self.now) >= n.deadline:
                 self.stop_pg(n, "lease deadline passed (the fence thread)")
             pg = n.pg
             if not (n.host_up and pg.running) or pg.frozen or self.now < pg.accepting_at:
@@ -708,6 +709,7 @@ class World:
             n.generation += 1
             n.manager_up = False
             n.ready_until = n.deadline = 0.0
+            n.may_be_primary = False
         if pg:
             self.stop_pg(n, "killed")
         if etcd:
@@ -723,6 +725,7 @@ class World:
             n.pg.finish_until = 0.0  # a new runsv: no finish pending
         n.manager_frozen = n.pg.frozen = False
         n.memory = Memory(following=n.pg.conninfo, applied_sync=n.pg.sync)
+        n.may_be_primary = False
         n.beats = HeartbeatLog()
         self.spawn(n)
 

@@ -107,6 +107,9 @@ class Manager:
         self.search: dict[str, Any] | None = None
         self.last_reason = ""
         self.urgent = False
+        # Whether PostgreSQL may be a primary, for the fence thread: until a look shows otherwise, from
+        # the moment a promotion is asked for (the loop may block in etcd right after it).
+        self.may_be_primary = False
         self.stopping = threading.Event()
         self.wake = threading.Event()  # the watcher saw our WAL stream stop: tick now, not in a second
         self.reload_requested = threading.Event()
@@ -147,13 +150,17 @@ class Manager:
 
     def look_at_pg(self) -> PgState:
         if self.supervisor.status("postgresql").state != "run":
+            self.may_be_primary = False
             return PgState(running=False)
         try:
-            return self.pg.observe()
+            state = self.pg.observe()
         except psycopg.Error as exc:
+            # A check that failed says nothing of what it is (a frozen primary fails it too).
             log.warning("PostgreSQL check failed: %s", str(exc).strip().splitlines()[0] if str(exc).strip()
                         else type(exc).__name__)
             return PgState(running=False)
+        self.may_be_primary = not state.in_recovery
+        return state
 
     def check_disks(self) -> tuple[str, ...]:
         problems = []
@@ -339,6 +346,8 @@ class Manager:
                     ok = self.post_status(records.encode_status(action.report, self.me, self.status_extra()),
                                           action.status_revision or 0, action.leader_revision)
                 else:
+                    if action.kind is Kind.PROMOTE:
+                        self.may_be_primary = True
                     ok = self.executor.run(action, plan.decision.reason)
             except Exception as exc:
                 log.error("%s failed: %s", action.kind.value, exc)
@@ -416,6 +425,8 @@ class Manager:
                 pg = self.watch_pg.observe()
             except psycopg.Error:
                 continue
+            if not pg.in_recovery:  # (only the loop's own looks, in order with its promotions, lower it)
+                self.may_be_primary = True
             if last.pg.in_recovery:
                 if not pg.streaming:
                     self.wake.set()
@@ -430,11 +441,15 @@ class Manager:
 
     def fence_on_time(self) -> None:
         """Fence at the lease deadline on a thread of its own: the loop may be blocked for seconds in
-        etcd requests exactly when the deadline passes."""
+        etcd requests exactly when the deadline passes. It goes by what PostgreSQL may be (the last look, or
+        a promotion asked for since), not by the last status published: that trails by a tick, and a
+        tick may block for seconds right after a promotion. Not before the first step, which sets the
+        deadline."""
         fenced = None
         while not self.stopping.wait(FENCE_CHECK_SECONDS):
             deadline = self.memory.deadline
-            if clock() >= deadline and deadline != fenced and self._is_primary():
+            if self.memory.last_obs is not None and clock() >= deadline and deadline != fenced \
+                    and self.may_be_primary:
                 fenced = deadline
                 log.error("fencing PostgreSQL: lease deadline passed")
                 try:  # immediate shutdown (SIGQUIT); the loop's own FENCE follows on its next tick
@@ -474,10 +489,6 @@ class Manager:
             self.wake.wait(max(0.05, pause))
             self.wake.clear()
         self.shutdown()
-
-    def _is_primary(self) -> bool:
-        st = self.published.status.get("pg", {})
-        return bool(st.get("running")) and not st.get("in_recovery", True)
 
     def shutdown(self) -> None:
         """Graceful stop: stop answering 200, give leadership away, revoke our lease."""
