@@ -606,3 +606,26 @@ def test_a_handover_that_lands_while_the_old_leader_claims_its_key_again_leaves_
     heir = world.etcd.kv[keys.LEADER].value["guid"]
     late = [(when, i) for when, i, _ in world.promotions if when > landed[0] and world.nodes[i].guid != heir]
     assert not late, fail(outcome)
+
+
+@pytest.mark.parametrize("ttl", [30.0, 10.0])
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_a_leader_whose_manager_alone_restarts_keeps_leading_without_a_stop(seed: int, ttl: float) -> None:
+    """kill -9 of the leader's manager alone; runit starts it again moments later. Its PostgreSQL runs
+    on as the primary: the new manager takes its previous run's key over under its own lease, and no
+    one fails over. (The model's fence thread once looked at the truth rather than at the manager's
+    belief, and stopped that primary before the new manager's first step: every run failed over.)"""
+    world = World(seed, ttl=ttl, faults=False, duration=80)
+    lead: list[Node] = []
+
+    def kill() -> None:
+        lead.append(next(n for n in world.nodes if n.pg.primary()))
+        world.note(f"kill -9 n{lead[0].index}'s manager")
+        world.kill(lead[0], manager=True, pg=False, etcd=False)
+        world.at(world.now + 1.0, lambda: world.boot(lead[0], host=False))
+
+    world.at(30.0, kill)
+    outcome = world.run()
+    assert outcome.violation is None, fail(outcome)
+    assert [i for when, i, _ in world.promotions if when > 30.0] == [], fail(outcome)
+    assert lead[0].pg.primary() and lead[0].answers_200(world.now), fail(outcome)
